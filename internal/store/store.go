@@ -1,0 +1,321 @@
+// Package store defines persistence behind small interfaces grouped by use.
+// Implementations live in store/sqlite (embedded default) and store/postgres;
+// store/storetest is the conformance suite both pass. Nothing here may leak
+// behaviour of one database: times are passed in by the caller, ordering is
+// explicit, conflicts are reported as ErrConflict.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+)
+
+// ErrNotFound is returned when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique key already exists or an optimistic
+// update lost the race (the record's Version changed).
+var ErrConflict = errors.New("conflict")
+
+// Store is every interface together; a consumer should depend on the
+// narrow one it uses.
+type Store interface {
+	Inbox
+	Decisions
+	PullRequests
+	Findings
+	Gates
+	KV
+	Leases
+	// Ping checks that the store answers (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// DeliveryState is where a webhook delivery is in its life.
+type DeliveryState string
+
+const (
+	DeliveryPending    DeliveryState = "pending"    // waiting (first try or retry)
+	DeliveryProcessing DeliveryState = "processing" // claimed by a worker under a lease
+	DeliveryDone       DeliveryState = "done"
+	DeliveryDead       DeliveryState = "dead" // dead-lettered after too many attempts
+)
+
+// Delivery is one stored webhook delivery.
+type Delivery struct {
+	Seq           int64 // assigned by Enqueue
+	Source        model.Source
+	DeliveryID    string // X-Request-UUID or X-Atlassian-Webhook-Identifier
+	EventKey      string // X-Event-Key (Bitbucket) or webhookEvent (Jira)
+	Body          []byte // raw body as received
+	ReceivedAt    time.Time
+	State         DeliveryState
+	Attempts      int // claims so far
+	NextAttemptAt time.Time
+	ClaimedBy     string
+	ClaimedUntil  time.Time
+	LastError     string
+	DoneAt        time.Time
+}
+
+// ClaimRequest asks for up to Limit deliveries that are due at Now: pending
+// with NextAttemptAt <= Now, or processing whose lease (ClaimedUntil) has
+// passed (their worker died). Claiming sets State=processing, ClaimedBy,
+// ClaimedUntil=Now+Lease and increments Attempts. Oldest Seq first. Two
+// concurrent claims never return the same delivery.
+type ClaimRequest struct {
+	Worker string
+	Now    time.Time
+	Lease  time.Duration
+	Limit  int
+}
+
+// InboxStats describes the queue for metrics.
+type InboxStats struct {
+	Pending       int
+	Processing    int
+	Dead          int
+	OldestPending time.Time // zero when none pending
+}
+
+// Inbox is the durable queue of webhook deliveries.
+type Inbox interface {
+	// Enqueue stores a delivery. It returns false (and no error) when a
+	// delivery with the same Source and DeliveryID exists: processed once.
+	// d.Seq is set when inserted. State starts pending, due at ReceivedAt.
+	Enqueue(ctx context.Context, d *Delivery) (bool, error)
+	Claim(ctx context.Context, req ClaimRequest) ([]Delivery, error)
+	// Complete marks a claimed delivery done.
+	Complete(ctx context.Context, seq int64, now time.Time) error
+	// Retry puts a claimed delivery back to pending, due at `at`.
+	Retry(ctx context.Context, seq int64, at time.Time, errMsg string) error
+	// Bury dead-letters a delivery.
+	Bury(ctx context.Context, seq int64, errMsg string) error
+	// ListDeliveries lists deliveries in a state, oldest first.
+	ListDeliveries(ctx context.Context, state DeliveryState, limit int) ([]Delivery, error)
+	// GetDelivery returns one delivery by Seq.
+	GetDelivery(ctx context.Context, seq int64) (*Delivery, error)
+	// Redrive moves a dead delivery back to pending with Attempts reset,
+	// due at now. ErrNotFound if it is not dead.
+	Redrive(ctx context.Context, seq int64, now time.Time) error
+	InboxStats(ctx context.Context) (InboxStats, error)
+}
+
+// DecisionRecord is a stored decision: what was decided, from what, why.
+type DecisionRecord struct {
+	ID         int64
+	Kind       model.SubjectKind // pull_request, gate, issue, …
+	Repository string            // "ws/slug" lower case, for PRs and gates
+	PR         int
+	Commit     string
+	IssueKey   string
+	Team       string
+	Trigger    string // event kind, "audit", …
+	DeliveryID string
+	Summary    string          // one line a person can read
+	Decision   json.RawMessage // the engine's decision (rules.Decision, …)
+	Snapshot   json.RawMessage // the snapshot it was made from (for simulate)
+	Outcome    string          // what the adapters did ("requested 2 reviewers", "dry-run", …)
+	CreatedAt  time.Time
+}
+
+// DecisionFilter selects decisions; zero fields do not filter. Results are
+// ordered by CreatedAt then ID, ascending.
+type DecisionFilter struct {
+	Kind       model.SubjectKind
+	Repository string
+	PR         int
+	IssueKey   string
+	Since      time.Time // CreatedAt >= Since
+	Until      time.Time // CreatedAt < Until
+	Limit      int       // 0: no limit
+}
+
+// Decisions is the audit trail the reports read.
+type Decisions interface {
+	SaveDecision(ctx context.Context, d *DecisionRecord) (int64, error)
+	SetOutcome(ctx context.Context, id int64, outcome string) error
+	GetDecision(ctx context.Context, id int64) (*DecisionRecord, error)
+	ListDecisions(ctx context.Context, f DecisionFilter) ([]DecisionRecord, error)
+}
+
+// PRRecord is rolekeeper's memory of a pull request: what it last saw and
+// what it did, so that redeliveries cost no upstream calls and actions stay
+// idempotent.
+type PRRecord struct {
+	Repository        string // "ws/slug" lower case
+	ID                int
+	Team              string
+	Title             string
+	AuthorAccountID   string
+	State             model.PRState
+	Draft             bool
+	SourceCommit      string
+	DestinationBranch string
+	MergeCommit       string
+	ClosedBy          string // account id of who merged or declined
+
+	DiffCommit   string   // source commit ChangedFiles belong to
+	ChangedFiles []string // paths
+
+	Reviewers []string         // reviewers last seen on the PR (account ids)
+	Requested []string         // reviewers rolekeeper asked for (account ids)
+	Approvals []model.Approval // last seen approvals / change requests
+
+	CommentID string            // rolekeeper's explaining comment, edited in place
+	Statuses  map[string]string // status key → "STATE|description" last posted
+
+	ReviewMet     bool      // required approvals were in at the last evaluation
+	CreatedAt     time.Time // upstream created_on
+	UpdatedAt     time.Time // upstream updated_on
+	FirstReviewAt time.Time // first approval or change request by anyone but the author
+	ApprovedAt    time.Time // when the required approvals were first all in
+	ClosedAt      time.Time // merged or declined
+	SeenAt        time.Time // last time rolekeeper refreshed this record
+}
+
+// PRFilter selects pull-request records; zero fields do not filter. Ordered
+// by Repository, then ID.
+type PRFilter struct {
+	Repository   string
+	State        model.PRState
+	UpdatedSince time.Time // UpdatedAt >= UpdatedSince
+	UpdatedUntil time.Time // UpdatedAt < UpdatedUntil
+	ClosedSince  time.Time // ClosedAt >= ClosedSince
+	ClosedUntil  time.Time // ClosedAt < ClosedUntil
+	Limit        int
+}
+
+// PullRequests keeps PR records.
+type PullRequests interface {
+	UpsertPR(ctx context.Context, pr *PRRecord) error
+	GetPR(ctx context.Context, repo string, id int) (*PRRecord, error)
+	ListPRs(ctx context.Context, f PRFilter) ([]PRRecord, error)
+	// PRsByCommit returns PRs of the repository whose MergeCommit or
+	// SourceCommit equals the commit or is a prefix of it, or of which it is
+	// a prefix (payloads carry 12-character hashes). Ordered by ID.
+	PRsByCommit(ctx context.Context, repo, commit string) ([]PRRecord, error)
+}
+
+// ReviewLoad counts open review requests per account: for every open PR,
+// each reviewer who has not approved or requested changes yet.
+func ReviewLoad(prs []PRRecord) map[string]int {
+	load := make(map[string]int)
+	for _, pr := range prs {
+		if pr.State != model.PROpen {
+			continue
+		}
+		reviewed := make(map[string]bool, len(pr.Approvals))
+		for _, a := range pr.Approvals {
+			reviewed[a.AccountID] = true
+		}
+		for _, r := range pr.Reviewers {
+			if !reviewed[r] {
+				load[r]++
+			}
+		}
+	}
+	return load
+}
+
+// FindingFilter selects findings by when they occurred; zero fields do not
+// filter. Ordered by OccurredAt then Key.
+type FindingFilter struct {
+	Since time.Time
+	Until time.Time
+	Team  string
+	Kind  string
+	Limit int
+}
+
+// Findings keeps what the rules found, for the weekly report.
+type Findings interface {
+	// AddFinding stores a finding once per Key; it returns false when the
+	// key exists (nothing changes).
+	AddFinding(ctx context.Context, f model.Finding) (bool, error)
+	ListFindings(ctx context.Context, f FindingFilter) ([]model.Finding, error)
+}
+
+// Gate states.
+const (
+	GatePending  = "pending"
+	GateApproved = "approved"
+	GateRejected = "rejected"
+	GateExpired  = "expired"
+)
+
+// Gate is a deployment approval gate.
+type Gate struct {
+	ID           string // opaque, URL-safe
+	DedupeKey    string // unique; the gate package decides its form
+	Repository   string // "ws/slug" lower case
+	Commit       string // full hash
+	Environment  string
+	Team         string
+	RuleID       string
+	State        string
+	Approvers    []string // account ids eligible to approve
+	Excluded     []string // account ids excluded (authors of the change)
+	PRs          []int    // pull requests that brought the commit
+	PipelineUUID string
+	BuildNumber  int
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	DecidedBy    string // account id, or "rolekeeper" for automatic decisions
+	DecidedAt    time.Time
+	Reason       string
+	BreakGlass   bool
+	Notified     bool            // approvers were mentioned in a PR comment
+	FollowUp     string          // Jira issue key of the break-glass follow-up
+	Data         json.RawMessage // the gate package's own details (history, …)
+	Version      int             // optimistic concurrency: UpdateGate needs the stored value and bumps it
+}
+
+// GateFilter selects gates; zero fields do not filter. Ordered by CreatedAt.
+type GateFilter struct {
+	State      string
+	Repository string
+	Since      time.Time // CreatedAt >= Since
+	Until      time.Time
+	Limit      int
+}
+
+// Gates keeps deployment gates.
+type Gates interface {
+	// CreateGate inserts g (Version becomes 1). ErrConflict when the ID or
+	// DedupeKey exists.
+	CreateGate(ctx context.Context, g *Gate) error
+	GetGate(ctx context.Context, id string) (*Gate, error)
+	GetGateByKey(ctx context.Context, dedupeKey string) (*Gate, error)
+	// UpdateGate writes g when the stored Version equals g.Version, and
+	// increments g.Version; ErrConflict otherwise.
+	UpdateGate(ctx context.Context, g *Gate) error
+	ListGates(ctx context.Context, f GateFilter) ([]Gate, error)
+}
+
+// KV holds small facts: idempotency marks ("commented on PAY-12"), cursors,
+// budgets.
+type KV interface {
+	// PutIfAbsent stores key=value unless the key exists; it returns
+	// whether it stored.
+	PutIfAbsent(ctx context.Context, key, value string) (bool, error)
+	Set(ctx context.Context, key, value string) error
+	// Get returns the value and whether the key exists.
+	Get(ctx context.Context, key string) (string, bool, error)
+	Delete(ctx context.Context, key string) error
+	// Keys lists keys with the prefix, sorted.
+	Keys(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Leases let one replica at a time hold a named role (the cron leader).
+type Leases interface {
+	// AcquireLease takes or renews the lease for holder until now+ttl. It
+	// succeeds when the lease is free, expired, or already held by holder.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
