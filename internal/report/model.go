@@ -1,0 +1,533 @@
+// Package report builds the weekly compliance report from what the engines
+// stored (findings, pull-request records, gates) and the roles in force, and
+// renders it as Markdown, self-contained HTML with inline SVG charts, JSON
+// and CSV. Building reads the store; rendering is pure.
+package report
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+// SchemaVersion is the version of the JSON schema (docs/report-schema.md).
+// Fields are only ever added within a version.
+const SchemaVersion = 1
+
+// OrgTeam is the team id used for findings that belong to no team.
+const OrgTeam = "(organisation)"
+
+// Source is what the report reads from the store.
+type Source interface {
+	ListFindings(ctx context.Context, f store.FindingFilter) ([]model.Finding, error)
+	ListPRs(ctx context.Context, f store.PRFilter) ([]store.PRRecord, error)
+	ListGates(ctx context.Context, f store.GateFilter) ([]store.Gate, error)
+}
+
+// Report is one ISO week of compliance. Its JSON form is a stable schema.
+type Report struct {
+	SchemaVersion int       `json:"schema_version"`
+	Organization  string    `json:"organization"`
+	Week          string    `json:"week"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	GeneratedAt   time.Time `json:"generated_at"`
+	RolesHash     string    `json:"roles_hash,omitempty"`
+
+	Summary    Summary         `json:"summary"`
+	Teams      []TeamReport    `json:"teams"`
+	Violations []Violation     `json:"violations"`
+	BreakGlass []BreakGlassUse `json:"break_glass"`
+	Reviewers  []ReviewerLoad  `json:"reviewers"`
+	Timing     Timing          `json:"timing"`
+	Coverage   []RoleCoverage  `json:"coverage"`
+	BusFactor  []BusFactor     `json:"bus_factor"`
+	Trend      []TrendPoint    `json:"trend"` // the four previous weeks, then this one
+}
+
+// Summary totals the week.
+type Summary struct {
+	Checked    int `json:"checked"`
+	Held       int `json:"held"`
+	Violated   int `json:"violated"`
+	BreakGlass int `json:"break_glass"`
+	PRsOpened  int `json:"prs_opened"`
+	PRsMerged  int `json:"prs_merged"`
+	Gates      int `json:"gates"`
+}
+
+// TeamReport is one team's rules and cases.
+type TeamReport struct {
+	Team       string      `json:"team"`
+	Name       string      `json:"name"`
+	Rules      []RuleStats `json:"rules"`
+	Checked    int         `json:"checked"`
+	Held       int         `json:"held"`
+	Violated   int         `json:"violated"`
+	PRsOpened  int         `json:"prs_opened"`
+	PRsMerged  int         `json:"prs_merged"`
+	Violations []Violation `json:"violations"`
+}
+
+// RuleStats counts one rule's checks in a team.
+type RuleStats struct {
+	RuleID         string `json:"rule_id"`
+	Kind           string `json:"kind"`
+	Role           string `json:"role"`
+	Responsibility string `json:"responsibility"`
+	Checked        int    `json:"checked"`
+	Held           int    `json:"held"`
+	Violated       int    `json:"violated"`
+}
+
+// Violation is one case where a rule did not hold, with its link.
+type Violation struct {
+	Team       string            `json:"team"`
+	RuleID     string            `json:"rule_id"`
+	Kind       string            `json:"kind"`
+	Subject    model.SubjectKind `json:"subject"`
+	Ref        string            `json:"ref"`
+	URL        string            `json:"url"`
+	Reason     string            `json:"reason"`
+	Actor      string            `json:"actor,omitempty"`
+	OccurredAt time.Time         `json:"occurred_at"`
+}
+
+// BreakGlassUse is one emergency override of a deployment gate.
+type BreakGlassUse struct {
+	Gate        string    `json:"gate"`
+	Repository  string    `json:"repository"`
+	Commit      string    `json:"commit"`
+	Environment string    `json:"environment"`
+	By          string    `json:"by"`
+	ByName      string    `json:"by_name,omitempty"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
+	FollowUp    string    `json:"follow_up,omitempty"`
+	URL         string    `json:"url,omitempty"`
+}
+
+// ReviewerLoad is how much reviewing one person was asked to do.
+type ReviewerLoad struct {
+	Person    string `json:"person,omitempty"`
+	Name      string `json:"name"`
+	AccountID string `json:"account_id"`
+	Requested int    `json:"requested"` // PRs of the week where they were a reviewer
+	Reviewed  int    `json:"reviewed"`  // of those, PRs they approved or requested changes on
+}
+
+// Timing holds review latency medians over the week's pull requests.
+type Timing struct {
+	MedianFirstReviewHours float64 `json:"median_first_review_hours"`
+	FirstReviewSamples     int     `json:"first_review_samples"`
+	MedianApprovalHours    float64 `json:"median_approval_hours"`
+	ApprovalSamples        int     `json:"approval_samples"`
+}
+
+// RoleCoverage says how much of a role's responsibilities rules enforce.
+type RoleCoverage struct {
+	Role             string                   `json:"role"`
+	Title            string                   `json:"title"`
+	Enforced         int                      `json:"enforced"`
+	Manual           int                      `json:"manual"`
+	Responsibilities []ResponsibilityCoverage `json:"responsibilities"`
+}
+
+// ResponsibilityCoverage is one responsibility and the rule kinds enforcing it.
+type ResponsibilityCoverage struct {
+	Text  string   `json:"text"`
+	Kinds []string `json:"kinds"` // empty: manual
+}
+
+// BusFactor is how many people can satisfy an enforced rule in a team now.
+type BusFactor struct {
+	RuleID    string   `json:"rule_id"`
+	Team      string   `json:"team"`
+	Role      string   `json:"role"`
+	Holders   int      `json:"holders"`
+	Available int      `json:"available"` // holders not away at generation time
+	Away      []string `json:"away,omitempty"`
+}
+
+// TrendPoint is one week's totals.
+type TrendPoint struct {
+	Week     string `json:"week"`
+	Checked  int    `json:"checked"`
+	Held     int    `json:"held"`
+	Violated int    `json:"violated"`
+}
+
+// Options tune Build.
+type Options struct {
+	Now       time.Time // generation time (bus factor availability)
+	PublicURL string    // base for gate links
+}
+
+// Build reads the week's data and assembles the report.
+func Build(ctx context.Context, src Source, org *roles.Org, w Week, opt Options) (*Report, error) {
+	start, end := w.Start(), w.End()
+	trendStart := start.AddDate(0, 0, -28)
+
+	findings, err := src.ListFindings(ctx, store.FindingFilter{Since: trendStart, Until: end})
+	if err != nil {
+		return nil, err
+	}
+	prs, err := src.ListPRs(ctx, store.PRFilter{UpdatedSince: start})
+	if err != nil {
+		return nil, err
+	}
+	gates, err := src.ListGates(ctx, store.GateFilter{Since: start.AddDate(0, 0, -7), Until: end})
+	if err != nil {
+		return nil, err
+	}
+	now := opt.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	r := &Report{
+		SchemaVersion: SchemaVersion,
+		Organization:  org.Organization,
+		Week:          w.String(),
+		Start:         start,
+		End:           end,
+		GeneratedAt:   now.UTC(),
+		RolesHash:     org.Hash,
+		Violations:    []Violation{},
+		BreakGlass:    []BreakGlassUse{},
+		Reviewers:     []ReviewerLoad{},
+	}
+	b := newBuilder(org, r)
+	b.findings(findings, start, end, w)
+	b.gates(gates, start, end, opt.PublicURL)
+	b.pullRequests(prs, start, end)
+	b.coverage(now)
+	b.finish()
+	return r, nil
+}
+
+type builder struct {
+	org   *roles.Org
+	r     *Report
+	teams map[string]*TeamReport
+	rules map[string]map[string]*RuleStats // team → rule id → stats
+	trend map[string]*TrendPoint
+}
+
+func newBuilder(org *roles.Org, r *Report) *builder {
+	b := &builder{org: org, r: r, teams: map[string]*TeamReport{},
+		rules: map[string]map[string]*RuleStats{}, trend: map[string]*TrendPoint{}}
+	for _, t := range org.Teams {
+		tr := b.team(t.ID)
+		for _, rule := range org.Rules {
+			if rule.AppliesToTeam(t.ID) && teamScoped(rule.Kind) {
+				b.rule(tr.Team, rule.ID, string(rule.Kind))
+			}
+		}
+	}
+	return b
+}
+
+// teamScoped reports whether a rule kind is checked per team (the report
+// rule is about the report itself).
+func teamScoped(k roles.Kind) bool { return k != roles.KindReport }
+
+func (b *builder) team(id string) *TeamReport {
+	if id == "" {
+		id = OrgTeam
+	}
+	if t, ok := b.teams[id]; ok {
+		return t
+	}
+	name := id
+	if t := b.org.Team(id); t != nil && t.Name != "" {
+		name = t.Name
+	}
+	t := &TeamReport{Team: id, Name: name, Rules: []RuleStats{}, Violations: []Violation{}}
+	b.teams[id] = t
+	b.rules[id] = map[string]*RuleStats{}
+	return t
+}
+
+func (b *builder) rule(team, id, kind string) *RuleStats {
+	m := b.rules[team]
+	if s, ok := m[id]; ok {
+		return s
+	}
+	s := &RuleStats{RuleID: id, Kind: kind}
+	for _, rule := range b.org.Rules {
+		if rule.ID == id {
+			s.Role = rule.Role
+			s.Responsibility = rule.Responsibility
+			s.Kind = string(rule.Kind)
+		}
+	}
+	m[id] = s
+	return s
+}
+
+func (b *builder) findings(fs []model.Finding, start, end time.Time, w Week) {
+	for _, f := range fs {
+		if f.Kind == "break-glass" {
+			continue // listed from the gates themselves
+		}
+		wk := WeekOf(f.OccurredAt, w.Loc).String()
+		tp := b.trend[wk]
+		if tp == nil {
+			tp = &TrendPoint{Week: wk}
+			b.trend[wk] = tp
+		}
+		tp.Checked++
+		if f.Held {
+			tp.Held++
+		} else {
+			tp.Violated++
+		}
+		if f.OccurredAt.Before(start) || !f.OccurredAt.Before(end) {
+			continue
+		}
+		t := b.team(f.Team)
+		ruleID := f.RuleID
+		if ruleID == "" {
+			ruleID = f.Kind
+		}
+		s := b.rule(t.Team, ruleID, f.Kind)
+		s.Checked++
+		t.Checked++
+		if f.Held {
+			s.Held++
+			t.Held++
+			continue
+		}
+		s.Violated++
+		t.Violated++
+		v := Violation{Team: t.Team, RuleID: ruleID, Kind: s.Kind, Subject: f.Subject, Ref: f.Ref,
+			URL: f.URL, Reason: f.Reason, Actor: f.Actor, OccurredAt: f.OccurredAt.UTC()}
+		t.Violations = append(t.Violations, v)
+		b.r.Violations = append(b.r.Violations, v)
+	}
+}
+
+func (b *builder) gates(gs []store.Gate, start, end time.Time, publicURL string) {
+	for _, g := range gs {
+		if !g.CreatedAt.Before(start) && g.CreatedAt.Before(end) {
+			b.r.Summary.Gates++
+		}
+		if !g.BreakGlass || g.DecidedAt.Before(start) || !g.DecidedAt.Before(end) {
+			continue
+		}
+		u := BreakGlassUse{Gate: g.ID, Repository: g.Repository, Commit: g.Commit, Environment: g.Environment,
+			By: g.DecidedBy, Reason: g.Reason, At: g.DecidedAt.UTC(), FollowUp: g.FollowUp}
+		if p := b.org.PersonByAccount(g.DecidedBy); p != nil {
+			u.ByName = p.DisplayName()
+		}
+		if publicURL != "" {
+			u.URL = publicURL + "/api/v1/gates/" + g.ID
+		}
+		b.r.BreakGlass = append(b.r.BreakGlass, u)
+	}
+}
+
+func (b *builder) pullRequests(prs []store.PRRecord, start, end time.Time) {
+	in := func(t time.Time) bool { return !t.IsZero() && !t.Before(start) && t.Before(end) }
+	load := map[string]*ReviewerLoad{}
+	var firstReview, approval []float64
+	for i := range prs {
+		pr := &prs[i]
+		opened, merged := in(pr.CreatedAt), pr.State == model.PRMerged && in(pr.ClosedAt)
+		if !opened && !merged && !(pr.State == model.PROpen && pr.CreatedAt.Before(end)) {
+			continue
+		}
+		t := b.team(pr.Team)
+		if opened {
+			t.PRsOpened++
+			b.r.Summary.PRsOpened++
+		}
+		if merged {
+			t.PRsMerged++
+			b.r.Summary.PRsMerged++
+		}
+		if in(pr.FirstReviewAt) && !pr.CreatedAt.IsZero() {
+			firstReview = append(firstReview, pr.FirstReviewAt.Sub(pr.CreatedAt).Hours())
+		}
+		if in(pr.ApprovedAt) && !pr.CreatedAt.IsZero() {
+			approval = append(approval, pr.ApprovedAt.Sub(pr.CreatedAt).Hours())
+		}
+		reviewed := map[string]bool{}
+		for _, a := range pr.Approvals {
+			reviewed[a.AccountID] = true
+		}
+		for _, acc := range pr.Reviewers {
+			l := load[acc]
+			if l == nil {
+				l = &ReviewerLoad{AccountID: acc, Name: acc}
+				if p := b.org.PersonByAccount(acc); p != nil {
+					l.Person, l.Name = p.ID, p.DisplayName()
+				}
+				load[acc] = l
+			}
+			l.Requested++
+			if reviewed[acc] {
+				l.Reviewed++
+			}
+		}
+	}
+	for _, l := range load {
+		b.r.Reviewers = append(b.r.Reviewers, *l)
+	}
+	sort.Slice(b.r.Reviewers, func(i, j int) bool {
+		a, c := b.r.Reviewers[i], b.r.Reviewers[j]
+		if a.Requested != c.Requested {
+			return a.Requested > c.Requested
+		}
+		return a.Name < c.Name
+	})
+	b.r.Timing = Timing{
+		MedianFirstReviewHours: median(firstReview), FirstReviewSamples: len(firstReview),
+		MedianApprovalHours: median(approval), ApprovalSamples: len(approval),
+	}
+}
+
+func (b *builder) coverage(now time.Time) {
+	for _, role := range b.org.Roles {
+		rc := RoleCoverage{Role: role.ID, Title: role.Title, Responsibilities: []ResponsibilityCoverage{}}
+		for _, resp := range role.Responsibilities {
+			c := ResponsibilityCoverage{Text: resp.Text, Kinds: []string{}}
+			for _, rule := range resp.Rules {
+				c.Kinds = append(c.Kinds, string(rule.Kind))
+			}
+			if resp.Manual() {
+				rc.Manual++
+			} else {
+				rc.Enforced++
+			}
+			rc.Responsibilities = append(rc.Responsibilities, c)
+		}
+		b.r.Coverage = append(b.r.Coverage, rc)
+	}
+	for _, rule := range b.org.Rules {
+		if !needsPeople(rule.Kind) {
+			continue
+		}
+		for _, t := range b.org.Teams {
+			if !rule.AppliesToTeam(t.ID) {
+				continue
+			}
+			bf := BusFactor{RuleID: rule.ID, Team: t.ID, Role: rule.Role}
+			for _, p := range b.org.Holders(rule.Role, t.ID) {
+				bf.Holders++
+				if away, _ := p.AwayAt(now); away {
+					bf.Away = append(bf.Away, p.DisplayName())
+				} else {
+					bf.Available++
+				}
+			}
+			b.r.BusFactor = append(b.r.BusFactor, bf)
+		}
+	}
+}
+
+// needsPeople reports whether a rule kind needs someone of its role to act.
+func needsPeople(k roles.Kind) bool {
+	switch k {
+	case roles.KindCodeReview, roles.KindPathReview, roles.KindDeployApproval,
+		roles.KindTestPlan, roles.KindDesignReview:
+		return true
+	}
+	return false
+}
+
+func (b *builder) finish() {
+	ids := make([]string, 0, len(b.teams))
+	for id := range b.teams {
+		ids = append(ids, id)
+	}
+	// Teams in file order, then any others (renamed or org-wide) sorted.
+	order := map[string]int{}
+	for i, t := range b.org.Teams {
+		order[t.ID] = i
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		oi, iok := order[ids[i]]
+		oj, jok := order[ids[j]]
+		if iok != jok {
+			return iok
+		}
+		if iok {
+			return oi < oj
+		}
+		return ids[i] < ids[j]
+	})
+	ruleOrder := map[string]int{}
+	for i, r := range b.org.Rules {
+		ruleOrder[r.ID] = i
+	}
+	for _, id := range ids {
+		t := b.teams[id]
+		for _, s := range b.rules[id] {
+			t.Rules = append(t.Rules, *s)
+		}
+		sort.Slice(t.Rules, func(i, j int) bool {
+			oi, iok := ruleOrder[t.Rules[i].RuleID]
+			oj, jok := ruleOrder[t.Rules[j].RuleID]
+			if iok != jok {
+				return iok
+			}
+			if iok {
+				return oi < oj
+			}
+			return t.Rules[i].RuleID < t.Rules[j].RuleID
+		})
+		sortViolations(t.Violations)
+		b.r.Teams = append(b.r.Teams, *t)
+		b.r.Summary.Checked += t.Checked
+		b.r.Summary.Held += t.Held
+		b.r.Summary.Violated += t.Violated
+	}
+	sortViolations(b.r.Violations)
+	sort.Slice(b.r.BreakGlass, func(i, j int) bool { return b.r.BreakGlass[i].At.Before(b.r.BreakGlass[j].At) })
+	b.r.Summary.BreakGlass = len(b.r.BreakGlass)
+
+	w, err := ParseWeek(b.r.Week, b.r.Start.Location())
+	if err != nil {
+		return
+	}
+	weeks := []Week{w}
+	for i := 0; i < 4; i++ {
+		weeks = append([]Week{weeks[0].Prev()}, weeks...)
+	}
+	for _, wk := range weeks {
+		tp := TrendPoint{Week: wk.String()}
+		if p := b.trend[wk.String()]; p != nil {
+			tp = *p
+		}
+		b.r.Trend = append(b.r.Trend, tp)
+	}
+}
+
+func sortViolations(v []Violation) {
+	sort.SliceStable(v, func(i, j int) bool {
+		if !v[i].OccurredAt.Equal(v[j].OccurredAt) {
+			return v[i].OccurredAt.Before(v[j].OccurredAt)
+		}
+		return v[i].Ref < v[j].Ref
+	})
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	m := len(s) / 2
+	if len(s)%2 == 1 {
+		return round1(s[m])
+	}
+	return round1((s[m-1] + s[m]) / 2)
+}
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
