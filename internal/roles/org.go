@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reloadly/rolekeeper/internal/glob"
 )
 
 // Kind is a rule kind: the vocabulary a responsibility may enforce.
@@ -59,6 +61,7 @@ type Org struct {
 	teamByProj  map[string]*Team // upper-case project key
 	personByID  map[string]*Person
 	personByAcc map[string]*Person
+	globs       map[string]*glob.Glob // the rules' globs, compiled (see MatchAny)
 }
 
 // Role is one role of the handbook.
@@ -105,7 +108,7 @@ type Rule struct {
 	IssueTypes []string // test-plan default [Epic], design-review default [Design], story-points default [Story]
 
 	// story-points
-	UserStoryPattern string // regular expression; default "(?is)as an? .+?,? i want .+?,? so that .+"
+	UserStoryPattern string // regular expression; default DefaultUserStoryPattern
 
 	// report
 	Project string // Jira project key the weekly report issue is filed in ("" = none)
@@ -220,6 +223,7 @@ func (o *Org) Index() {
 			o.personByAcc[p.AccountID] = p
 		}
 	}
+	o.compileGlobs()
 }
 
 // Role returns the role with the id, or nil.
