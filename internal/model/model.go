@@ -189,7 +189,8 @@ type Sprint struct {
 type Version struct {
 	ID          string    `json:"id"`
 	Name        string    `json:"name"`
-	Project     string    `json:"project,omitempty"`
+	Project     string    `json:"project,omitempty"`    // project key, when known
+	ProjectID   string    `json:"project_id,omitempty"` // numeric project id (webhooks carry only this)
 	Released    bool      `json:"released,omitempty"`
 	ReleaseDate time.Time `json:"release_date,omitempty"`
 }
@@ -285,4 +286,19 @@ type Finding struct {
 	RecordedAt time.Time   `json:"recorded_at,omitempty"`
 	Actor      string      `json:"actor,omitempty"` // account id involved (merger, approver)
 	Details    string      `json:"details,omitempty"`
+}
+
+// Deployment is a Bitbucket Pipelines deployment of a commit to an
+// environment.
+type Deployment struct {
+	UUID         string    `json:"uuid"`
+	Environment  string    `json:"environment"` // environment name (e.g. production)
+	EnvUUID      string    `json:"environment_uuid,omitempty"`
+	Commit       string    `json:"commit"`
+	State        string    `json:"state"`            // e.g. COMPLETED, IN_PROGRESS
+	Status       string    `json:"status,omitempty"` // e.g. SUCCESSFUL, FAILED
+	PipelineUUID string    `json:"pipeline_uuid,omitempty"`
+	BuildNumber  int       `json:"build_number,omitempty"`
+	At           time.Time `json:"at,omitempty"`
+	URL          string    `json:"url,omitempty"`
 }

@@ -1,0 +1,105 @@
+package jiratest
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+)
+
+// IssueEventBody builds a webhook body for an issue as it is now, shaped
+// like Jira Cloud's deliveries (mattermost captures): timestamp,
+// webhookEvent, issue_event_type_name, user, issue (v2 fields) and, for
+// created and updated, changelog.items. webhookEvent is
+// "jira:issue_created", "jira:issue_updated", "jira:issue_deleted",
+// "comment_created" (then the last comment is sent, and no user, as Jira
+// does).
+func (s *Site) IssueEventBody(webhookEvent, key string, changelog ...model.ChangeItem) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	is := s.issues[key]
+	if is == nil {
+		panic("jiratest: no issue " + key)
+	}
+	body := obj{
+		"timestamp":    s.opts.Now().UnixMilli(),
+		"webhookEvent": webhookEvent,
+	}
+	switch webhookEvent {
+	case "jira:issue_created":
+		body["issue_event_type_name"] = "issue_created"
+	case "jira:issue_updated":
+		// Jira names the same change differently (issue_updated,
+		// issue_generic, issue_assigned): readers go by the changelog.
+		body["issue_event_type_name"] = "issue_generic"
+	}
+	if webhookEvent == "comment_created" || webhookEvent == "comment_updated" {
+		cs := s.comments[key]
+		if len(cs) > 0 {
+			body["comment"] = s.commentJSON(is.ID, cs[len(cs)-1])
+		}
+		// Comment events carry a trimmed issue.
+		body["issue"] = s.issueJSON(is, fieldFilter("summary,issuetype,project,assignee,priority,status"))
+	} else {
+		u := s.userJSON(s.me.AccountID)
+		body["user"] = u
+		body["issue"] = s.issueJSON(is, nil)
+	}
+	if webhookEvent == "jira:issue_created" || webhookEvent == "jira:issue_updated" {
+		items := []any{}
+		for _, c := range changelog {
+			fieldType := "jira"
+			if len(c.FieldID) > 12 && c.FieldID[:12] == "customfield_" {
+				fieldType = "custom"
+			}
+			items = append(items, obj{"field": c.Field, "fieldtype": fieldType, "fieldId": c.FieldID,
+				"from": nullable(c.From), "fromString": nullable(c.FromString), "to": nullable(c.To), "toString": nullable(c.ToString)})
+		}
+		s.nextID++
+		body["changelog"] = obj{"id": strconv.Itoa(s.nextID), "items": items}
+	}
+	b, _ := json.Marshal(body)
+	return b
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Release marks a version released on a day ("2026-11-03") and returns the
+// jira:version_released body Jira sends: only the version, with the
+// numeric projectId and no project key.
+func (s *Site) Release(versionID, day string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.versions[versionID]
+	if v == nil {
+		panic("jiratest: no version " + versionID)
+	}
+	v.Released, v.ReleaseDate = true, day
+	return s.versionBody(v)
+}
+
+// VersionReleasedBody is the jira:version_released body for a version as
+// it is now.
+func (s *Site) VersionReleasedBody(versionID string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.versions[versionID]
+	if v == nil {
+		panic("jiratest: no version " + versionID)
+	}
+	return s.versionBody(v)
+}
+
+func (s *Site) versionBody(v *version) []byte {
+	o := s.versionJSON(v)
+	o["overdue"] = false
+	pid, _ := strconv.Atoi(s.projects[v.ProjectKey].ID)
+	o["projectId"] = pid
+	b, _ := json.Marshal(obj{"timestamp": s.opts.Now().UnixMilli(), "webhookEvent": "jira:version_released", "version": o})
+	return b
+}

@@ -1,0 +1,163 @@
+// Package jira turns Jira Cloud webhook bodies into model events and talks
+// to the Jira Cloud REST API (v2) over go-jira, with its own requests where
+// go-jira lacks an endpoint or mishandles it.
+package jira
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+)
+
+// Webhook event names (the body's webhookEvent).
+const (
+	WebhookIssueCreated    = "jira:issue_created"
+	WebhookIssueUpdated    = "jira:issue_updated"
+	WebhookIssueDeleted    = "jira:issue_deleted"
+	WebhookCommentCreated  = "comment_created"
+	WebhookCommentUpdated  = "comment_updated"
+	WebhookCommentDeleted  = "comment_deleted"
+	WebhookVersionReleased = "jira:version_released"
+)
+
+// ErrMalformed is wrapped by ParseWebhook's errors: the body is not a Jira
+// webhook it can read. Such a delivery will never parse: dead-letter it.
+var ErrMalformed = errors.New("malformed jira webhook")
+
+type webhookBody struct {
+	Timestamp          json.Number `json:"timestamp"`
+	WebhookEvent       string      `json:"webhookEvent"`
+	IssueEventTypeName string      `json:"issue_event_type_name"`
+	User               *rawUser    `json:"user"`
+	Issue              *rawIssue   `json:"issue"`
+	Changelog          *struct {
+		Items []rawChangeItem `json:"items"`
+	} `json:"changelog"`
+	Comment *struct {
+		ID           string   `json:"id"`
+		Body         any      `json:"body"` // a string in v2 payloads
+		Author       *rawUser `json:"author"`
+		UpdateAuthor *rawUser `json:"updateAuthor"`
+		Created      string   `json:"created"`
+	} `json:"comment"`
+	Version *rawVersion `json:"version"`
+}
+
+// rawChangeItem tolerates null and numbers where strings are usual.
+type rawChangeItem struct {
+	Field      flexString `json:"field"`
+	FieldID    flexString `json:"fieldId"`
+	From       flexString `json:"from"`
+	FromString flexString `json:"fromString"`
+	To         flexString `json:"to"`
+	ToString   flexString `json:"toString"`
+}
+
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case string(b) == "null":
+		*f = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+	default:
+		*f = flexString(b) // a number or bool as written
+	}
+	return nil
+}
+
+// ParseWebhook decodes a Jira Cloud webhook body into an event. Issue
+// events carry the issue as the payload had it (custom fields such as story
+// points are not read: their ids are site-specific) and the changelog
+// items; handlers re-read the issue, since deliveries may be late,
+// duplicated or out of order. Users with only the deprecated name/key (2018-2019
+// payloads) become Actors with Nickname set and no AccountID. Unknown
+// events parse as EventOther. DeliveryID is not in the body: the intake
+// sets it from X-Atlassian-Webhook-Identifier.
+func ParseWebhook(body []byte) (*model.Event, error) {
+	var wb webhookBody
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&wb); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if wb.WebhookEvent == "" {
+		return nil, fmt.Errorf("%w: no webhookEvent", ErrMalformed)
+	}
+	ev := &model.Event{Source: model.SourceJira, Key: wb.WebhookEvent, Kind: model.EventOther}
+	if ms, err := strconv.ParseInt(wb.Timestamp.String(), 10, 64); err == nil && ms > 0 {
+		ev.At = time.UnixMilli(ms).UTC()
+	}
+	if a := wb.User.actor(); a != nil {
+		ev.Actor = *a
+	}
+
+	switch wb.WebhookEvent {
+	case WebhookIssueCreated:
+		ev.Kind = model.EventIssueCreated
+	case WebhookIssueUpdated:
+		ev.Kind = model.EventIssueUpdated
+	case WebhookIssueDeleted:
+		ev.Kind = model.EventIssueDeleted
+	case WebhookCommentCreated, WebhookCommentUpdated:
+		ev.Kind = model.EventIssueComment
+	case WebhookVersionReleased:
+		if wb.Version == nil || wb.Version.ID == "" {
+			return nil, fmt.Errorf("%w: %s without version id", ErrMalformed, wb.WebhookEvent)
+		}
+		v := wb.Version.model("")
+		v.Released = true
+		ev.Kind, ev.Version = model.EventVersionReleased, &v
+		return ev, nil
+	}
+
+	if wb.Issue != nil {
+		is, err := decodeIssue(wb.Issue, fieldIDs{}, "")
+		if err != nil {
+			return nil, fmt.Errorf("%w: issue: %w", ErrMalformed, err)
+		}
+		ev.Issue = &is
+	}
+	if ev.Kind != model.EventOther && (ev.Issue == nil || ev.Issue.Key == "") {
+		return nil, fmt.Errorf("%w: %s without issue key", ErrMalformed, wb.WebhookEvent)
+	}
+	if wb.Changelog != nil {
+		for _, it := range wb.Changelog.Items {
+			ev.Changelog = append(ev.Changelog, model.ChangeItem{
+				Field: string(it.Field), FieldID: string(it.FieldID),
+				From: string(it.From), FromString: string(it.FromString),
+				To: string(it.To), ToString: string(it.ToString),
+			})
+		}
+	}
+	if c := wb.Comment; c != nil {
+		cm := &model.Comment{ID: c.ID, CreatedAt: parseTime(c.Created)}
+		if s, ok := c.Body.(string); ok {
+			cm.Body = s
+		}
+		author := c.Author
+		if wb.WebhookEvent == WebhookCommentUpdated && c.UpdateAuthor != nil {
+			author = c.UpdateAuthor
+		}
+		if a := author.actor(); a != nil {
+			cm.Author = *a
+			// Comment events carry no user: the comment's author acted.
+			if ev.Actor == (model.Actor{}) {
+				ev.Actor = *a
+			}
+		}
+		ev.Comment = cm
+	}
+	return ev, nil
+}

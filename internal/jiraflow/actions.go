@@ -1,0 +1,340 @@
+package jiraflow
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/reloadly/rolekeeper/internal/jira"
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/rules"
+)
+
+// storyMarker ends rolekeeper's story-points comments, so an existing one
+// is recognised even if the store lost its mark.
+const storyMarker = "(rolekeeper: story-points)"
+
+// ensureTask creates the task a test-plan or design-review rule asks for,
+// at most once per issue: the issue was just re-read and has none, and a
+// KV mark taken before creating guards against redeliveries, concurrent
+// workers and restarts. Where the project has no sub-task type the task
+// is an issue linked to the parent.
+func (h *Handler) ensureTask(ctx context.Context, st *projectState, is model.Issue, r rules.IssueRuleResult) (string, error) {
+	mark := markTestPlan + is.Key
+	if r.Kind == string(roles.KindDesignReview) {
+		mark = markDesignReview + is.Key
+	}
+	assignee, who := "", "unassigned"
+	if len(r.Picks) > 0 {
+		assignee, who = r.Picks[0].AccountID, r.Picks[0].Name
+	}
+	if h.dryRun {
+		h.count(r.Kind, "task", "dry_run")
+		return fmt.Sprintf("would create %q for %s", r.TaskSummary, who), nil
+	}
+	ok, done, err := h.claim(ctx, mark)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		// Created before, not yet visible on the issue (or removed by a
+		// person: never created twice). A link may be missing.
+		if !st.meta.HasSubtasks {
+			if err := h.client.LinkIssues(ctx, h.linkType, done, is.Key); err != nil && !isNotFound(err) {
+				h.count(r.Kind, "link", "error")
+				return "", err
+			}
+			h.count(r.Kind, "link", "done")
+		}
+		return "already created " + done, nil
+	}
+
+	req := jira.CreateIssueRequest{Project: st.meta.Project, IssueTypeID: h.taskTypeID(st.meta), Summary: r.TaskSummary,
+		Description: h.taskDescription(is, r), AssigneeAccountID: assignee}
+	if st.meta.HasSubtasks {
+		req.Parent = is.Key
+	}
+	created, err := h.client.CreateIssue(ctx, req)
+	if err != nil && assignee != "" && isPermanent(err) && strings.Contains(err.Error(), "assignee") {
+		// The person cannot be assigned in Jira: create it unassigned
+		// rather than not at all.
+		h.log.Warn("assignee refused by jira", zap.String("issue", is.Key), zap.String("rule", r.RuleID), zap.Error(err))
+		req.AssigneeAccountID, who = "", "unassigned (Jira refused "+who+")"
+		created, err = h.client.CreateIssue(ctx, req)
+	}
+	if err != nil {
+		h.release(ctx, mark)
+		h.count(r.Kind, "task", "error")
+		if isPermanent(err) {
+			// An issue type or field may have changed on the site.
+			h.invalidate(st.meta.Project)
+		}
+		return "", fmt.Errorf("create %q on %s: %w", r.TaskSummary, is.Key, err)
+	}
+	if err := h.store.Set(ctx, mark, created); err != nil {
+		return "", err
+	}
+	h.count(r.Kind, "task", "done")
+	out := fmt.Sprintf("created %s %q for %s", created, r.TaskSummary, who)
+	if !st.meta.HasSubtasks {
+		if err := h.client.LinkIssues(ctx, h.linkType, created, is.Key); err != nil {
+			h.count(r.Kind, "link", "error")
+			return out, fmt.Errorf("link %s to %s: %w", created, is.Key, err)
+		}
+		h.count(r.Kind, "link", "done")
+		out += ", linked"
+	}
+	h.log.Info("jira task created", zap.String("issue", is.Key), zap.String("rule", r.RuleID), zap.String("task", created))
+	return out, nil
+}
+
+func (h *Handler) taskDescription(is model.Issue, r rules.IssueRuleResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Created by rolekeeper for %s (%s %q).\n\n", is.Key, is.Type, is.Summary)
+	fmt.Fprintf(&b, "Responsibility of the %s: %q (rule %s).\n", r.RoleTitle, r.Responsibility, r.RuleID)
+	if len(r.Picks) > 0 {
+		fmt.Fprintf(&b, "%s.\n", r.Picks[0].Reason)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "Note: %s.\n", n)
+	}
+	if h.publicURL != "" {
+		fmt.Fprintf(&b, "\n%s\n", h.publicURL)
+	}
+	return b.String()
+}
+
+// storyPoints records the finding and comments once on an issue that
+// breaks the story-points rule (of one role or several).
+func (h *Handler) storyPoints(ctx context.Context, is model.Issue, team string, vs []rules.IssueRuleResult) (string, error) {
+	var holders []string
+	for _, v := range vs {
+		holders = append(holders, fmt.Sprintf("the %s (%q)", v.RoleTitle, v.Responsibility))
+	}
+	first := vs[0]
+	missing := missingText(first)
+	reason := fmt.Sprintf("story-points: %s in open sprint %q has no %s; responsibility of %s",
+		is.Key, first.Sprint, missing, strings.Join(holders, ", "))
+	f := model.Finding{Key: "story-points:" + is.Key, Kind: string(roles.KindStoryPoints), RuleID: first.RuleID, Team: team,
+		Subject: model.SubjectIssue, Ref: is.Key, URL: h.browse(is), Reason: reason, OccurredAt: h.now(), Details: "sprint " + first.Sprint}
+	if _, err := h.store.AddFinding(ctx, f); err != nil {
+		return "", err
+	}
+	h.count(string(roles.KindStoryPoints), "finding", "done")
+	if h.dryRun {
+		h.count(string(roles.KindStoryPoints), "comment", "dry_run")
+		return "would comment on " + is.Key, nil
+	}
+	mark := markStoryPoints + is.Key
+	ok, _, err := h.claim(ctx, mark)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "commented before", nil
+	}
+	// The store may have been reset: the marker says whether it was said.
+	comments, err := h.client.ListComments(ctx, is.Key)
+	if err != nil {
+		h.release(ctx, mark)
+		return "", err
+	}
+	for _, c := range comments {
+		if strings.Contains(c.Body, storyMarker) {
+			return "commented before", h.store.Set(ctx, mark, c.ID)
+		}
+	}
+	body := fmt.Sprintf("%s is in the open sprint %q without %s.\n\nEstimating and writing user stories is the responsibility of %s. "+
+		"Please add what is missing; this is listed in the weekly report.\n\n%s",
+		is.Key, first.Sprint, missing, strings.Join(holders, " and "), storyMarker)
+	id, err := h.client.AddComment(ctx, is.Key, body)
+	if err != nil {
+		h.release(ctx, mark)
+		h.count(string(roles.KindStoryPoints), "comment", "error")
+		return "", fmt.Errorf("comment on %s: %w", is.Key, err)
+	}
+	h.count(string(roles.KindStoryPoints), "comment", "done")
+	return "commented on " + is.Key, h.store.Set(ctx, mark, id)
+}
+
+func missingText(r rules.IssueRuleResult) string {
+	var m []string
+	if r.MissingPoints {
+		m = append(m, "story points")
+	}
+	if r.MissingUserStory {
+		m = append(m, `a user story ("As a …, I want …, so that …")`)
+	}
+	return strings.Join(m, " and without ")
+}
+
+func (h *Handler) browse(is model.Issue) string {
+	if is.URL != "" {
+		return is.URL
+	}
+	return h.client.BrowseURL(is.Key)
+}
+
+// processRelease checks the issues of a released version: those of the
+// test-plan rule's types whose test plan is missing or not done are
+// findings, and each gets one comment saying so. Versions of projects no
+// team owns cost no call beyond discovering the owned projects.
+func (h *Handler) processRelease(ctx context.Context, org *roles.Org, v model.Version, trig trigger) error {
+	// The webhook names the project by id only: match it against the
+	// owned projects' discovery.
+	project := strings.ToUpper(v.Project)
+	var discoverErr error
+	if project == "" {
+		for _, p := range org.Projects() {
+			st, err := h.project(ctx, p)
+			if err != nil {
+				discoverErr = err
+				continue
+			}
+			if st.meta.ProjectID != "" && st.meta.ProjectID == v.ProjectID {
+				project = st.meta.Project
+				break
+			}
+		}
+	}
+	team := org.TeamForProject(project)
+	if project == "" || team == nil {
+		if discoverErr != nil {
+			return discoverErr // it may be the undiscovered project's
+		}
+		h.log.Debug("version of a project no team owns", zap.String("version", v.ID))
+		return nil
+	}
+	var plans []*roles.Rule
+	typeSet := map[string]bool{}
+	var types []string
+	for _, r := range rules.JiraRules(org, team.ID) {
+		if r.Kind != roles.KindTestPlan {
+			continue
+		}
+		plans = append(plans, r)
+		for _, t := range rules.IssueTypes(r) {
+			if k := strings.ToLower(t); !typeSet[k] {
+				typeSet[k] = true
+				types = append(types, jqlQuote(t))
+			}
+		}
+	}
+	if len(plans) == 0 {
+		return nil
+	}
+	st, err := h.project(ctx, project)
+	if err != nil {
+		return err
+	}
+	// A version id goes unquoted: quoted, JQL would read it as a name.
+	version := v.ID
+	if strings.Trim(version, "0123456789") != "" || version == "" {
+		version = jqlQuote(v.ID)
+	}
+	jql := fmt.Sprintf("project = %s AND fixVersion = %s AND issuetype in (%s)", jqlQuote(st.meta.Project), version, strings.Join(types, ", "))
+	issues, err := h.client.Search(ctx, jql, []string{"summary", "issuetype", "project", "status", "subtasks", "issuelinks", "fixVersions"}, 10)
+	if err != nil {
+		return err
+	}
+	if v.Name == "" {
+		for _, is := range issues {
+			for _, fv := range is.FixVersions {
+				if fv.ID == v.ID {
+					v.Name = fv.Name
+				}
+			}
+		}
+	}
+	var firstErr error
+	for _, is := range issues {
+		if is.Subtask {
+			continue
+		}
+		var rule *roles.Rule
+		for _, r := range plans {
+			if rules.TypeMatches(r, is.Type) {
+				rule = r
+				break
+			}
+		}
+		if rule == nil {
+			continue
+		}
+		if err := h.releaseFinding(ctx, org, team.ID, rule, v, is, trig); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+func (h *Handler) releaseFinding(ctx context.Context, org *roles.Org, team string, rule *roles.Rule, v model.Version, is model.Issue, trig trigger) error {
+	ref, has := rules.FindTask(is, rules.TestPlanPrefix)
+	if has && ref.StatusDone {
+		return nil
+	}
+	state := "has no test plan"
+	if has {
+		state = fmt.Sprintf("has its test plan %s not done (%s)", ref.Key, ref.Status)
+	}
+	title := rule.Role
+	if role := org.Role(rule.Role); role != nil && role.Title != "" {
+		title = role.Title
+	}
+	versionName := v.Name
+	if versionName == "" {
+		versionName = v.ID
+	}
+	reason := fmt.Sprintf("test-plan: version %s was released while %s %s %s; responsibility of the %s (%q)",
+		versionName, is.Type, is.Key, state, title, rule.Responsibility)
+	f := model.Finding{Key: "test-plan-not-done:" + v.ID + ":" + is.Key, Kind: string(roles.KindTestPlan), RuleID: rule.ID, Team: team,
+		Subject: model.SubjectIssue, Ref: is.Key, URL: h.browse(is), Reason: reason, OccurredAt: h.now(), Details: "version " + versionName}
+	if _, err := h.store.AddFinding(ctx, f); err != nil {
+		return err
+	}
+	h.count(string(roles.KindTestPlan), "finding", "done")
+	outcome := "finding recorded"
+	defer func() { h.saveRelease(ctx, team, is, v, reason, trig, outcome) }()
+	if h.dryRun {
+		outcome = "would comment on " + is.Key
+		h.count(string(roles.KindTestPlan), "comment", "dry_run")
+		return nil
+	}
+	mark := markReleased + v.ID + ":" + is.Key
+	ok, _, err := h.claim(ctx, mark)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		outcome = "commented before"
+		return nil
+	}
+	body := fmt.Sprintf("Version %s was released while this %s %s.\n\nCreating the test plan is the responsibility of the %s (%q). "+
+		"This is listed in the weekly report.\n\n(rolekeeper: test-plan)", versionName, strings.ToLower(orDefault(is.Type, "issue")), state, title, rule.Responsibility)
+	id, err := h.client.AddComment(ctx, is.Key, body)
+	if err != nil {
+		h.release(ctx, mark)
+		h.count(string(roles.KindTestPlan), "comment", "error")
+		outcome = "error: " + err.Error()
+		return fmt.Errorf("comment on %s: %w", is.Key, err)
+	}
+	h.count(string(roles.KindTestPlan), "comment", "done")
+	outcome = "commented on " + is.Key
+	return h.store.Set(ctx, mark, id)
+}
+
+func (h *Handler) saveRelease(ctx context.Context, team string, is model.Issue, v model.Version, reason string, trig trigger, outcome string) {
+	d := rules.IssueDecision{Issue: is.Key, Project: is.Project, Team: team, EvaluatedAt: h.now(),
+		Rules: []rules.IssueRuleResult{{Kind: string(roles.KindTestPlan), Applies: true, Violation: true, Reason: reason}}}
+	h.saveDecision(ctx, d, rules.IssueSnapshot{Issue: is, Now: h.now()}, trig, outcome+" (version "+v.ID+")")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,106 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Error is a failed upstream request: an answer with a non-2xx status, or
+// no answer at all (StatusCode 0, Err set). The inbox retries it when
+// Temporary and dead-letters it when Permanent.
+type Error struct {
+	Service    string        // "jira", "bitbucket"
+	Method     string        // HTTP method
+	Endpoint   string        // normalised path, as in the metrics
+	StatusCode int           // 0 when no answer
+	Message    string        // readable detail from the body (field errors, …)
+	Retry      time.Duration // from Retry-After / X-RateLimit-Reset; 0 when unknown
+	Err        error         // the transport error when there was no answer
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s", e.Service, e.Method, e.Endpoint)
+	if e.StatusCode > 0 {
+		fmt.Fprintf(&b, ": status %d", e.StatusCode)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary reports whether trying again later may succeed: 429, 5xx,
+// 408/409/425 and network errors (not a cancelled context).
+func (e *Error) Temporary() bool {
+	if e.StatusCode == 0 {
+		return e.Err != nil && !errors.Is(e.Err, context.Canceled)
+	}
+	return RetryableStatus(e.StatusCode)
+}
+
+// RetryAfter is how long the upstream asked to wait (0 when it did not say).
+func (e *Error) RetryAfter() time.Duration { return e.Retry }
+
+// Permanent reports whether the request can never succeed as sent: a 4xx
+// other than 408, 409, 425 and 429.
+func (e *Error) Permanent() bool {
+	return e.StatusCode >= 400 && e.StatusCode < 500 && !RetryableStatus(e.StatusCode)
+}
+
+// NotFound reports whether the upstream answered 404.
+func (e *Error) NotFound() bool { return e.StatusCode == http.StatusNotFound }
+
+// RetryableStatus reports whether an answer with this status may succeed
+// when sent again later.
+func RetryableStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return true
+	case http.StatusNotImplemented, http.StatusHTTPVersionNotSupported:
+		return false
+	}
+	return code >= 500 && code < 600
+}
+
+// maxErrorBody bounds how much of an error answer is read.
+const maxErrorBody = 64 << 10
+
+// ErrorFromResponse builds an *Error from a non-2xx answer, reading (at most
+// 64 KiB of) the body and closing it. message turns the body into readable
+// detail; nil keeps the trimmed body text.
+func ErrorFromResponse(service, endpoint string, resp *http.Response, now time.Time, message func([]byte) string) *Error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+	e := &Error{Service: service, StatusCode: resp.StatusCode, Endpoint: endpoint}
+	if resp.Request != nil {
+		e.Method = resp.Request.Method
+		if endpoint == "" {
+			e.Endpoint = resp.Request.URL.Path
+		}
+	}
+	if d, ok := RetryAfter(resp.Header, now); ok {
+		e.Retry = d
+	}
+	if message != nil {
+		e.Message = message(body)
+	} else {
+		e.Message = strings.TrimSpace(string(body))
+		if len(e.Message) > 300 {
+			e.Message = e.Message[:300] + "…"
+		}
+	}
+	return e
+}
