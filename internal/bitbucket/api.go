@@ -1,0 +1,615 @@
+package bitbucket
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	gobb "github.com/ktrysmt/go-bitbucket"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+)
+
+// splitRepo checks "workspace/slug" and returns its parts. Workspaces and
+// slugs are letters, digits, '-', '_', '.', or a {uuid}.
+func splitRepo(repo string) (ws, slug string, err error) {
+	ws, slug, ok := strings.Cut(repo, "/")
+	if !ok || !repoPart(ws) || !repoPart(slug) {
+		return "", "", fmt.Errorf("bitbucket: repository %q: want workspace/slug", repo)
+	}
+	return ws, slug, nil
+}
+
+func repoPart(s string) bool {
+	if s == "" || len(s) > 128 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.{}", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkCommit(commit string) error {
+	if len(commit) < 7 || len(commit) > 40 {
+		return fmt.Errorf("bitbucket: commit %q: want 7 to 40 hex digits", commit)
+	}
+	for _, r := range commit {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
+			return fmt.Errorf("bitbucket: commit %q: want hex digits", commit)
+		}
+	}
+	return nil
+}
+
+func checkID(id int) error {
+	if id <= 0 {
+		return fmt.Errorf("bitbucket: pull request id %d", id)
+	}
+	return nil
+}
+
+// GetPullRequest reads one pull request with its reviewers and participants.
+// (go-bitbucket's PullRequests.Get.)
+func (c *Client) GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	lc, st := c.lib(ctx)
+	res, err := lc.Repositories.PullRequests.Get(&gobb.PullRequestsOptions{Owner: ws, RepoSlug: slug, ID: strconv.Itoa(id)})
+	if err != nil {
+		return nil, c.libError(ctx, http.MethodGet, []string{"repositories", ws, slug, "pullrequests", strconv.Itoa(id)}, err, st)
+	}
+	var w wirePullRequest
+	if err := fromLib(res, &w); err != nil || w.ID <= 0 {
+		return nil, fmt.Errorf("bitbucket: pull request %s#%d: undecodable answer: %v", repo, id, err)
+	}
+	return w.pullRequest(repo), nil
+}
+
+// ListOptions narrows ListPullRequests.
+type ListOptions struct {
+	States       []model.PRState // none: Bitbucket's default, OPEN only
+	UpdatedSince time.Time       // zero: no bound
+	MaxPages     int             // 0: the client's default
+}
+
+// ListPullRequests lists pull requests, most recently updated first. The
+// list endpoint leaves out reviewers and participants: use GetPullRequest
+// for those.
+//
+// Raw REST: go-bitbucket's PullRequests.List keeps only the last of several
+// states, pages 10 at a time and follows next links to any host.
+func (c *Client) ListPullRequests(ctx context.Context, repo string, opt ListOptions) ([]model.PullRequest, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLenPR)}, "sort": {"-updated_on"}}
+	for _, s := range opt.States {
+		q.Add("state", string(s))
+	}
+	if !opt.UpdatedSince.IsZero() {
+		// BBQL refuses a "Z" zone: write the offset out.
+		q.Set("q", fmt.Sprintf(`updated_on > "%s"`, opt.UpdatedSince.UTC().Format("2006-01-02T15:04:05.000000-07:00")))
+	}
+	var out []model.PullRequest
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "pullrequests"), opt.MaxPages, func(raw json.RawMessage) error {
+		var w wirePullRequest
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: pull request list of %s: %w", repo, err)
+		}
+		out = append(out, *w.pullRequest(repo))
+		return nil
+	})
+	return out, err
+}
+
+// PullRequestDiffStat lists the files a pull request changes.
+//
+// Raw REST: go-bitbucket has no pull request diffstat. The endpoint answers
+// 302 to the repository diffstat of the pull request's revspec, which is
+// then paged with an explicit pagelen.
+func (c *Client) PullRequestDiffStat(ctx context.Context, repo string, id int) ([]model.ChangedFile, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	first := c.url(url.Values{"pagelen": {strconv.Itoa(pageLen)}}, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "diffstat")
+	var out []model.ChangedFile
+	each := func(raw json.RawMessage) error {
+		var w wireDiffStat
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: diffstat of %s#%d: %w", repo, id, err)
+		}
+		out = append(out, w.file())
+		return nil
+	}
+	resp, err := c.send(ctx, c.noRedirect, http.MethodGet, first, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if loc == "" {
+			return nil, &Error{Status: resp.StatusCode, Method: http.MethodGet, Endpoint: c.endpointOf(first), Message: "redirect without Location"}
+		}
+		target, err := c.sameHost(first, loc)
+		if err != nil {
+			return nil, err
+		}
+		target = withPagelen(target, pageLen)
+		return out, c.pages(ctx, target, c.maxPages, each)
+	}
+	// Answered in place (no redirect): this is the first page.
+	var p page
+	if err := c.decode(ctx, http.MethodGet, resp, &p); err != nil {
+		return nil, err
+	}
+	next, err := c.walk(first, &p, each)
+	if err != nil || next == "" {
+		return out, err
+	}
+	if c.maxPages > 1 {
+		err = c.pages(ctx, next, c.maxPages-1, each)
+	}
+	return out, err
+}
+
+// withPagelen sets pagelen on a URL unless it is already there.
+func withPagelen(u string, n int) string {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := pu.Query()
+	if q.Get("pagelen") == "" {
+		q.Set("pagelen", strconv.Itoa(n))
+		pu.RawQuery = q.Encode()
+	}
+	return pu.String()
+}
+
+// reviewerRef is a reviewer as the pull request PUT takes it.
+type reviewerRef struct {
+	AccountID string `json:"account_id,omitempty"`
+	UUID      string `json:"uuid,omitempty"`
+}
+
+// SetReviewers replaces the pull request's reviewers with exactly the given
+// list (read, merge, then call this) and returns the updated pull request.
+// The body holds only the current title and the reviewers, so nothing else
+// of the pull request changes. Bitbucket refuses the author as a reviewer
+// and any change to a pull request that is not open.
+//
+// Raw REST: go-bitbucket's PullRequests.Update sends an empty title and
+// description and close_source_branch false, blanking the pull request.
+func (c *Client) SetReviewers(ctx context.Context, repo string, id int, title string, reviewers []model.Actor) (*model.PullRequest, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(title) == "" {
+		return nil, errors.New("bitbucket: SetReviewers needs the pull request's current title")
+	}
+	refs := make([]reviewerRef, 0, len(reviewers))
+	seen := map[reviewerRef]bool{}
+	for _, r := range reviewers {
+		ref := reviewerRef{AccountID: r.AccountID}
+		if ref.AccountID == "" {
+			ref.UUID = r.UUID
+		}
+		if ref == (reviewerRef{}) {
+			return nil, fmt.Errorf("bitbucket: reviewer %q has neither account id nor uuid", r.DisplayName)
+		}
+		if !seen[ref] {
+			seen[ref] = true
+			refs = append(refs, ref)
+		}
+	}
+	body := struct {
+		Title     string        `json:"title"`
+		Reviewers []reviewerRef `json:"reviewers"`
+	}{title, refs}
+	var w wirePullRequest
+	if err := c.call(ctx, http.MethodPut, c.url(nil, "repositories", ws, slug, "pullrequests", strconv.Itoa(id)), body, &w); err != nil {
+		return nil, err
+	}
+	return w.pullRequest(repo), nil
+}
+
+// Activity kinds.
+const (
+	ActivityApproval       = "approval"
+	ActivityChangesRequest = "changes_request"
+	ActivityComment        = "comment"
+	ActivityUpdate         = "update"
+)
+
+// Activity is one entry of a pull request's activity log.
+type Activity struct {
+	Kind    string // ActivityApproval, ActivityChangesRequest, ActivityComment, ActivityUpdate
+	User    model.Actor
+	At      time.Time
+	Comment *model.Comment // comment entries only
+	State   model.PRState  // update entries: the state after the update
+}
+
+type wireActivity struct {
+	Approval       *wireApproval `json:"approval"`
+	ChangesRequest *wireApproval `json:"changes_request"`
+	Comment        *wireComment  `json:"comment"`
+	Update         *struct {
+		Author *wireAccount `json:"author"`
+		Date   wireTime     `json:"date"`
+		State  string       `json:"state"`
+	} `json:"update"`
+}
+
+// PullRequestActivity reads the activity log (newest first, as Bitbucket
+// sends it): dated approvals, change requests, comments and updates.
+//
+// Raw REST: go-bitbucket's PullRequests.Activity reads the first page only.
+func (c *Client) PullRequestActivity(ctx context.Context, repo string, id int, maxPages int) ([]Activity, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLenPR)}}
+	var out []Activity
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "activity"), maxPages, func(raw json.RawMessage) error {
+		var w wireActivity
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: activity of %s#%d: %w", repo, id, err)
+		}
+		switch {
+		case w.Approval != nil:
+			out = append(out, Activity{Kind: ActivityApproval, User: w.Approval.User.actor(), At: w.Approval.Date.Time})
+		case w.ChangesRequest != nil:
+			out = append(out, Activity{Kind: ActivityChangesRequest, User: w.ChangesRequest.User.actor(), At: w.ChangesRequest.Date.Time})
+		case w.Comment != nil:
+			cm := w.Comment.comment()
+			out = append(out, Activity{Kind: ActivityComment, User: cm.Author, At: cm.CreatedAt, Comment: &cm})
+		case w.Update != nil:
+			out = append(out, Activity{Kind: ActivityUpdate, User: w.Update.Author.actor(), At: w.Update.Date.Time, State: prState(w.Update.State)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetCommitStatus creates or overwrites (same key) a build status on a
+// commit. (go-bitbucket's Commits.CreateCommitStatus.)
+func (c *Client) SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return err
+	}
+	if err := checkCommit(commit); err != nil {
+		return err
+	}
+	if st.Key == "" || st.State == "" || st.URL == "" {
+		return fmt.Errorf("bitbucket: commit status needs key, state and url (got %q, %q, %q)", st.Key, st.State, st.URL)
+	}
+	lc, cs := c.lib(ctx)
+	_, err = lc.Repositories.Commits.CreateCommitStatus(
+		&gobb.CommitsOptions{Owner: ws, RepoSlug: slug, Revision: commit},
+		&gobb.CommitStatusOptions{Key: st.Key, Url: st.URL, State: st.State, Name: st.Name, Description: st.Description},
+	)
+	if err != nil {
+		return c.libError(ctx, http.MethodPost, []string{"repositories", ws, slug, "commit", commit, "statuses", "build"}, err, cs)
+	}
+	return nil
+}
+
+// GetCommitStatus reads one build status; errors.Is(err, ErrNotFound) when
+// there is none with that key. (go-bitbucket's Commits.GetCommitStatus.)
+func (c *Client) GetCommitStatus(ctx context.Context, repo, commit, key string) (*model.CommitStatus, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCommit(commit); err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, errors.New("bitbucket: commit status key is empty")
+	}
+	lc, cs := c.lib(ctx)
+	res, err := lc.Repositories.Commits.GetCommitStatus(&gobb.CommitsOptions{Owner: ws, RepoSlug: slug, Revision: commit}, url.PathEscape(key))
+	if err != nil {
+		return nil, c.libError(ctx, http.MethodGet, []string{"repositories", ws, slug, "commit", commit, "statuses", "build", key}, err, cs)
+	}
+	var w wireStatus
+	if err := fromLib(res, &w); err != nil {
+		return nil, fmt.Errorf("bitbucket: commit status %s: undecodable answer: %w", key, err)
+	}
+	s := w.status()
+	if s.Commit == "" {
+		s.Commit = commit
+	}
+	return &s, nil
+}
+
+// PullRequestStatuses lists the build statuses of a pull request's source
+// commit.
+//
+// Raw REST: go-bitbucket's PullRequests.Statuses follows next links to any
+// host, 10 to a page.
+func (c *Client) PullRequestStatuses(ctx context.Context, repo string, id int) ([]model.CommitStatus, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLen)}}
+	var out []model.CommitStatus
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "statuses"), 0, func(raw json.RawMessage) error {
+		var w wireStatus
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: statuses of %s#%d: %w", repo, id, err)
+		}
+		out = append(out, w.status())
+		return nil
+	})
+	return out, err
+}
+
+// CreateComment posts a comment (markdown) on a pull request.
+// (go-bitbucket's PullRequests.AddComment.)
+func (c *Client) CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return model.Comment{}, err
+	}
+	if err := checkID(id); err != nil {
+		return model.Comment{}, err
+	}
+	lc, cs := c.lib(ctx)
+	res, err := lc.Repositories.PullRequests.AddComment(&gobb.PullRequestCommentOptions{Owner: ws, RepoSlug: slug, PullRequestID: strconv.Itoa(id), Content: body})
+	if err != nil {
+		return model.Comment{}, c.libError(ctx, http.MethodPost, []string{"repositories", ws, slug, "pullrequests", strconv.Itoa(id), "comments"}, err, cs)
+	}
+	var w wireComment
+	if err := fromLib(res, &w); err != nil || w.ID == "" {
+		return model.Comment{}, fmt.Errorf("bitbucket: comment on %s#%d: undecodable answer: %v", repo, id, err)
+	}
+	return w.comment(), nil
+}
+
+// UpdateComment replaces a comment's text. (go-bitbucket's
+// PullRequests.UpdateComment.)
+func (c *Client) UpdateComment(ctx context.Context, repo string, id int, commentID, body string) error {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return err
+	}
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(commentID); err != nil || n <= 0 {
+		return fmt.Errorf("bitbucket: comment id %q", commentID)
+	}
+	lc, cs := c.lib(ctx)
+	_, err = lc.Repositories.PullRequests.UpdateComment(&gobb.PullRequestCommentOptions{Owner: ws, RepoSlug: slug, PullRequestID: strconv.Itoa(id), CommentId: commentID, Content: body})
+	if err != nil {
+		return c.libError(ctx, http.MethodPut, []string{"repositories", ws, slug, "pullrequests", strconv.Itoa(id), "comments", commentID}, err, cs)
+	}
+	return nil
+}
+
+// ListComments lists a pull request's comments, oldest first, leaving out
+// deleted ones.
+//
+// Raw REST: go-bitbucket's PullRequests.GetComments follows every next link
+// to any host.
+func (c *Client) ListComments(ctx context.Context, repo string, id int, maxPages int) ([]model.Comment, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLen)}}
+	var out []model.Comment
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "comments"), maxPages, func(raw json.RawMessage) error {
+		var w wireComment
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: comments of %s#%d: %w", repo, id, err)
+		}
+		if !w.Deleted {
+			out = append(out, w.comment())
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CommitPullRequests lists the pull requests that contain a commit. It
+// needs Bitbucket's pull request commit-links index: a 404 (ErrNotFound)
+// may mean the index does not exist, a Temporary error that it is being
+// built.
+//
+// Raw REST: go-bitbucket's PullRequests.GetByCommit follows next links to
+// any host, 10 to a page.
+func (c *Client) CommitPullRequests(ctx context.Context, repo, commit string) ([]model.PullRequest, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCommit(commit); err != nil {
+		return nil, err
+	}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLenPR)}}
+	var out []model.PullRequest
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "commit", commit, "pullrequests"), 0, func(raw json.RawMessage) error {
+		var w wirePullRequest
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: pull requests of %s: %w", commit, err)
+		}
+		out = append(out, *w.pullRequest(repo))
+		return nil
+	})
+	return out, err
+}
+
+type wireDeployment struct {
+	UUID  string `json:"uuid"`
+	State struct {
+		Name   string `json:"name"`
+		URL    string `json:"url"`
+		Status *struct {
+			Name string `json:"name"`
+		} `json:"status"`
+		StartDate      wireTime `json:"start_date"`
+		CompletionDate wireTime `json:"completion_date"`
+		StartedOn      wireTime `json:"started_on"`
+		CompletedOn    wireTime `json:"completed_on"`
+	} `json:"state"`
+	Environment struct {
+		UUID string `json:"uuid"`
+		Name string `json:"name"`
+	} `json:"environment"`
+	Release struct {
+		Name     string      `json:"name"` // "#186"
+		URL      string      `json:"url"`
+		Commit   *wireCommit `json:"commit"`
+		Pipeline *struct {
+			UUID string `json:"uuid"`
+		} `json:"pipeline"`
+		CreatedOn wireTime `json:"created_on"`
+	} `json:"release"`
+	LastUpdateTime wireTime `json:"last_update_time"`
+}
+
+func (w *wireDeployment) deployment() model.Deployment {
+	d := model.Deployment{
+		UUID:        w.UUID,
+		Environment: w.Environment.Name,
+		EnvUUID:     w.Environment.UUID,
+		State:       w.State.Name,
+		URL:         w.State.URL,
+	}
+	if w.State.Status != nil {
+		d.Status = w.State.Status.Name
+	}
+	if w.Release.Commit != nil {
+		d.Commit = w.Release.Commit.Hash
+	}
+	if w.Release.Pipeline != nil {
+		d.PipelineUUID = w.Release.Pipeline.UUID
+	}
+	if n, err := strconv.Atoi(strings.TrimPrefix(w.Release.Name, "#")); err == nil {
+		d.BuildNumber = n
+	}
+	if d.URL == "" {
+		d.URL = w.Release.URL
+	}
+	for _, t := range []wireTime{w.State.CompletionDate, w.State.CompletedOn, w.LastUpdateTime, w.State.StartDate, w.State.StartedOn, w.Release.CreatedOn} {
+		if !t.IsZero() {
+			d.At = t.Time
+			break
+		}
+	}
+	return d
+}
+
+// ListDeployments lists a repository's Pipelines deployments. Bitbucket
+// names only the environment's uuid, so names are looked up in
+// environments/ when needed.
+//
+// Raw REST: go-bitbucket has no deployments endpoint, and its
+// ListEnvironments reads one page and panics on an answer without values.
+func (c *Client) ListDeployments(ctx context.Context, repo string, maxPages int) ([]model.Deployment, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLenPR)}}
+	var out []model.Deployment
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "deployments", ""), maxPages, func(raw json.RawMessage) error {
+		var w wireDeployment
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: deployments of %s: %w", repo, err)
+		}
+		out = append(out, w.deployment())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	need := false
+	for _, d := range out {
+		need = need || d.Environment == "" && d.EnvUUID != ""
+	}
+	if !need {
+		return out, nil
+	}
+	names := map[string]string{}
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "environments", ""), maxPages, func(raw json.RawMessage) error {
+		var e struct {
+			UUID string `json:"uuid"`
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("bitbucket: environments of %s: %w", repo, err)
+		}
+		names[e.UUID] = e.Name
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Environment == "" {
+			out[i].Environment = names[out[i].EnvUUID]
+		}
+	}
+	return out, nil
+}
+
+// CurrentUser is the account the client's credentials belong to.
+// (go-bitbucket's User.Profile.)
+func (c *Client) CurrentUser(ctx context.Context) (a model.Actor, err error) {
+	lc, cs := c.lib(ctx)
+	defer func() {
+		// Profile type-asserts the answer to an object and panics otherwise.
+		if r := recover(); r != nil {
+			a, err = model.Actor{}, &Error{Status: http.StatusOK, Method: http.MethodGet, Endpoint: "GET /user", Message: fmt.Sprint("undecodable answer: ", r)}
+		}
+	}()
+	u, err := lc.User.Profile()
+	if err != nil {
+		return model.Actor{}, c.libError(ctx, http.MethodGet, []string{"user"}, err, cs)
+	}
+	nick := u.Nickname
+	if nick == "" {
+		nick = u.Username
+	}
+	return model.Actor{AccountID: u.AccountId, UUID: u.Uuid, DisplayName: u.DisplayName, Nickname: nick}, nil
+}

@@ -1,0 +1,208 @@
+package bitbucket
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+)
+
+// ErrBadEventKey is returned for an X-Event-Key that is not "namespace:event".
+var ErrBadEventKey = errors.New("bitbucket: malformed event key")
+
+// envelope is the top level of every Bitbucket Cloud webhook body.
+type envelope struct {
+	Actor          *wireAccount     `json:"actor"`
+	Repository     *wireRepo        `json:"repository"`
+	PullRequest    *wirePullRequest `json:"pullrequest"`
+	Approval       *wireApproval    `json:"approval"`
+	ChangesRequest *wireApproval    `json:"changes_request"`
+	Comment        *wireComment     `json:"comment"`
+	Push           *wirePush        `json:"push"`
+	CommitStatus   *wireStatus      `json:"commit_status"`
+}
+
+// EventKind maps a Bitbucket event key to the neutral kind. ok is false for
+// a key that is not of the form "namespace:event"; a well-formed key that
+// rolekeeper does not act on is EventOther.
+func EventKind(key string) (kind model.EventKind, ok bool) {
+	if !wellFormedKey(key) {
+		return "", false
+	}
+	switch key {
+	case "pullrequest:created":
+		return model.EventPRCreated, true
+	case "pullrequest:updated":
+		return model.EventPRUpdated, true
+	case "pullrequest:push": // a push to the source branch (2025 captures)
+		return model.EventPRPushed, true
+	case "pullrequest:approved":
+		return model.EventPRApproved, true
+	case "pullrequest:unapproved":
+		return model.EventPRUnapproved, true
+	case "pullrequest:changes_request_created":
+		return model.EventPRChangesRequested, true
+	case "pullrequest:changes_request_removed":
+		return model.EventPRChangesRequestRemoved, true
+	case "pullrequest:fulfilled":
+		return model.EventPRMerged, true
+	case "pullrequest:rejected":
+		return model.EventPRDeclined, true
+	case "pullrequest:comment_created", "pullrequest:comment_updated":
+		return model.EventPRComment, true
+	case "repo:push":
+		return model.EventRepoPush, true
+	case "repo:commit_status_created", "repo:commit_status_updated":
+		return model.EventCommitStatus, true
+	}
+	return model.EventOther, true
+}
+
+func wellFormedKey(key string) bool {
+	ns, ev, ok := strings.Cut(key, ":")
+	return ok && word(ns) && word(ev)
+}
+
+func word(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseWebhook decodes a Bitbucket Cloud webhook body, delivered with the
+// given X-Event-Key, into a neutral event. It fails on a malformed key, a
+// body that is not a JSON object, and a body that lacks what its key needs
+// (pull request events need pullrequest.id and repository.full_name); the
+// intake answers those with 400. It never reads uuids strictly and keeps
+// unknown pull request states as received.
+func ParseWebhook(eventKey string, body []byte) (*model.Event, error) {
+	kind, ok := EventKind(eventKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrBadEventKey, eventKey)
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("bitbucket: %s: body is not a JSON object", eventKey)
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("bitbucket: %s: decode body: %w", eventKey, err)
+	}
+	ev := &model.Event{Source: model.SourceBitbucket, Kind: kind, Key: eventKey, Actor: env.Actor.actor()}
+	if env.Repository != nil {
+		ev.Repository = strings.ToLower(env.Repository.FullName)
+	}
+
+	ns, name, _ := strings.Cut(eventKey, ":")
+	switch {
+	case ns == "pullrequest" && kind != model.EventOther || isPRComment(eventKey):
+		if err := fillPullRequest(ev, &env, name); err != nil {
+			return nil, fmt.Errorf("bitbucket: %s: %w", eventKey, err)
+		}
+	case kind == model.EventRepoPush:
+		if ev.Repository == "" {
+			return nil, fmt.Errorf("bitbucket: %s: no repository.full_name", eventKey)
+		}
+		ev.Push, ev.At = env.Push.push()
+	case kind == model.EventCommitStatus:
+		if err := fillCommitStatus(ev, &env); err != nil {
+			return nil, fmt.Errorf("bitbucket: %s: %w", eventKey, err)
+		}
+	default:
+		// Understood, nothing to do; keep what is cheaply known.
+		if env.PullRequest != nil && env.PullRequest.ID > 0 && ev.Repository != "" {
+			ev.PullRequest = env.PullRequest.pullRequest(ev.Repository)
+		}
+	}
+	return ev, nil
+}
+
+// isPRComment reports the comment events that are not acted on (deleted,
+// resolved, reopened) but still carry a pull request worth validating.
+func isPRComment(key string) bool {
+	return strings.HasPrefix(key, "pullrequest:comment_")
+}
+
+func fillPullRequest(ev *model.Event, env *envelope, name string) error {
+	if ev.Repository == "" || !strings.Contains(ev.Repository, "/") {
+		return errors.New("no repository.full_name")
+	}
+	if env.PullRequest == nil || env.PullRequest.ID <= 0 {
+		return errors.New("no pullrequest.id")
+	}
+	pr := env.PullRequest.pullRequest(ev.Repository)
+	// The event's repository is the destination: a fork's source differs.
+	pr.Repository = ev.Repository
+	ev.PullRequest = pr
+	ev.At = pr.UpdatedAt
+
+	switch name {
+	case "approved", "unapproved":
+		ev.Approval = approval(env.Approval, ev.Actor, ev.At, model.ReviewApproved)
+		if name == "unapproved" {
+			ev.Approval.State = model.ReviewNone
+		}
+		ev.At = ev.Approval.At
+	case "changes_request_created", "changes_request_removed":
+		src := env.ChangesRequest
+		if src == nil {
+			src = env.Approval
+		}
+		ev.Approval = approval(src, ev.Actor, ev.At, model.ReviewChangesRequested)
+		if name == "changes_request_removed" {
+			ev.Approval.State = model.ReviewNone
+		}
+		ev.At = ev.Approval.At
+	case "comment_created", "comment_updated":
+		if env.Comment == nil || env.Comment.ID == "" {
+			return errors.New("no comment.id")
+		}
+		c := env.Comment.comment()
+		ev.Comment = &c
+		if !env.Comment.UpdatedOn.IsZero() {
+			ev.At = env.Comment.UpdatedOn.Time
+		} else if !c.CreatedAt.IsZero() {
+			ev.At = c.CreatedAt
+		}
+	}
+	return nil
+}
+
+// approval builds the event's approval from approval{date,user}, falling
+// back to the actor and the pull request's update time.
+func approval(w *wireApproval, actor model.Actor, at time.Time, st model.ReviewState) *model.Approval {
+	who := actor
+	if w != nil && !w.User.empty() {
+		who = w.User.actor()
+	}
+	if w != nil && !w.Date.IsZero() {
+		at = w.Date.Time
+	}
+	return &model.Approval{AccountID: who.AccountID, Name: who.DisplayName, State: st, At: at}
+}
+
+func fillCommitStatus(ev *model.Event, env *envelope) error {
+	cs := env.CommitStatus
+	if cs == nil || cs.Key == "" {
+		return errors.New("no commit_status.key")
+	}
+	if ev.Repository == "" && cs.Repository != nil {
+		ev.Repository = strings.ToLower(cs.Repository.FullName)
+	}
+	if ev.Repository == "" {
+		return errors.New("no repository.full_name")
+	}
+	st := cs.status()
+	ev.CommitStatus = &st
+	ev.At = st.UpdatedAt
+	return nil
+}
