@@ -85,10 +85,12 @@ type RuleResult struct {
 	Picks      []Pick   `json:"picks,omitempty"`       // reviewers for this rule
 	Required   int      `json:"required"`              // approvals required
 	ApprovedBy []string `json:"approved_by,omitempty"` // account ids whose approval counts for it
-	Ignored    []string `json:"ignored,omitempty"`     // approvals that do not count, with why
-	Met        bool     `json:"met"`
-	Notes      []string `json:"notes,omitempty"` // e.g. "Kofi is away until 2 Jan"
-	Shortfall  string   `json:"shortfall,omitempty"`
+	// ApprovedNames are the display names of ApprovedBy, in the same order.
+	ApprovedNames []string `json:"approved_names,omitempty"`
+	Ignored       []string `json:"ignored,omitempty"` // approvals that do not count, with why
+	Met           bool     `json:"met"`
+	Notes         []string `json:"notes,omitempty"` // e.g. "Kofi is away until 2 Jan"
+	Shortfall     string   `json:"shortfall,omitempty"`
 }
 
 // Pick is one person chosen (or kept) as reviewer, with the reason.

@@ -1,0 +1,149 @@
+package rules
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/reloadly/rolekeeper/internal/roles"
+)
+
+func TestDeployPolicy(t *testing.T) {
+	org := testOrg()
+	tests := []struct {
+		name     string
+		repo     string
+		env      string
+		authors  []string
+		wantErr  error
+		gated    bool
+		eligible []string
+		excluded []string
+		notes    []string
+		reason   string // substring
+	}{
+		{name: "unknown repository", repo: "reloadly/nope", env: "production", wantErr: ErrUnknownRepository},
+		{
+			name:   "environment not listed",
+			repo:   "reloadly/checkout-api",
+			env:    "staging",
+			reason: "no deploy-approval rule lists environment staging: approved at once",
+		},
+		{
+			name:     "author holding the role is excluded, away owner still eligible",
+			repo:     "reloadly/checkout-web",
+			env:      "production",
+			authors:  []string{accAmara, accLena},
+			gated:    true,
+			eligible: []string{accOmar},
+			excluded: []string{"Amara Okafor authored a pull request that brought this commit"},
+			notes:    []string{"Omar Haddad is away until 20 Jun (their approval still counts)"},
+			reason:   `product-owner/deploy-approval (Product owner: "Performs and oversees production deployments"): deployments of team checkout to production need an approval from Product owner of team checkout who did not author the change`,
+		},
+		{
+			name:     "environment matched case-insensitively",
+			repo:     "RELOADLY/checkout-api",
+			env:      "Sandbox",
+			gated:    true,
+			eligible: []string{accAmara, accOmar},
+		},
+		{
+			name:   "team with nobody holding the role",
+			repo:   "reloadly/payments-api",
+			env:    "production",
+			gated:  true,
+			notes:  []string{"nobody can approve: no Product owner of team payments who did not author the change; only a break-glass override can release it"},
+			reason: "deployments of team payments to production",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := DeployPolicy(org, tc.repo, tc.env, tc.authors, june)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantEq(t, "gated", res.Gated, tc.gated)
+			var got []string
+			for _, p := range res.Eligible {
+				got = append(got, p.AccountID)
+				if containsString(tc.authors, p.AccountID) {
+					t.Errorf("author %s is eligible", p.AccountID)
+				}
+			}
+			wantEq(t, "eligible", got, tc.eligible)
+			wantEq(t, "excluded", res.Excluded, tc.excluded)
+			for _, n := range tc.notes {
+				if !containsString(res.Notes, n) {
+					t.Errorf("notes %q lack %q", res.Notes, n)
+				}
+			}
+			wantContains(t, "reason", res.Reason, tc.reason)
+		})
+	}
+}
+
+func TestCanApproveDeploy(t *testing.T) {
+	org := testOrg()
+	gated, err := DeployPolicy(org, "reloadly/checkout-api", "production", []string{accAmara, accLena}, june)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := DeployPolicy(org, "reloadly/checkout-api", "staging", []string{accAmara}, june)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		res    DeployResult
+		acc    string
+		ok     bool
+		reason string
+	}{
+		{"eligible owner", gated, accOmar, true, "Omar Haddad may approve: Product owner of team checkout, authored none of the changes"},
+		{"author holding the role", gated, accAmara, false, "Amara Okafor authored a pull request that brought this commit"},
+		{"author without the role", gated, accLena, false, "authored a pull request that brought this commit and does not hold product-owner"},
+		{"someone without the role", gated, accMei, false, "does not hold product-owner for team checkout"},
+		{"no account id", gated, "", false, "without an account id"},
+		{"not gated", open, accAmara, true, "approved at once"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, why := CanApproveDeploy(tc.res, tc.acc)
+			if ok != tc.ok || !strings.Contains(why, tc.reason) {
+				t.Errorf("CanApproveDeploy(%s) = %v, %q; want %v, containing %q", tc.acc, ok, why, tc.ok, tc.reason)
+			}
+		})
+	}
+}
+
+func TestEnvironments(t *testing.T) {
+	b := newOrgBuilder()
+	po := b.role("product-owner", "Product owner", roles.ScopeTeam)
+	b.enforce(po, "Performs production deployments", &roles.Rule{Kind: roles.KindDeployApproval, Environments: []string{"production"}})
+	cto := b.role("cto", "CTO", roles.ScopeOrganization)
+	b.enforce(cto, "Owns the process", &roles.Rule{Kind: roles.KindDeployApproval, Environments: []string{"dr", "production"}, Teams: []string{"core"}})
+	b.team("core", "ws/core")
+	b.team("web", "ws/web")
+	org := b.build()
+	wantEq(t, "core", Environments(org, "core"), []string{"production", "dr"})
+	wantEq(t, "web", Environments(org, "web"), []string{"production"})
+
+	// The first rule listing the environment decides; the other is noted.
+	res, err := DeployPolicy(org, "ws/core", "production", nil, june)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "rule", res.RuleID, "product-owner/deploy-approval")
+	wantEq(t, "notes", res.Notes[0], "rule cto/deploy-approval also lists production: the first rule, product-owner/deploy-approval, decides")
+	res, err = DeployPolicy(org, "ws/core", "dr", nil, june)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "dr rule", res.RuleID, "cto/deploy-approval")
+}

@@ -1,0 +1,228 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/roles"
+)
+
+// Explain renders a decision as plain text for a person: the team, each
+// triggered rule with its reason, who is asked and why, notes, approvals
+// and the statuses posted. `rolekeeper explain` prints it.
+func Explain(d Decision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s#%d", d.Repository, d.Number)
+	if d.Commit != "" {
+		fmt.Fprintf(&b, " at %s", shortCommit(d.Commit))
+	}
+	if d.Team != "" {
+		fmt.Fprintf(&b, ": team %s", d.Team)
+	}
+	b.WriteString("\n")
+	if !d.EvaluatedAt.IsZero() {
+		fmt.Fprintf(&b, "evaluated at %s\n", d.EvaluatedAt.UTC().Format(time.RFC3339))
+	}
+	if d.Skipped != "" {
+		fmt.Fprintf(&b, "no reviewers requested: %s\n", d.Skipped)
+	}
+	if d.Team == "" {
+		return b.String()
+	}
+
+	triggered, quiet := splitRules(d.Rules)
+	if len(triggered) > 0 {
+		b.WriteString("\nrules triggered:\n")
+		for _, r := range triggered {
+			fmt.Fprintf(&b, "  [%s] %s\n", verdict(r), r.Reason)
+			if line := approvalLine(r); line != "" {
+				fmt.Fprintf(&b, "      %s\n", line)
+			}
+			for _, p := range r.Picks {
+				fmt.Fprintf(&b, "      %s\n", p.Reason)
+			}
+			for _, s := range r.Ignored {
+				fmt.Fprintf(&b, "      ignored: %s\n", s)
+			}
+			for _, s := range r.Notes {
+				fmt.Fprintf(&b, "      note: %s\n", s)
+			}
+		}
+	}
+	if len(quiet) > 0 {
+		b.WriteString("\nrules not triggered:\n")
+		for _, r := range quiet {
+			fmt.Fprintf(&b, "  %s\n", r.Reason)
+		}
+	}
+
+	b.WriteString("\nreviewers to request:\n")
+	if len(d.Request) == 0 {
+		b.WriteString("  nobody\n")
+	}
+	for _, p := range d.Request {
+		fmt.Fprintf(&b, "  %s (%s, %s): %s\n", p.Name, p.Person, p.AccountID, p.Reason)
+	}
+
+	if d.ApprovalsMet {
+		b.WriteString("\napprovals: every required approval is in\n")
+	} else {
+		b.WriteString("\napprovals: waiting\n")
+	}
+	if len(d.Statuses) > 0 {
+		b.WriteString("\nstatuses:\n")
+		for _, s := range d.Statuses {
+			fmt.Fprintf(&b, "  %-18s %-11s %s\n", s.Key, s.State, s.Description)
+		}
+	}
+	return b.String()
+}
+
+// Comment renders a decision as the single explaining pull-request comment,
+// in Bitbucket markdown. decisionURL, when set, links to the full decision.
+func Comment(d Decision, decisionURL string) string {
+	var b strings.Builder
+	b.WriteString("**rolekeeper**\n\n")
+	if d.Team == "" {
+		b.WriteString(mdEscape(d.Skipped) + "\n\n")
+		writeLink(&b, decisionURL)
+		return strings.TrimRight(b.String(), "\n") + "\n"
+	}
+	fmt.Fprintf(&b, "Team **%s**", mdEscape(d.Team))
+	for _, s := range d.Statuses {
+		fmt.Fprintf(&b, " · `%s` %s: %s", s.Key, s.State, mdEscape(s.Description))
+	}
+	b.WriteString("\n\n")
+	if d.Skipped != "" {
+		fmt.Fprintf(&b, "_No reviewers requested: %s_\n\n", mdEscape(d.Skipped))
+	}
+
+	triggered, quiet := splitRules(d.Rules)
+	if len(triggered) > 0 {
+		b.WriteString("**Rules**\n\n")
+		var shown []string
+		for _, r := range triggered {
+			fmt.Fprintf(&b, "* **%s** %s\n", verdict(r), mdEscape(r.Reason))
+			if line := approvalLine(r); line != "" {
+				fmt.Fprintf(&b, "    * %s\n", mdEscape(line))
+			}
+			// An approval ignored for several rules is said once.
+			for _, s := range r.Ignored {
+				if !containsString(shown, s) {
+					shown = append(shown, s)
+					fmt.Fprintf(&b, "    * ignored: %s\n", mdEscape(s))
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
+	if len(d.Request) > 0 {
+		b.WriteString("**Reviewers**\n\n")
+		for _, p := range d.Request {
+			fmt.Fprintf(&b, "* %s\n", mdEscape(p.Reason))
+		}
+		b.WriteString("\n")
+	}
+	if notes := allNotes(d.Rules); len(notes) > 0 {
+		b.WriteString("**Notes**\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "* %s\n", mdEscape(n))
+		}
+		b.WriteString("\n")
+	}
+	if len(quiet) > 0 {
+		ids := make([]string, len(quiet))
+		for i, r := range quiet {
+			ids[i] = "`" + r.RuleID + "`"
+		}
+		fmt.Fprintf(&b, "Not triggered: %s\n\n", strings.Join(ids, ", "))
+	}
+	writeLink(&b, decisionURL)
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+func writeLink(b *strings.Builder, url string) {
+	if url != "" {
+		fmt.Fprintf(b, "[Why: the full decision](%s)\n", url)
+	}
+}
+
+func splitRules(rs []RuleResult) (triggered, quiet []RuleResult) {
+	for _, r := range rs {
+		if r.Triggered {
+			triggered = append(triggered, r)
+		} else {
+			quiet = append(quiet, r)
+		}
+	}
+	return triggered, quiet
+}
+
+func verdict(r RuleResult) string {
+	switch {
+	case r.Kind == string(roles.KindUnitTests) && r.Met:
+		return "met"
+	case r.Kind == string(roles.KindUnitTests):
+		return "failed"
+	case r.Required == 0:
+		return "advisory"
+	case r.Met:
+		return "met"
+	}
+	return "waiting"
+}
+
+// approvalLine says where a review rule stands on approvals.
+func approvalLine(r RuleResult) string {
+	if r.Kind == string(roles.KindUnitTests) {
+		return r.Shortfall
+	}
+	var parts []string
+	if len(r.ApprovedNames) > 0 {
+		parts = append(parts, "approved by "+strings.Join(r.ApprovedNames, ", "))
+	}
+	switch {
+	case r.Shortfall != "":
+		parts = append(parts, r.Shortfall)
+	case r.Required == 0:
+		parts = append(parts, "no approval required")
+	default:
+		parts = append(parts, fmt.Sprintf("%s of %d required", countNoun(len(r.ApprovedBy), "approval"), r.Required))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// allNotes gathers the rules' notes, each once, in order.
+func allNotes(rs []RuleResult) []string {
+	var out []string
+	for _, r := range rs {
+		for _, n := range r.Notes {
+			if !containsString(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// mdEscape quotes the characters Bitbucket's markdown would treat as markup
+// in free text (names, paths, reasons).
+func mdEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '\\', '`', '*', '_', '[', ']', '<', '>', '#', '|':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
