@@ -1,0 +1,108 @@
+package postgres
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+)
+
+// ts truncates a time to the millisecond, NULL for the zero time.
+// Parameters compared with stored times are truncated too, so that bounds
+// behave exactly as in SQLite, which keeps milliseconds.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.Truncate(time.Millisecond)
+}
+
+// fromTS decodes what ts stored, in UTC.
+func fromTS(v pgtype.Timestamptz) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Time.UnixMilli()).UTC()
+}
+
+// encJSON encodes a slice or map; nil is stored as NULL.
+func encJSON(v any, isNil bool) (any, error) {
+	if isNil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// decJSON decodes what encJSON stored into dst, leaving it nil for NULL.
+func decJSON(v pgtype.Text, dst any) error {
+	if !v.Valid {
+		return nil
+	}
+	return json.Unmarshal([]byte(v.String), dst)
+}
+
+// raw stores raw JSON byte for byte; empty is NULL.
+func raw(m json.RawMessage) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return string(m)
+}
+
+func fromRaw(v pgtype.Text) json.RawMessage {
+	if !v.Valid || v.String == "" {
+		return nil
+	}
+	return json.RawMessage(v.String)
+}
+
+// approvals normalizes approval times the way every other time is stored.
+func approvals(in []model.Approval) []model.Approval {
+	if in == nil {
+		return nil
+	}
+	out := make([]model.Approval, len(in))
+	for i, a := range in {
+		if !a.At.IsZero() {
+			a.At = a.At.Truncate(time.Millisecond).UTC()
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// where accumulates filter conditions joined by AND, numbering parameters.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add appends "expr $n" for the next parameter n.
+func (w *where) add(expr string, arg any) {
+	w.args = append(w.args, arg)
+	w.conds = append(w.conds, fmt.Sprintf("%s $%d", expr, len(w.args)))
+}
+
+// sql returns " WHERE …" or "".
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// limit returns " LIMIT n" for n > 0.
+func limit(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" LIMIT %d", n)
+}

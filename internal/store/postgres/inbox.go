@@ -1,0 +1,199 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+const deliveryCols = `seq, source, delivery_id, event_key, body, received_at, state, attempts,
+	next_attempt_at, claimed_by, claimed_until, last_error, done_at`
+
+// Enqueue stores a delivery unless one with the same source and id exists.
+// Concurrent commits are flushed together by PostgreSQL itself.
+func (s *Store) Enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
+	switch {
+	case d.Source == "":
+		return false, errors.New("postgres: enqueue: empty source")
+	case d.DeliveryID == "":
+		return false, errors.New("postgres: enqueue: empty delivery id")
+	case d.ReceivedAt.IsZero():
+		return false, errors.New("postgres: enqueue: zero received time")
+	}
+	body := d.Body
+	if body == nil {
+		body = []byte{}
+	}
+	var seq int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO deliveries
+		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, $5)
+		ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq`,
+		string(d.Source), d.DeliveryID, d.EventKey, body, ts(d.ReceivedAt), string(store.DeliveryPending)).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("postgres: enqueue: %w", err)
+	}
+	d.Seq, d.State, d.NextAttemptAt = seq, store.DeliveryPending, d.ReceivedAt
+	return true, nil
+}
+
+// Claim takes up to req.Limit due deliveries, oldest first, in one
+// statement: rows another replica is claiming are skipped, never shared. A
+// processing delivery is due again once ClaimedUntil <= Now.
+func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Delivery, error) {
+	if req.Limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE deliveries
+		SET state = $1, claimed_by = $2, claimed_until = $3, attempts = attempts + 1
+		WHERE seq IN (
+			SELECT seq FROM deliveries
+			WHERE (state = $4 AND next_attempt_at <= $5) OR (state = $1 AND claimed_until <= $5)
+			ORDER BY seq LIMIT $6
+			FOR UPDATE SKIP LOCKED)
+		RETURNING `+deliveryCols,
+		string(store.DeliveryProcessing), req.Worker, ts(req.Now.Add(req.Lease)),
+		string(store.DeliveryPending), ts(req.Now), req.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim: %w", err)
+	}
+	out, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim: %w", err)
+	}
+	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
+}
+
+// Complete marks a processing delivery done; ErrNotFound when no delivery
+// with seq is processing (its lease passed and another worker finished it).
+func (s *Store) Complete(ctx context.Context, seq int64, now time.Time) error {
+	err := affected(s.pool.Exec(ctx, `UPDATE deliveries SET state = $1, done_at = $2, claimed_until = NULL
+		WHERE seq = $3 AND state = $4`, string(store.DeliveryDone), ts(now), seq, string(store.DeliveryProcessing)))
+	if err != nil {
+		return fmt.Errorf("postgres: complete %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Retry puts a processing delivery back to pending, due at `at`;
+// ErrNotFound when no delivery with seq is processing.
+func (s *Store) Retry(ctx context.Context, seq int64, at time.Time, errMsg string) error {
+	err := affected(s.pool.Exec(ctx, `UPDATE deliveries
+		SET state = $1, next_attempt_at = $2, last_error = $3, claimed_by = '', claimed_until = NULL
+		WHERE seq = $4 AND state = $5`, string(store.DeliveryPending), ts(at), errMsg, seq, string(store.DeliveryProcessing)))
+	if err != nil {
+		return fmt.Errorf("postgres: retry %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Bury dead-letters a delivery in any state; ErrNotFound when it does not
+// exist.
+func (s *Store) Bury(ctx context.Context, seq int64, errMsg string) error {
+	err := affected(s.pool.Exec(ctx, `UPDATE deliveries SET state = $1, last_error = $2, claimed_until = NULL
+		WHERE seq = $3`, string(store.DeliveryDead), errMsg, seq))
+	if err != nil {
+		return fmt.Errorf("postgres: bury %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Redrive moves a dead delivery back to pending, Attempts reset, due at now.
+func (s *Store) Redrive(ctx context.Context, seq int64, now time.Time) error {
+	err := affected(s.pool.Exec(ctx, `UPDATE deliveries
+		SET state = $1, attempts = 0, next_attempt_at = $2, claimed_by = '', claimed_until = NULL
+		WHERE seq = $3 AND state = $4`, string(store.DeliveryPending), ts(now), seq, string(store.DeliveryDead)))
+	if err != nil {
+		return fmt.Errorf("postgres: redrive %d: %w", seq, err)
+	}
+	return nil
+}
+
+// ListDeliveries lists deliveries in state (every state when empty), oldest
+// first; limit <= 0 lists all.
+func (s *Store) ListDeliveries(ctx context.Context, state store.DeliveryState, n int) ([]store.Delivery, error) {
+	var w where
+	if state != "" {
+		w.add("state =", string(state))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries`+w.sql()+` ORDER BY seq`+limit(n), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list deliveries: %w", err)
+	}
+	out, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// GetDelivery returns one delivery; ErrNotFound when missing.
+func (s *Store) GetDelivery(ctx context.Context, seq int64) (*store.Delivery, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE seq = $1`, seq)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get delivery %d: %w", seq, err)
+	}
+	out, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get delivery %d: %w", seq, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("postgres: get delivery %d: %w", seq, store.ErrNotFound)
+	}
+	return &out[0], nil
+}
+
+// InboxStats counts deliveries by state; OldestPending is the earliest
+// ReceivedAt among pending ones.
+func (s *Store) InboxStats(ctx context.Context) (store.InboxStats, error) {
+	var st store.InboxStats
+	var oldest pgtype.Timestamptz
+	err := s.pool.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE state = $1),
+		count(*) FILTER (WHERE state = $2),
+		count(*) FILTER (WHERE state = $3),
+		min(received_at) FILTER (WHERE state = $1)
+		FROM deliveries WHERE state IN ($1, $2, $3)`,
+		string(store.DeliveryPending), string(store.DeliveryProcessing), string(store.DeliveryDead),
+	).Scan(&st.Pending, &st.Processing, &st.Dead, &oldest)
+	if err != nil {
+		return st, fmt.Errorf("postgres: inbox stats: %w", err)
+	}
+	st.OldestPending = fromTS(oldest)
+	return st, nil
+}
+
+func scanDeliveries(rows pgx.Rows) ([]store.Delivery, error) {
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var source, state string
+		var received, next, until, done pgtype.Timestamptz
+		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &received, &state, &d.Attempts,
+			&next, &d.ClaimedBy, &until, &d.LastError, &done); err != nil {
+			return nil, err
+		}
+		d.Source = model.Source(source)
+		d.State = store.DeliveryState(state)
+		if len(d.Body) == 0 {
+			d.Body = nil
+		}
+		d.ReceivedAt, d.NextAttemptAt, d.ClaimedUntil, d.DoneAt = fromTS(received), fromTS(next), fromTS(until), fromTS(done)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,252 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+const gateCols = `id, dedupe_key, repository, commit_sha, environment, team, rule_id, state, approvers, excluded, prs,
+	pipeline_uuid, build_number, created_at, expires_at, decided_by, decided_at, reason, break_glass, notified,
+	follow_up, data, version`
+
+// gateArgs returns the values of gateCols but version, in order.
+func gateArgs(g *store.Gate) ([]any, error) {
+	approvers, err := encJSON(g.Approvers, g.Approvers == nil)
+	if err != nil {
+		return nil, err
+	}
+	excluded, err := encJSON(g.Excluded, g.Excluded == nil)
+	if err != nil {
+		return nil, err
+	}
+	prs, err := encJSON(g.PRs, g.PRs == nil)
+	if err != nil {
+		return nil, err
+	}
+	return []any{g.ID, g.DedupeKey, g.Repository, g.Commit, g.Environment, g.Team, g.RuleID, g.State,
+		approvers, excluded, prs, g.PipelineUUID, g.BuildNumber, ms(g.CreatedAt), ms(g.ExpiresAt), g.DecidedBy,
+		ms(g.DecidedAt), g.Reason, b2i(g.BreakGlass), b2i(g.Notified), g.FollowUp, raw(g.Data)}, nil
+}
+
+// CreateGate inserts g with Version 1; ErrConflict when its ID or DedupeKey
+// exists. g.ID and g.CreatedAt are required.
+func (s *Store) CreateGate(ctx context.Context, g *store.Gate) error {
+	if g.ID == "" {
+		return errors.New("sqlite: create gate: empty id")
+	}
+	if g.CreatedAt.IsZero() {
+		return fmt.Errorf("sqlite: create gate %s: zero created time", g.ID)
+	}
+	args, err := gateArgs(g)
+	if err != nil {
+		return fmt.Errorf("sqlite: create gate %s: %w", g.ID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO gates (`+gateCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING`, args...)
+	if err := affected(res, err); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = store.ErrConflict
+		}
+		return fmt.Errorf("sqlite: create gate %s: %w", g.ID, err)
+	}
+	g.Version = 1
+	return nil
+}
+
+// GetGate returns one gate; ErrNotFound when missing.
+func (s *Store) GetGate(ctx context.Context, id string) (*store.Gate, error) {
+	return s.getGate(ctx, "id", id)
+}
+
+// GetGateByKey returns the gate with the dedupe key; ErrNotFound when missing.
+func (s *Store) GetGateByKey(ctx context.Context, dedupeKey string) (*store.Gate, error) {
+	return s.getGate(ctx, "dedupe_key", dedupeKey)
+}
+
+func (s *Store) getGate(ctx context.Context, col, v string) (*store.Gate, error) {
+	out, err := s.queryGates(ctx, `SELECT `+gateCols+` FROM gates WHERE `+col+` = ?`, v)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get gate %s: %w", v, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("sqlite: get gate %s: %w", v, store.ErrNotFound)
+	}
+	return &out[0], nil
+}
+
+// UpdateGate writes g when the stored Version equals g.Version and bumps
+// g.Version. ErrConflict when the version moved on (or the new DedupeKey
+// belongs to another gate), ErrNotFound when the gate does not exist.
+func (s *Store) UpdateGate(ctx context.Context, g *store.Gate) error {
+	args, err := gateArgs(g)
+	if err != nil {
+		return fmt.Errorf("sqlite: update gate %s: %w", g.ID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE gates SET
+		dedupe_key = ?2, repository = ?3, commit_sha = ?4, environment = ?5, team = ?6, rule_id = ?7, state = ?8,
+		approvers = ?9, excluded = ?10, prs = ?11, pipeline_uuid = ?12, build_number = ?13, created_at = ?14,
+		expires_at = ?15, decided_by = ?16, decided_at = ?17, reason = ?18, break_glass = ?19, notified = ?20,
+		follow_up = ?21, data = ?22, version = version + 1
+		WHERE id = ?1 AND version = ?23`, append(args, g.Version)...)
+	if isUnique(err) {
+		return fmt.Errorf("sqlite: update gate %s: %w", g.ID, store.ErrConflict)
+	}
+	if err := affected(res, err); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			var n int
+			if qerr := s.w.QueryRowContext(ctx, `SELECT count(*) FROM gates WHERE id = ?`, g.ID).Scan(&n); qerr != nil {
+				return fmt.Errorf("sqlite: update gate %s: %w", g.ID, qerr)
+			}
+			if n > 0 {
+				err = store.ErrConflict
+			}
+		}
+		return fmt.Errorf("sqlite: update gate %s: %w", g.ID, err)
+	}
+	g.Version++
+	return nil
+}
+
+// ListGates lists gates matching f by CreatedAt, then ID.
+func (s *Store) ListGates(ctx context.Context, f store.GateFilter) ([]store.Gate, error) {
+	var w where
+	if f.State != "" {
+		w.add("state = ?", f.State)
+	}
+	if f.Repository != "" {
+		w.add("repository = ?", f.Repository)
+	}
+	if !f.Since.IsZero() {
+		w.add("created_at >= ?", ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("created_at < ?", ms(f.Until))
+	}
+	out, err := s.queryGates(ctx, `SELECT `+gateCols+` FROM gates`+w.sql()+` ORDER BY created_at, id`+limit(f.Limit), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list gates: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) queryGates(ctx context.Context, query string, args ...any) ([]store.Gate, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Gate
+	for rows.Next() {
+		var g store.Gate
+		var approvers, excluded, prs, data sql.NullString
+		var created, expires, decided sql.NullInt64
+		if err := rows.Scan(&g.ID, &g.DedupeKey, &g.Repository, &g.Commit, &g.Environment, &g.Team, &g.RuleID, &g.State,
+			&approvers, &excluded, &prs, &g.PipelineUUID, &g.BuildNumber, &created, &expires, &g.DecidedBy,
+			&decided, &g.Reason, &g.BreakGlass, &g.Notified, &g.FollowUp, &data, &g.Version); err != nil {
+			return nil, err
+		}
+		if err := errors.Join(decJSON(approvers, &g.Approvers), decJSON(excluded, &g.Excluded), decJSON(prs, &g.PRs)); err != nil {
+			return nil, fmt.Errorf("decode gate %s: %w", g.ID, err)
+		}
+		g.CreatedAt, g.ExpiresAt, g.DecidedAt = fromMS(created), fromMS(expires), fromMS(decided)
+		g.Data = fromRaw(data)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// PutIfAbsent stores key=value unless key exists; it reports whether it did.
+func (s *Store) PutIfAbsent(ctx context.Context, key, value string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO kv (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, key, value)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: put %s: %w", key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: put %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// Set stores key=value.
+func (s *Store) Set(ctx context.Context, key, value string) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO kv (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, key, value); err != nil {
+		return fmt.Errorf("sqlite: set %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get returns the value of key and whether it exists.
+func (s *Store) Get(ctx context.Context, key string) (string, bool, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM kv WHERE name = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("sqlite: get %s: %w", key, err)
+	}
+	return v, true, nil
+}
+
+// Delete removes key; a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM kv WHERE name = ?`, key); err != nil {
+		return fmt.Errorf("sqlite: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Keys lists the keys starting with prefix in byte order.
+func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name FROM kv WHERE name >= ? AND substr(name, 1, length(?)) = ? ORDER BY name`,
+		prefix, prefix, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: keys %s: %w", prefix, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("sqlite: keys %s: %w", prefix, err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: keys %s: %w", prefix, err)
+	}
+	return out, nil
+}
+
+// AcquireLease takes the lease for holder until now+ttl when it is free,
+// expired (expiry <= now) or already held by holder.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, ttl time.Duration, now time.Time) (bool, error) {
+	rows, err := s.w.QueryContext(ctx, `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leases.holder = excluded.holder OR leases.expires_at <= ?
+		RETURNING holder`, name, holder, now.Add(ttl).UnixMilli(), now.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("sqlite: acquire lease %s: %w", name, err)
+	}
+	defer rows.Close()
+	got := rows.Next()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("sqlite: acquire lease %s: %w", name, err)
+	}
+	return got, nil
+}
+
+// ReleaseLease frees the lease when holder holds it.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, name, holder); err != nil {
+		return fmt.Errorf("sqlite: release lease %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+// maxBatch bounds one group commit.
+const maxBatch = 256
+
+// enqueueReq is one Enqueue waiting for a group commit.
+type enqueueReq struct {
+	d   *store.Delivery
+	res chan enqueueRes // buffered: answered once with lead, once with the result
+}
+
+type enqueueRes struct {
+	lead     bool // the caller now commits the queue
+	inserted bool
+	err      error
+}
+
+const deliveryCols = `seq, source, delivery_id, event_key, body, received_at, state, attempts,
+	next_attempt_at, claimed_by, claimed_until, last_error, done_at`
+
+// Enqueue stores a delivery. Concurrent calls are committed together: the
+// first caller to find no commit under way leads, commits everything queued
+// (one fsync for the lot), then hands the lead to the oldest caller still
+// queued. The commit does not stop when ctx is cancelled: a delivery handed
+// over is stored or fails as a whole batch.
+func (s *Store) Enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
+	if err := checkDelivery(d); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	req := &enqueueReq{d: d, res: make(chan enqueueRes, 2)}
+	s.mu.Lock()
+	s.queue = append(s.queue, req)
+	lead := !s.leading
+	s.leading = true
+	s.mu.Unlock()
+	if !lead {
+		r := <-req.res
+		if !r.lead {
+			return r.inserted, r.err
+		}
+	}
+	s.commitQueue(context.WithoutCancel(ctx))
+	r := <-req.res
+	return r.inserted, r.err
+}
+
+func checkDelivery(d *store.Delivery) error {
+	switch {
+	case d.Source == "":
+		return errors.New("sqlite: enqueue: empty source")
+	case d.DeliveryID == "":
+		return errors.New("sqlite: enqueue: empty delivery id")
+	case d.ReceivedAt.IsZero():
+		return errors.New("sqlite: enqueue: zero received time")
+	}
+	return nil
+}
+
+// commitQueue commits the head of the queue, which holds the caller's own
+// request, and passes the lead on.
+func (s *Store) commitQueue(ctx context.Context) {
+	s.mu.Lock()
+	n := min(len(s.queue), maxBatch)
+	batch := s.queue[:n:n]
+	s.queue = slices.Clone(s.queue[n:])
+	s.mu.Unlock()
+
+	results := s.insertBatch(ctx, batch)
+	for i, req := range batch {
+		req.res <- results[i]
+	}
+
+	s.mu.Lock()
+	if len(s.queue) == 0 {
+		s.leading = false
+		s.mu.Unlock()
+		return
+	}
+	next := s.queue[0]
+	s.mu.Unlock()
+	next.res <- enqueueRes{lead: true}
+}
+
+func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueRes {
+	results := make([]enqueueRes, len(batch))
+	fail := func(err error) []enqueueRes {
+		for i := range results {
+			results[i] = enqueueRes{err: fmt.Errorf("sqlite: enqueue: %w", err)}
+		}
+		return results
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries
+		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at)
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?)
+		ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq`)
+	if err != nil {
+		return fail(err)
+	}
+	defer stmt.Close()
+	seqs := make([]int64, len(batch))
+	for i, req := range batch {
+		d := req.d
+		body := d.Body
+		if body == nil {
+			body = []byte{}
+		}
+		at := ms(d.ReceivedAt)
+		err := stmt.QueryRowContext(ctx, string(d.Source), d.DeliveryID, d.EventKey, body, at, store.DeliveryPending, at).Scan(&seqs[i])
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // a duplicate: not inserted
+		case err != nil: // only this statement was rolled back
+			results[i].err = fmt.Errorf("sqlite: enqueue: %w", err)
+		default:
+			results[i].inserted = true
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	for i, req := range batch {
+		if results[i].inserted {
+			req.d.Seq = seqs[i]
+			req.d.State = store.DeliveryPending
+			req.d.NextAttemptAt = req.d.ReceivedAt
+		}
+	}
+	return results
+}
+
+// Claim takes up to req.Limit due deliveries, oldest first. A processing
+// delivery is due again once ClaimedUntil <= Now.
+func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Delivery, error) {
+	if req.Limit <= 0 {
+		return nil, nil
+	}
+	now := req.Now.UnixMilli()
+	rows, err := s.w.QueryContext(ctx, `UPDATE deliveries
+		SET state = ?, claimed_by = ?, claimed_until = ?, attempts = attempts + 1
+		WHERE seq IN (
+			SELECT seq FROM deliveries
+			WHERE (state = ? AND next_attempt_at <= ?) OR (state = ? AND claimed_until <= ?)
+			ORDER BY seq LIMIT ?)
+		RETURNING `+deliveryCols,
+		store.DeliveryProcessing, req.Worker, req.Now.Add(req.Lease).UnixMilli(),
+		store.DeliveryPending, now, store.DeliveryProcessing, now, req.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
+	}
+	out, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
+	}
+	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, nil
+}
+
+// Complete marks a processing delivery done; ErrNotFound when no delivery
+// with seq is processing (its lease passed and another worker finished it).
+func (s *Store) Complete(ctx context.Context, seq int64, now time.Time) error {
+	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries SET state = ?, done_at = ?, claimed_until = NULL
+		WHERE seq = ? AND state = ?`, store.DeliveryDone, ms(now), seq, store.DeliveryProcessing))
+	if err != nil {
+		return fmt.Errorf("sqlite: complete %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Retry puts a processing delivery back to pending, due at `at`;
+// ErrNotFound when no delivery with seq is processing.
+func (s *Store) Retry(ctx context.Context, seq int64, at time.Time, errMsg string) error {
+	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries
+		SET state = ?, next_attempt_at = ?, last_error = ?, claimed_by = '', claimed_until = NULL
+		WHERE seq = ? AND state = ?`, store.DeliveryPending, ms(at), errMsg, seq, store.DeliveryProcessing))
+	if err != nil {
+		return fmt.Errorf("sqlite: retry %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Bury dead-letters a delivery in any state; ErrNotFound when it does not
+// exist.
+func (s *Store) Bury(ctx context.Context, seq int64, errMsg string) error {
+	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries
+		SET state = ?, last_error = ?, claimed_until = NULL
+		WHERE seq = ?`, store.DeliveryDead, errMsg, seq))
+	if err != nil {
+		return fmt.Errorf("sqlite: bury %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Redrive moves a dead delivery back to pending, Attempts reset, due at now.
+func (s *Store) Redrive(ctx context.Context, seq int64, now time.Time) error {
+	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries
+		SET state = ?, attempts = 0, next_attempt_at = ?, claimed_by = '', claimed_until = NULL
+		WHERE seq = ? AND state = ?`, store.DeliveryPending, ms(now), seq, store.DeliveryDead))
+	if err != nil {
+		return fmt.Errorf("sqlite: redrive %d: %w", seq, err)
+	}
+	return nil
+}
+
+// ListDeliveries lists deliveries in state (every state when empty), oldest
+// first; limit <= 0 lists all.
+func (s *Store) ListDeliveries(ctx context.Context, state store.DeliveryState, n int) ([]store.Delivery, error) {
+	var w where
+	if state != "" {
+		w.add("state = ?", state)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries`+w.sql()+` ORDER BY seq`+limit(n), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list deliveries: %w", err)
+	}
+	out, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// GetDelivery returns one delivery; ErrNotFound when missing.
+func (s *Store) GetDelivery(ctx context.Context, seq int64) (*store.Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE seq = ?`, seq)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get delivery %d: %w", seq, err)
+	}
+	out, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get delivery %d: %w", seq, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("sqlite: get delivery %d: %w", seq, store.ErrNotFound)
+	}
+	return &out[0], nil
+}
+
+// InboxStats counts deliveries by state; OldestPending is the earliest
+// ReceivedAt among pending ones.
+func (s *Store) InboxStats(ctx context.Context) (store.InboxStats, error) {
+	var st store.InboxStats
+	var oldest sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM deliveries WHERE state = ?),
+		(SELECT count(*) FROM deliveries WHERE state = ?),
+		(SELECT count(*) FROM deliveries WHERE state = ?),
+		(SELECT min(received_at) FROM deliveries WHERE state = ?)`,
+		store.DeliveryPending, store.DeliveryProcessing, store.DeliveryDead, store.DeliveryPending,
+	).Scan(&st.Pending, &st.Processing, &st.Dead, &oldest)
+	if err != nil {
+		return st, fmt.Errorf("sqlite: inbox stats: %w", err)
+	}
+	st.OldestPending = fromMS(oldest)
+	return st, nil
+}
+
+func scanDeliveries(rows *sql.Rows) ([]store.Delivery, error) {
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var d store.Delivery
+		var source, state string
+		var received, next, until, done sql.NullInt64
+		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &received, &state, &d.Attempts,
+			&next, &d.ClaimedBy, &until, &d.LastError, &done); err != nil {
+			return nil, err
+		}
+		d.Source = model.Source(source)
+		d.State = store.DeliveryState(state)
+		if len(d.Body) == 0 {
+			d.Body = nil
+		}
+		d.ReceivedAt, d.NextAttemptAt, d.ClaimedUntil, d.DoneAt = fromMS(received), fromMS(next), fromMS(until), fromMS(done)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,219 @@
+// Package sqlite is the embedded store: one SQLite file in WAL mode with a
+// single writer connection and a pool of readers.
+//
+// Conventions shared with store/postgres (the conformance suite in
+// store/storetest holds both to them):
+//   - times are truncated to the millisecond and returned in UTC; a zero time
+//     is stored as NULL and comes back zero;
+//   - slices and maps are JSON text; nil is stored as NULL and comes back nil,
+//     an empty one comes back empty;
+//   - raw JSON (decisions, snapshots, gate data) is kept byte for byte; empty
+//     comes back nil.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	sqlite3 "modernc.org/sqlite"
+	sqlitelib "modernc.org/sqlite/lib"
+
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ store.Store = (*Store)(nil)
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	w *sql.DB // one connection: SQLite allows one writer at a time
+	r *sql.DB // readers; WAL lets them run beside the writer
+
+	// Enqueue group commit (see inbox.go).
+	mu      sync.Mutex
+	queue   []*enqueueReq
+	leading bool
+}
+
+// busyTimeoutMS is how long a connection waits for a lock held by another
+// process (a CLI next to the daemon) before failing.
+const busyTimeoutMS = 10000
+
+// Open opens (creating when missing) the database file at path and applies
+// the embedded migrations. ":memory:" gives a private in-memory database on
+// a single connection, for throwaway use.
+//
+// synchronous=FULL: in WAL mode NORMAL may lose the last commits on power
+// loss, and a webhook is acknowledged only once its delivery is stored, so
+// every commit is fsynced. Enqueue groups concurrent deliveries into one
+// transaction, which keeps that affordable.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty path")
+	}
+	mem := path == ":memory:"
+	if !mem {
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("sqlite: create directory: %w", err)
+			}
+		}
+	}
+	w, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, r: w}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if mem {
+		return s, nil
+	}
+	r, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	n := max(4, runtime.NumCPU())
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.r = r
+	if err := r.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open readers: %w", err)
+	}
+	return s, nil
+}
+
+// dsn builds the driver's connection string. The writer begins IMMEDIATE
+// transactions so a transaction never has to upgrade its lock (which would
+// fail at once instead of waiting out busy_timeout).
+func dsn(path string, writer bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "foreign_keys(1)")
+	if writer {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	sep := "?"
+	if strings.Contains(path, "?") { // a file: URI with its own parameters
+		sep = "&"
+	}
+	return path + sep + q.Encode()
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Ping checks that the writer and the readers answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// migrate applies, in name order, the embedded migrations not yet recorded
+// in schema_migrations, each in its own transaction with its record.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    TEXT    PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(filepath.Base(name), ".sql")
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
+		}
+		if err := s.apply(ctx, version, string(body)); err != nil {
+			return fmt.Errorf("sqlite: migrate %s: %w", version, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, version, body string) error {
+	tx, err := s.w.BeginTx(ctx, nil) // IMMEDIATE: another process migrating waits
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, body); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, CAST(unixepoch('subsec') * 1000 AS INTEGER))`, version); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUnique reports whether err is a unique or primary key violation.
+func isUnique(err error) bool {
+	var e *sqlite3.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// affected turns "no row changed" into ErrNotFound.
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
