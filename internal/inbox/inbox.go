@@ -1,0 +1,368 @@
+// Package inbox processes stored webhook deliveries at least once. Workers
+// claim due deliveries from the store under a lease, hand each to the
+// Processor, and then complete it, retry it later (exponential backoff with
+// full jitter, or the upstream's Retry-After) or dead-letter it (a permanent
+// error, or too many attempts). A delivery whose worker died is claimed
+// again once its lease has passed.
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+// Processor does the work of one delivery. An error whose Permanent()
+// reports true dead-letters the delivery at once; an error with a
+// RetryAfter() duration delays the retry at least that long; any other
+// error is retried with backoff.
+type Processor interface {
+	Process(ctx context.Context, d store.Delivery) error
+}
+
+// ProcessorFunc adapts a function to Processor.
+type ProcessorFunc func(ctx context.Context, d store.Delivery) error
+
+// Process calls f.
+func (f ProcessorFunc) Process(ctx context.Context, d store.Delivery) error { return f(ctx, d) }
+
+// Options configure a Runner. Zero values take the defaults of the config
+// file (4 workers, 8 attempts, 2 s to 10 min backoff, 2 min lease) and a 1 s
+// poll.
+type Options struct {
+	Store     store.Inbox
+	Processor Processor
+
+	Workers      int
+	MaxAttempts  int
+	BaseBackoff  time.Duration
+	MaxBackoff   time.Duration
+	Lease        time.Duration
+	PollInterval time.Duration // how often idle workers look for retries and lost claims
+
+	Now    func() time.Time                     // default time.Now
+	After  func(time.Duration) <-chan time.Time // the idle wait; default time.After
+	Jitter func(ceiling time.Duration) time.Duration
+	// WorkerID names this process in claims; default host-pid.
+	WorkerID   string
+	Logger     *zap.Logger
+	Registerer prometheus.Registerer // required
+}
+
+// Runner is the pool of inbox workers.
+type Runner struct {
+	opt     Options
+	metrics *metrics
+
+	wake     chan struct{}
+	stopping chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	started  atomic.Bool
+	cancel   context.CancelFunc // ends in-flight processing when Stop's deadline passes
+	lastErr  atomic.Value       // last claim error text, to log each new failure once
+}
+
+// New validates the options and registers the inbox metrics.
+func New(opt Options) (*Runner, error) {
+	if opt.Store == nil || opt.Processor == nil || opt.Registerer == nil {
+		return nil, errors.New("inbox: store, processor and registerer are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 4
+	}
+	if opt.MaxAttempts <= 0 {
+		opt.MaxAttempts = 8
+	}
+	def(&opt.BaseBackoff, 2*time.Second)
+	def(&opt.MaxBackoff, 10*time.Minute)
+	def(&opt.Lease, 2*time.Minute)
+	def(&opt.PollInterval, time.Second)
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.After == nil {
+		opt.After = time.After
+	}
+	if opt.Jitter == nil {
+		opt.Jitter = func(c time.Duration) time.Duration {
+			if c <= 0 {
+				return 0
+			}
+			return time.Duration(rand.Int64N(int64(c) + 1))
+		}
+	}
+	if opt.WorkerID == "" {
+		host, _ := os.Hostname()
+		opt.WorkerID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if opt.Logger == nil {
+		opt.Logger = zap.NewNop()
+	}
+	m, err := newMetrics(opt.Registerer, opt.Store, opt.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{
+		opt:      opt,
+		metrics:  m,
+		wake:     make(chan struct{}, 1),
+		stopping: make(chan struct{}),
+	}, nil
+}
+
+// Start launches the workers. ctx carries values (the logger, say) but its
+// cancellation does not stop them: Stop does, after letting in-flight
+// deliveries finish.
+func (r *Runner) Start(ctx context.Context) {
+	if !r.started.CompareAndSwap(false, true) {
+		return
+	}
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	for i := 0; i < r.opt.Workers; i++ {
+		r.wg.Add(1)
+		go r.loop(base)
+	}
+}
+
+// Notify wakes an idle worker: a new delivery was stored.
+func (r *Runner) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// Stop stops claiming and waits for in-flight deliveries to finish. When
+// ctx ends first, their processing is cancelled (their claims expire and
+// another run takes them) and ctx's error is returned.
+func (r *Runner) Stop(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stopping) })
+	if !r.started.Load() {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		r.cancel()
+		return nil
+	case <-ctx.Done():
+		r.cancel()
+		select { // a processor that ignores its context is not waited for long
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		return fmt.Errorf("inbox drain: %w", ctx.Err())
+	}
+}
+
+func (r *Runner) loop(ctx context.Context) {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.stopping:
+			return
+		default:
+		}
+		n, err := r.claimOne(ctx)
+		if err == nil && n > 0 {
+			continue // there may be more: claim again at once
+		}
+		select {
+		case <-r.stopping:
+			return
+		case <-r.wake:
+		case <-r.opt.After(r.opt.PollInterval):
+		}
+	}
+}
+
+// RunOnce claims and processes due deliveries, one at a time, until none is
+// due; it returns how many it processed. The CLI and tests use it instead
+// of Start.
+func (r *Runner) RunOnce(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.claimOne(ctx)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}
+
+func (r *Runner) claimOne(ctx context.Context) (int, error) {
+	ds, err := r.opt.Store.Claim(ctx, store.ClaimRequest{
+		Worker: r.opt.WorkerID,
+		Now:    r.opt.Now().UTC(),
+		Lease:  r.opt.Lease,
+		Limit:  1,
+	})
+	if err != nil {
+		if prev, _ := r.lastErr.Load().(string); prev != err.Error() {
+			r.lastErr.Store(err.Error())
+			r.opt.Logger.Warn("inbox claim failed", zap.Error(err))
+		}
+		return 0, fmt.Errorf("claim: %w", err)
+	}
+	r.lastErr.Store("")
+	if len(ds) == 0 {
+		return 0, nil
+	}
+	r.Notify() // another idle worker may take the next one
+	for _, d := range ds {
+		r.handle(ctx, d)
+	}
+	return len(ds), nil
+}
+
+// handle processes one claimed delivery and records the result.
+func (r *Runner) handle(ctx context.Context, d store.Delivery) {
+	log := r.opt.Logger.With(
+		zap.Int64("seq", d.Seq),
+		zap.String("source", string(d.Source)),
+		zap.String("delivery_id", d.DeliveryID),
+		zap.String("event", d.EventKey),
+		zap.Int("attempt", d.Attempts),
+	)
+	start := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, r.opt.Lease) // never outlive the claim
+	err := r.process(pctx, d)
+	cancel()
+	r.metrics.duration.WithLabelValues(string(d.Source)).Observe(time.Since(start).Seconds())
+
+	// Record the result even when processing was cancelled by Stop.
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	now := r.opt.Now().UTC()
+	src := string(d.Source)
+	switch {
+	case err == nil:
+		r.metrics.processed.WithLabelValues(src, "done").Inc()
+		if serr := r.opt.Store.Complete(sctx, d.Seq, now); serr != nil {
+			log.Error("inbox: could not mark the delivery done; it will be processed again", zap.Error(serr))
+			return
+		}
+		log.Debug("delivery processed")
+	case IsPermanent(err) || d.Attempts >= r.opt.MaxAttempts:
+		r.metrics.processed.WithLabelValues(src, "dead").Inc()
+		r.metrics.dead.WithLabelValues(src).Inc()
+		why := "permanent error"
+		if !IsPermanent(err) {
+			why = "too many attempts"
+		}
+		if serr := r.opt.Store.Bury(sctx, d.Seq, errText(err)); serr != nil {
+			log.Error("inbox: could not dead-letter the delivery", zap.Error(serr), zap.NamedError("cause", err))
+			return
+		}
+		log.Error("delivery dead-lettered: "+why, zap.Error(err))
+	default:
+		r.metrics.processed.WithLabelValues(src, "retry").Inc()
+		delay := Backoff(d.Attempts, r.opt.BaseBackoff, r.opt.MaxBackoff, r.opt.Jitter)
+		if ra := RetryAfter(err); ra > delay {
+			delay = ra
+		}
+		if serr := r.opt.Store.Retry(sctx, d.Seq, now.Add(delay), errText(err)); serr != nil {
+			log.Error("inbox: could not schedule the retry; the lease will", zap.Error(serr), zap.NamedError("cause", err))
+			return
+		}
+		log.Warn("delivery failed, will retry", zap.Error(err), zap.Duration("retry_in", delay))
+	}
+}
+
+// process calls the processor, turning a panic into an error.
+func (r *Runner) process(ctx context.Context, d store.Delivery) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return r.opt.Processor.Process(ctx, d)
+}
+
+// Redrive puts a dead-lettered delivery back in the queue, with its attempts
+// reset, and wakes a worker. store.ErrNotFound when it is not dead.
+func (r *Runner) Redrive(ctx context.Context, seq int64) error {
+	if err := r.opt.Store.Redrive(ctx, seq, r.opt.Now().UTC()); err != nil {
+		return err
+	}
+	r.Notify()
+	return nil
+}
+
+// ListDead lists dead-lettered deliveries, oldest first.
+func (r *Runner) ListDead(ctx context.Context, limit int) ([]store.Delivery, error) {
+	return r.opt.Store.ListDeliveries(ctx, store.DeliveryDead, limit)
+}
+
+// Backoff is the wait before retry number attempt (1 after the first
+// failure): a uniformly random duration up to base·2^(attempt-1), capped at
+// max ("full jitter").
+func Backoff(attempt int, base, max time.Duration, jitter func(time.Duration) time.Duration) time.Duration {
+	ceiling := base
+	for i := 1; i < attempt && ceiling < max; i++ {
+		ceiling *= 2
+	}
+	if ceiling > max {
+		ceiling = max
+	}
+	return jitter(ceiling)
+}
+
+// IsPermanent reports whether err (or an error it wraps) says that trying
+// again cannot help.
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// RetryAfter returns how long err (or an error it wraps) asks to wait, or 0.
+func RetryAfter(err error) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter()
+	}
+	return 0
+}
+
+// Permanent wraps err so that the inbox dead-letters the delivery at once
+// (a payload that can never be processed).
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() error   { return e.err }
+func (e permanentError) Permanent() bool { return true }
+
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > 4000 {
+		s = s[:4000] + "…"
+	}
+	return s
+}

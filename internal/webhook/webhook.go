@@ -1,0 +1,320 @@
+// Package webhook is the one intake gate for Bitbucket and Jira deliveries.
+// Every delivery goes through the same steps in a fixed order: POST only;
+// the delivery (and event) headers; the body read through
+// http.MaxBytesReader; the X-Hub-Signature HMAC; the parse into a domain
+// event; the durable store. Only then is it acknowledged: 202 when new, 200
+// when the delivery id was seen before. Anything refused is not stored.
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+// SignatureHeader carries "sha256=<hex HMAC-SHA256(secret, raw body)>" on
+// both Bitbucket Cloud and Jira Cloud deliveries.
+const SignatureHeader = "X-Hub-Signature"
+
+// ParseFunc turns a raw body into a domain event. A parse error means the
+// body is malformed: the delivery is refused with 400.
+type ParseFunc func(eventKey string, body []byte) (*model.Event, error)
+
+// Source describes where deliveries come from and how to read them.
+type Source struct {
+	Name           model.Source
+	DeliveryHeader string // header holding the delivery id (dedupe key)
+	EventHeader    string // header holding the event key; "" when it is the body's webhookEvent
+	SecretVar      string // environment variable of the secret, named in messages
+	Parse          ParseFunc
+}
+
+// Bitbucket is Bitbucket Cloud: X-Request-UUID and X-Event-Key.
+func Bitbucket(parse func(eventKey string, body []byte) (*model.Event, error)) Source {
+	return Source{
+		Name:           model.SourceBitbucket,
+		DeliveryHeader: "X-Request-UUID",
+		EventHeader:    "X-Event-Key",
+		SecretVar:      "ROLEKEEPER_BITBUCKET_WEBHOOK_SECRET",
+		Parse:          parse,
+	}
+}
+
+// Jira is Jira Cloud: X-Atlassian-Webhook-Identifier (the same on every
+// retry), the event key in the body's webhookEvent.
+func Jira(parse func(body []byte) (*model.Event, error)) Source {
+	return Source{
+		Name:           model.SourceJira,
+		DeliveryHeader: "X-Atlassian-Webhook-Identifier",
+		SecretVar:      "ROLEKEEPER_JIRA_WEBHOOK_SECRET",
+		Parse:          func(_ string, body []byte) (*model.Event, error) { return parse(body) },
+	}
+}
+
+// Enqueuer is the part of the store the intake needs.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, d *store.Delivery) (bool, error)
+}
+
+// Options configure a Handler.
+type Options struct {
+	Source Source
+	// Secrets are the accepted webhook secrets: one, or two while one
+	// rotates. With none, every delivery is refused with 503 unless
+	// AllowUnsigned.
+	Secrets       []string
+	AllowUnsigned bool
+	MaxBodyBytes  int64 // default 5 MiB
+	Store         Enqueuer
+	// Notify is called after a new delivery is stored (wakes the inbox).
+	Notify       func()
+	Now          func() time.Time
+	Logger       *zap.Logger
+	Metrics      *Metrics      // required; one Metrics serves every source
+	StoreTimeout time.Duration // default 8 s: Bitbucket gives up after 10 s
+}
+
+// Handler is the intake of one source.
+type Handler struct {
+	opt Options
+}
+
+// Outcomes, the values of the outcome label.
+const (
+	OutcomeAccepted         = "accepted"
+	OutcomeDuplicate        = "duplicate"
+	OutcomeMethodNotAllowed = "method_not_allowed"
+	OutcomeMissingHeader    = "missing_header"
+	OutcomeTooLarge         = "too_large"
+	OutcomeReadError        = "read_error"
+	OutcomeUnconfigured     = "unconfigured"
+	OutcomeBadSignature     = "bad_signature"
+	OutcomeMalformed        = "malformed"
+	OutcomeStoreError       = "store_error"
+)
+
+// New returns the intake handler for one source. It logs, once, how the
+// endpoint treats signatures.
+func New(opt Options) *Handler {
+	if opt.MaxBodyBytes <= 0 {
+		opt.MaxBodyBytes = 5 << 20
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = zap.NewNop()
+	}
+	if opt.StoreTimeout <= 0 {
+		opt.StoreTimeout = 8 * time.Second
+	}
+	if opt.Notify == nil {
+		opt.Notify = func() {}
+	}
+	opt.Logger = opt.Logger.With(zap.String("source", string(opt.Source.Name)))
+	switch {
+	case len(opt.Secrets) == 0 && opt.AllowUnsigned:
+		opt.Logger.Warn("webhook secret not set and webhooks.allow_unsigned is true: unsigned deliveries are accepted (local demos only)",
+			zap.String("variable", opt.Source.SecretVar))
+	case len(opt.Secrets) == 0:
+		opt.Logger.Info("webhook secret not set: every delivery is refused with 503",
+			zap.String("variable", opt.Source.SecretVar))
+	}
+	return &Handler{opt: opt}
+}
+
+// delivery is what the handler learnt about one request, for the log and
+// the metrics.
+type delivery struct {
+	id, event, repo string
+	verified        bool
+	size            int
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var d delivery
+	status, outcome, err := h.intake(w, r, &d)
+
+	event := "unknown" // an unverified sender must not choose label values
+	if d.verified && d.event != "" && len(d.event) <= 64 {
+		event = d.event
+	}
+	src := string(h.opt.Source.Name)
+	h.opt.Metrics.total.WithLabelValues(src, event, outcome).Inc()
+	h.opt.Metrics.duration.WithLabelValues(src).Observe(time.Since(start).Seconds())
+
+	fields := []zap.Field{
+		zap.String("delivery_id", d.id),
+		zap.String("event", d.event),
+		zap.String("repo", d.repo),
+		zap.Int("status", status),
+		zap.String("outcome", outcome),
+		zap.Int("bytes", d.size),
+		zap.Duration("took", time.Since(start)),
+	}
+	switch {
+	case outcome == OutcomeStoreError:
+		h.opt.Logger.Error("webhook refused", append(fields, zap.Error(err))...)
+	case status >= 400:
+		h.opt.Logger.Warn("webhook refused", append(fields, zap.Error(err))...)
+	default:
+		h.opt.Logger.Info("webhook received", fields...)
+	}
+}
+
+// intake runs the steps in order and writes the answer.
+func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (int, string, error) {
+	src := h.opt.Source
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return reply(w, http.StatusMethodNotAllowed, OutcomeMethodNotAllowed, "method not allowed: use POST")
+	}
+
+	d.id = strings.TrimSpace(r.Header.Get(src.DeliveryHeader))
+	if src.EventHeader != "" {
+		d.event = strings.TrimSpace(r.Header.Get(src.EventHeader))
+	}
+	if d.id == "" || len(d.id) > 200 {
+		return reply(w, http.StatusBadRequest, OutcomeMissingHeader, "missing or oversized "+src.DeliveryHeader+" header")
+	}
+	if src.EventHeader != "" && (d.event == "" || len(d.event) > 200) {
+		return reply(w, http.StatusBadRequest, OutcomeMissingHeader, "missing or oversized "+src.EventHeader+" header")
+	}
+
+	if r.ContentLength > h.opt.MaxBodyBytes {
+		return reply(w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body over "+strconv.FormatInt(h.opt.MaxBodyBytes, 10)+" bytes")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opt.MaxBodyBytes))
+	d.size = len(body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return reply(w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body over "+strconv.FormatInt(h.opt.MaxBodyBytes, 10)+" bytes")
+		}
+		return replyErr(w, http.StatusBadRequest, OutcomeReadError, "could not read the body", err)
+	}
+
+	switch {
+	case len(h.opt.Secrets) > 0:
+		if err := Verify(r.Header.Get(SignatureHeader), body, h.opt.Secrets); err != nil {
+			return replyErr(w, http.StatusUnauthorized, OutcomeBadSignature, "bad or missing "+SignatureHeader, err)
+		}
+	case !h.opt.AllowUnsigned:
+		return reply(w, http.StatusServiceUnavailable, OutcomeUnconfigured, "webhook secret not configured: set "+src.SecretVar)
+	}
+	d.verified = true
+
+	if src.EventHeader == "" {
+		var head struct {
+			WebhookEvent string `json:"webhookEvent"`
+		}
+		if err := json.Unmarshal(body, &head); err != nil {
+			return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "body is not a JSON object", err)
+		}
+		d.event = head.WebhookEvent
+		if d.event == "" || len(d.event) > 200 {
+			return reply(w, http.StatusBadRequest, OutcomeMissingHeader, "missing webhookEvent in the body")
+		}
+	}
+
+	ev, err := src.Parse(d.event, body)
+	if err != nil {
+		return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "malformed payload", err)
+	}
+	if ev != nil {
+		d.repo = ev.Repository
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.opt.StoreTimeout)
+	defer cancel()
+	isNew, err := h.opt.Store.Enqueue(ctx, &store.Delivery{
+		Source:     src.Name,
+		DeliveryID: d.id,
+		EventKey:   d.event,
+		Body:       body,
+		ReceivedAt: h.opt.Now().UTC(),
+	})
+	if err != nil {
+		// 5xx: Bitbucket retries (twice), Jira too.
+		return replyErr(w, http.StatusServiceUnavailable, OutcomeStoreError, "could not store the delivery, try again", err)
+	}
+	if !isNew {
+		return reply(w, http.StatusOK, OutcomeDuplicate, "")
+	}
+	h.opt.Notify()
+	return reply(w, http.StatusAccepted, OutcomeAccepted, "")
+}
+
+// Verify checks a "sha256=<hex>" signature over body against each secret,
+// in constant time. It returns nil when one of them matches.
+func Verify(header string, body []byte, secrets []string) error {
+	hexSig, ok := strings.CutPrefix(strings.TrimSpace(header), "sha256=")
+	if !ok {
+		if header == "" {
+			return errors.New("no signature")
+		}
+		return errors.New("signature is not sha256=<hex>")
+	}
+	got, err := hex.DecodeString(hexSig)
+	if err != nil || len(got) != sha256.Size {
+		return errors.New("signature is not a hex sha256 digest")
+	}
+	for _, s := range secrets {
+		if hmac.Equal(got, Sign(body, s)) {
+			return nil
+		}
+	}
+	return errors.New("signature does not match")
+}
+
+// Sign returns HMAC-SHA256(secret, body).
+func Sign(body []byte, secret string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// SignatureFor returns the X-Hub-Signature value for body (for tests and
+// the demo's sender).
+func SignatureFor(body []byte, secret string) string {
+	return "sha256=" + hex.EncodeToString(Sign(body, secret))
+}
+
+func reply(w http.ResponseWriter, status int, outcome, msg string) (int, string, error) {
+	var err error
+	if status >= 400 {
+		err = errors.New(msg)
+	}
+	writeJSON(w, status, outcome, msg)
+	return status, outcome, err
+}
+
+func replyErr(w http.ResponseWriter, status int, outcome, msg string, err error) (int, string, error) {
+	writeJSON(w, status, outcome, msg)
+	return status, outcome, err
+}
+
+func writeJSON(w http.ResponseWriter, status int, outcome, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	body := map[string]string{"status": outcome}
+	if msg != "" {
+		body["error"] = msg
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// report is everything one invocation measured.
+type report struct {
+	opts         *options
+	load0, load1 string
+	bodyBytes    int
+
+	bare    *result
+	target  result
+	wrkBare *wrkResult
+	wrk     *wrkResult
+
+	// spawned daemon only
+	warm202    int
+	drained    time.Duration // from the end of the load to an empty inbox; -1: not drained
+	stored     int           // deliveries the intake stored (accepted)
+	duplicates int
+	refused    int
+	processed  int
+	left       int // still in the inbox when the wait ended
+	// processingTime runs from the start of the measured load to the
+	// drain (or the end of the wait).
+	processingTime time.Duration
+	dead           int
+	peakRSS        int64
+	upstream       *upstream
+}
+
+// answered is how many deliveries the daemon answered 202 (wrk counts
+// 2xx: 202, or 200 for a duplicate, which its unique ids never are).
+func (r *report) answered() int {
+	n := r.warm202 + r.target.Codes[202]
+	if r.wrk != nil {
+		n += r.wrk.Requests - r.wrk.StatusErrors
+	}
+	return n
+}
+
+func (r *report) print(w io.Writer) {
+	o := r.opts
+	fmt.Fprintf(w, "machine: %s\n", machine())
+	fmt.Fprintf(w, "load average before/after: %s / %s\n", r.load0, r.load1)
+	fmt.Fprintf(w, "load: %d deliveries (+%d warm-up) per target, %d keep-alive connections, bodies about %d pull requests (%d bytes)\n",
+		o.n, o.warmup, o.conns, o.prs, r.bodyBytes)
+	if r.bare != nil {
+		fmt.Fprintf(w, "bare and daemon measured in %d alternating rounds\n", max(1, min(o.rounds, o.n)))
+	}
+	if o.spawn {
+		what := "pull requests of team payments: the workers run the pull-request workflow against the in-process fake Bitbucket while the load runs"
+		if o.unowned {
+			what = "a repository no team owns: the workers parse each delivery and skip it"
+		}
+		fmt.Fprintf(w, "daemon: rolekeeper serve, store %s, inbox.workers %d, log level %s; deliveries about %s\n",
+			o.store, o.workers, o.logLevel, what)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | answered | req/s | p50 | p90 | p99 | max | answers |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
+	row := func(x result) {
+		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %s | %s |\n", x.Name, len(x.Latency), x.RPS(),
+			ms(x.Percentile(.50)), ms(x.Percentile(.90)), ms(x.Percentile(.99)), ms(x.Percentile(1)), x.CodeString())
+	}
+	if r.bare != nil {
+		row(*r.bare)
+	}
+	row(r.target)
+	if r.bare != nil && r.bare.RPS() > 0 {
+		fmt.Fprintf(w, "\nratio to bare: req/s %.2f×, p99 %.2f×\n", r.target.RPS()/r.bare.RPS(),
+			float64(r.target.Percentile(.99))/float64(r.bare.Percentile(.99)))
+	}
+	if r.wrk != nil {
+		fmt.Fprintf(w, "\nwrk (%d threads, %d connections, %s, one signed body, unique X-Request-UUID per request):\n\n", o.wrkThreads, o.conns, o.wrkDur)
+		fmt.Fprintln(w, "| target | requests | req/s | p50 | p90 | p99 | max | non-2xx | socket errors |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		wrow := func(name string, x wrkResult) {
+			fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %s | %d | %d |\n", name, x.Requests, x.RPS(),
+				ms(x.P50), ms(x.P90), ms(x.P99), ms(x.Max), x.StatusErrors, x.SocketErrors)
+		}
+		if r.wrkBare != nil {
+			wrow("bare (HMAC, 202)", *r.wrkBare)
+		}
+		wrow(r.target.Name, *r.wrk)
+		if r.wrkBare != nil && r.wrkBare.RPS() > 0 {
+			fmt.Fprintf(w, "\nwrk ratio to bare: req/s %.2f×, p99 %.2f×\n", r.wrk.RPS()/r.wrkBare.RPS(), float64(r.wrk.P99)/float64(r.wrkBare.P99))
+		}
+	}
+	if !o.spawn {
+		return
+	}
+	answered := r.answered()
+	fmt.Fprintln(w)
+	check := "OK"
+	if r.stored < answered {
+		check = "MISSING DELIVERIES"
+	}
+	fmt.Fprintf(w, "stored: %d deliveries accepted by the intake for %d answered 202 (%s; wrk stops with requests in flight, so stored may exceed answered by up to -c); %d duplicates, %d refused\n",
+		r.stored, answered, check, r.duplicates, r.refused)
+	if r.drained < 0 {
+		fmt.Fprintf(w, "inbox: NOT drained %s after the last request: %d left", o.drain, r.left)
+	} else {
+		fmt.Fprintf(w, "inbox: drained %s after the last request", r.drained.Round(100*time.Millisecond))
+	}
+	fmt.Fprintf(w, "; %d deliveries processed (%.0f/s from the start of the load), %d dead-lettered\n",
+		r.processed, float64(r.processed)/r.processingTime.Seconds(), r.dead)
+	fmt.Fprintf(w, "peak RSS (VmHWM) of the daemon: %.1f MiB\n", float64(r.peakRSS)/(1<<20))
+	if u := r.upstream; u != nil {
+		fmt.Fprintln(w, "\nupstream calls (HTTP requests the fake Bitbucket received):")
+		fmt.Fprintf(w, "- new pull request (pullrequest:created): %d — %s\n", u.NewPR, u.NewPRCalls)
+		fmt.Fprintf(w, "- the same event again under a new delivery id: %d %s\n", u.SameEvent, u.SameEventCalls)
+		fmt.Fprintf(w, "- redelivery (same X-Request-UUID): answered 200, %d calls, not processed again\n", u.Redelivery)
+		fmt.Fprintf(w, "- approval by the requested reviewer (pullrequest:approved): %d — %s\n", u.Approval, u.ApprovalCalls)
+	}
+}
