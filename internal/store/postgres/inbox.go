@@ -60,7 +60,8 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 		SET state = $1, claimed_by = $2, claimed_until = $3, attempts = attempts + 1
 		WHERE seq IN (
 			SELECT seq FROM deliveries
-			WHERE (state = $4 AND next_attempt_at <= $5) OR (state = $1 AND claimed_until <= $5)
+			WHERE state IN ('pending', 'processing')
+			  AND ((state = $4 AND next_attempt_at <= $5) OR (state = $1 AND claimed_until <= $5))
 			ORDER BY seq LIMIT $6
 			FOR UPDATE SKIP LOCKED)
 		RETURNING `+deliveryCols,

@@ -158,8 +158,9 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 	rows, err := s.w.QueryContext(ctx, `UPDATE deliveries
 		SET state = ?, claimed_by = ?, claimed_until = ?, attempts = attempts + 1
 		WHERE seq IN (
-			SELECT seq FROM deliveries
-			WHERE (state = ? AND next_attempt_at <= ?) OR (state = ? AND claimed_until <= ?)
+			SELECT seq FROM deliveries INDEXED BY deliveries_open
+			WHERE state IN ('pending', 'processing')
+			  AND ((state = ? AND next_attempt_at <= ?) OR (state = ? AND claimed_until <= ?))
 			ORDER BY seq LIMIT ?)
 		RETURNING `+deliveryCols,
 		store.DeliveryProcessing, req.Worker, req.Now.Add(req.Lease).UnixMilli(),
