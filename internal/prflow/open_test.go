@@ -10,6 +10,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/rules"
+	"github.com/reloadly/rolekeeper/internal/store"
 )
 
 func TestNewPullRequest(t *testing.T) {
@@ -205,6 +206,15 @@ func TestRedelivery(t *testing.T) {
 		}},
 		{"created redelivered (payload from before the reviewers PUT)", func(hs *harness) []*model.Event {
 			return []*model.Event{event(model.EventPRCreated, newPR(), lena)}
+		}},
+		{"updated rendered before the reviewers PUT, after the load moved", func(hs *harness) []*model.Event {
+			// The lead asked now has more open reviews than the other: a
+			// stale reviewer list must not make rolekeeper swap them.
+			lead := hs.host.reviewerIDs(repoPay, 7)[0]
+			for id := 100; id < 104; id++ {
+				hs.st.UpsertPR(context.Background(), &store.PRRecord{Repository: repoPay, ID: id, State: model.PROpen, Reviewers: []string{lead}})
+			}
+			return []*model.Event{event(model.EventPRUpdated, newPR(), lena)}
 		}},
 		{"title edited", func(hs *harness) []*model.Event {
 			pr := hs.current(repoPay, 7)

@@ -143,6 +143,15 @@ func (p *pass) evaluate(ctx context.Context) error {
 			}
 		}
 	}
+	// A payload older than what the record saw (a late delivery, or one
+	// rendered before our own reviewers PUT) carries a stale reviewer list:
+	// take the record's, so that nobody is swapped or dropped.
+	if p.payloadOlder() && p.rec.Reviewers != nil {
+		p.pr.Reviewers = make([]model.Actor, len(p.rec.Reviewers))
+		for i, id := range p.rec.Reviewers {
+			p.pr.Reviewers[i] = model.Actor{AccountID: id}
+		}
+	}
 	snap := rules.PRSnapshot{
 		Repository:   p.pr.Repository,
 		Number:       p.pr.ID,
