@@ -34,6 +34,9 @@ type ChooseOptions struct {
 
 	// Load is the number of open review requests per account id.
 	Load map[string]int
+	// LoadNoun names what Load counts in reasons ("fewest <noun> (2)");
+	// default "open reviews".
+	LoadNoun string
 	// Seed breaks ties between equally loaded people: the FNV-1a hash of
 	// Seed followed by the account id orders them, so the same pull request
 	// always gets the same answer while different ones spread.
@@ -140,7 +143,7 @@ func choose(cands []*roles.Person, n int, opt *ChooseOptions, load func(string) 
 		take := min(n-len(picks), len(rest))
 		for _, c := range rest[:take] {
 			c.taken = true
-			load := "fewest open reviews (" + strconv.Itoa(c.load)
+			load := "fewest " + orDefault(opt.LoadNoun, "open reviews") + " (" + strconv.Itoa(c.load)
 			// A tie with someone left out is broken by the hash: say so.
 			if take < len(rest) && rest[take].load == c.load {
 				load += ", tie broken by a hash of " + orDefault(opt.Seed, "the seed")

@@ -236,7 +236,7 @@ func evaluateTask(org *roles.Org, team *roles.Team, role *roles.Role, r *roles.R
 	}
 	claimed[prefix] = r.ID
 	res.NeedsTask = true
-	opt := ChooseOptions{Load: s.Load, Now: s.Now, Seed: is.Key + "/" + r.ID, Why: issueRoleWhy(role, r.Role, team)}
+	opt := ChooseOptions{Load: s.Load, LoadNoun: "open tasks", Now: s.Now, Seed: is.Key + "/" + r.ID, Why: issueRoleWhy(role, r.Role, team)}
 	if r.Kind == roles.KindDesignReview && is.Reporter != nil && is.Reporter.AccountID != "" {
 		opt.Exclude, opt.ExcludeWhy = []string{is.Reporter.AccountID}, "reported the design"
 	}
