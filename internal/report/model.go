@@ -180,7 +180,7 @@ func Build(ctx context.Context, src Source, org *roles.Org, w Week, opt Options)
 	if err != nil {
 		return nil, err
 	}
-	gates, err := src.ListGates(ctx, store.GateFilter{Since: start.AddDate(0, 0, -7), Until: end})
+	gates, err := src.ListGates(ctx, store.GateFilter{Since: trendStart.AddDate(0, 0, -7), Until: end})
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +202,7 @@ func Build(ctx context.Context, src Source, org *roles.Org, w Week, opt Options)
 	}
 	b := newBuilder(org, r)
 	b.findings(findings, start, end, w)
-	b.gates(gates, start, end, opt.PublicURL)
+	b.gates(gates, start, end, opt.PublicURL, w)
 	b.pullRequests(prs, start, end)
 	b.coverage(now)
 	b.finish()
@@ -311,12 +311,35 @@ func (b *builder) findings(fs []model.Finding, start, end time.Time, w Week) {
 	}
 }
 
-func (b *builder) gates(gs []store.Gate, start, end time.Time, publicURL string) {
+func (b *builder) gates(gs []store.Gate, start, end time.Time, publicURL string, w Week) {
 	for _, g := range gs {
 		if !g.CreatedAt.Before(start) && g.CreatedAt.Before(end) {
 			b.r.Summary.Gates++
 		}
-		if !g.BreakGlass || g.DecidedAt.Before(start) || !g.DecidedAt.Before(end) {
+		decidedInWeek := !g.DecidedAt.IsZero() && !g.DecidedAt.Before(start) && g.DecidedAt.Before(end)
+		// A gated deployment decided by a person (approved, rejected or
+		// expired waiting) is a deploy-approval check that held; break-glass
+		// uses are listed apart, and ungated environments are no check.
+		isCheck := !g.DecidedAt.IsZero() && !g.BreakGlass && g.RuleID != "" && g.State != store.GatePending
+		if isCheck {
+			wk := WeekOf(g.DecidedAt, w.Loc).String()
+			tp := b.trend[wk]
+			if tp == nil {
+				tp = &TrendPoint{Week: wk}
+				b.trend[wk] = tp
+			}
+			tp.Checked++
+			tp.Held++
+		}
+		if decidedInWeek && isCheck {
+			t := b.team(g.Team)
+			s := b.rule(t.Team, g.RuleID, string(roles.KindDeployApproval))
+			s.Checked++
+			s.Held++
+			t.Checked++
+			t.Held++
+		}
+		if !g.BreakGlass || !decidedInWeek {
 			continue
 		}
 		u := BreakGlassUse{Gate: g.ID, Repository: g.Repository, Commit: g.Commit, Environment: g.Environment,

@@ -188,6 +188,7 @@ func sampleSource() *memSource {
 				State: store.GateApproved, BreakGlass: true, DecidedBy: "acc-raj", Reason: "payments outage hotfix",
 				CreatedAt: at("2026-11-20T21:50:00Z"), DecidedAt: at("2026-11-20T22:00:00Z"), FollowUp: "PAY-99"},
 			{ID: "g2", Repository: "reloadly/payments-api", Commit: "abc", Environment: "production", State: store.GateApproved,
+				Team: "payments", RuleID: "product-owner/deploy-approval",
 				DecidedBy: "acc-ana", CreatedAt: at("2026-11-19T10:00:00Z"), DecidedAt: at("2026-11-19T11:00:00Z")},
 		},
 	}
@@ -206,8 +207,8 @@ func buildSample(t *testing.T) *Report {
 
 func TestBuild(t *testing.T) {
 	r := buildSample(t)
-	if r.Summary.Checked != 3 || r.Summary.Held != 1 || r.Summary.Violated != 2 {
-		t.Errorf("summary = %+v, want 3 checked, 1 held, 2 violated", r.Summary)
+	if r.Summary.Checked != 4 || r.Summary.Held != 2 || r.Summary.Violated != 2 {
+		t.Errorf("summary = %+v, want 4 checked (3 findings, 1 gate), 2 held, 2 violated", r.Summary)
 	}
 	if r.Summary.BreakGlass != 1 || len(r.BreakGlass) != 1 || r.BreakGlass[0].ByName != "Raj Patel" || r.BreakGlass[0].FollowUp != "PAY-99" {
 		t.Errorf("break glass = %+v", r.BreakGlass)
@@ -224,6 +225,9 @@ func TestBuild(t *testing.T) {
 	pay := r.Teams[0]
 	if len(pay.Rules) != 2 { // code-review and deploy-approval; report is not per team
 		t.Errorf("payments rules = %+v", pay.Rules)
+	}
+	if d := pay.Rules[1]; d.RuleID != "product-owner/deploy-approval" || d.Checked != 1 || d.Held != 1 {
+		t.Errorf("payments deploy-approval (one gate approved by Ana) = %+v", d)
 	}
 	cr := pay.Rules[0]
 	if cr.RuleID != "technical-lead/code-review" || cr.Checked != 2 || cr.Held != 1 || cr.Violated != 1 || cr.Role != "technical-lead" {
@@ -243,7 +247,7 @@ func TestBuild(t *testing.T) {
 	if r.Timing.MedianFirstReviewHours != 3 || r.Timing.FirstReviewSamples != 2 || r.Timing.MedianApprovalHours != 2 {
 		t.Errorf("timing = %+v", r.Timing)
 	}
-	if len(r.Trend) != 5 || r.Trend[4].Week != "2026-W47" || r.Trend[3].Week != "2026-W46" || r.Trend[3].Violated != 1 || r.Trend[4].Checked != 3 {
+	if len(r.Trend) != 5 || r.Trend[4].Week != "2026-W47" || r.Trend[3].Week != "2026-W46" || r.Trend[3].Violated != 1 || r.Trend[4].Checked != 4 {
 		t.Errorf("trend = %+v", r.Trend)
 	}
 	var tl *RoleCoverage
