@@ -163,7 +163,7 @@ h1{font-size:26px;margin:0 0 4px} h2{font-size:20px;margin:32px 0 8px;border-bot
 .card b{display:block;font-size:24px} .ok{color:#2e7d32} .bad{color:#c62828}
 table{border-collapse:collapse;width:100%;background:#fff;margin:8px 0;table-layout:auto}
 th,td{border:1px solid #e1e4e8;padding:6px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:#f0f2f5} td.n{text-align:right;white-space:nowrap}
+th{background:#f0f2f5;white-space:nowrap} td.n{text-align:right;white-space:nowrap} td.w{white-space:nowrap}
 .chart{background:#fff;border:1px solid #e1e4e8;border-radius:8px;max-width:100%;height:auto;margin:8px 0}
 .chart .lbl{font-size:12px;fill:#333} .chart .num{font-size:11px;fill:#555}
 a{color:#0b5cad}
@@ -190,13 +190,13 @@ a{color:#0b5cad}
 {{range .Rules}}<tr><td>{{.RuleID}}</td><td>{{.Role}}</td><td>{{.Responsibility}}</td><td class="n">{{.Checked}}</td><td class="n">{{.Held}}</td><td class="n">{{.Violated}}</td></tr>
 {{end}}</table>
 {{if .Violations}}<table><tr><th>when</th><th>case</th><th>rule</th><th>reason</th></tr>
-{{range .Violations}}<tr><td>{{when .OccurredAt}}</td><td>{{if .URL}}<a href="{{.URL}}">{{.Ref}}</a>{{else}}{{.Ref}}{{end}}</td><td>{{.RuleID}}</td><td>{{.Reason}}</td></tr>
+{{range .Violations}}<tr><td class="w">{{when .OccurredAt}}</td><td>{{if .URL}}<a href="{{.URL}}">{{.Ref}}</a>{{else}}{{.Ref}}{{end}}</td><td>{{.RuleID}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}
 
 <h2>Break-glass</h2>
 {{if .R.BreakGlass}}<table><tr><th>when</th><th>who</th><th>gate</th><th>reason</th><th>follow-up</th></tr>
-{{range .R.BreakGlass}}<tr><td>{{when .At}}</td><td>{{if .ByName}}{{.ByName}}{{else}}{{.By}}{{end}}</td><td>{{if .URL}}<a href="{{.URL}}">{{.Repository}}@{{short .Commit}} → {{.Environment}}</a>{{else}}{{.Repository}}@{{short .Commit}} → {{.Environment}}{{end}}</td><td>{{.Reason}}</td><td>{{.FollowUp}}</td></tr>
+{{range .R.BreakGlass}}<tr><td class="w">{{when .At}}</td><td>{{if .ByName}}{{.ByName}}{{else}}{{.By}}{{end}}</td><td>{{if .URL}}<a href="{{.URL}}">{{.Repository}}@{{short .Commit}} → {{.Environment}}</a>{{else}}{{.Repository}}@{{short .Commit}} → {{.Environment}}{{end}}</td><td>{{.Reason}}</td><td>{{.FollowUp}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">None this week.</p>{{end}}
 
 <h2>Reviews</h2>
