@@ -158,7 +158,9 @@ func StatusState(phase string) string {
 }
 
 // StatusKey is the commit status key of an environment.
-func StatusKey(environment string) string { return rules.StatusDeployPrefix + strings.ToLower(environment) }
+func StatusKey(environment string) string {
+	return rules.StatusDeployPrefix + strings.ToLower(environment)
+}
 
 // postStatus posts the status for the gate's phase and returns the phase
 // posted ("" when nothing was posted).
@@ -338,7 +340,7 @@ func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Po
 		outcome = "dry-run: nothing posted upstream"
 	}
 	if change != "asked" && g.State != store.GatePending {
-		s.decided.WithLabelValues(g.State, strconv.FormatBool(g.BreakGlass)).Inc()
+		s.decided.WithLabelValues(g.Environment, g.State, strconv.FormatBool(g.BreakGlass)).Inc()
 		s.log.Info("gate decided", zap.String("gate", g.ID), zap.String("repo", g.Repository), zap.String("environment", g.Environment),
 			zap.String("state", g.State), zap.String("decided_by", g.DecidedBy), zap.String("reason", g.Reason))
 	}

@@ -2,7 +2,6 @@ package gate
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -290,7 +289,7 @@ func (h *fakeHost) callCount() int {
 // database would.
 type memStore struct {
 	mu        sync.Mutex
-	gates     map[string][]byte
+	gates     map[string]*store.Gate
 	keys      map[string]string
 	prs       []store.PRRecord
 	findings  map[string]model.Finding
@@ -298,7 +297,7 @@ type memStore struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{gates: map[string][]byte{}, keys: map[string]string{}, findings: map[string]model.Finding{}}
+	return &memStore{gates: map[string]*store.Gate{}, keys: map[string]string{}, findings: map[string]model.Finding{}}
 }
 
 func (m *memStore) CreateGate(_ context.Context, g *store.Gate) error {
@@ -311,21 +310,24 @@ func (m *memStore) CreateGate(_ context.Context, g *store.Gate) error {
 		return store.ErrConflict
 	}
 	g.Version = 1
-	m.gates[g.ID], _ = json.Marshal(g)
+	m.gates[g.ID] = cloneGate(g)
 	m.keys[g.DedupeKey] = g.ID
 	return nil
 }
 
+func cloneGate(g *store.Gate) *store.Gate {
+	c := *g
+	c.Approvers, c.Excluded, c.PRs = slices.Clone(g.Approvers), slices.Clone(g.Excluded), slices.Clone(g.PRs)
+	c.Data = slices.Clone(g.Data)
+	return &c
+}
+
 func (m *memStore) get(id string) (*store.Gate, error) {
-	b, ok := m.gates[id]
+	g, ok := m.gates[id]
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	var g store.Gate
-	if err := json.Unmarshal(b, &g); err != nil {
-		return nil, err
-	}
-	return &g, nil
+	return cloneGate(g), nil
 }
 
 func (m *memStore) GetGate(_ context.Context, id string) (*store.Gate, error) {
@@ -355,7 +357,7 @@ func (m *memStore) UpdateGate(_ context.Context, g *store.Gate) error {
 		return store.ErrConflict
 	}
 	g.Version++
-	m.gates[g.ID], _ = json.Marshal(g)
+	m.gates[g.ID] = cloneGate(g)
 	return nil
 }
 

@@ -182,7 +182,9 @@ func Apply(s State, in Input, p Policy) (State, []Effect) {
 		}
 	}
 	counts := func(pr int) bool { return slices.Contains(s.PRs, pr) }
-	inWindow := func(t time.Time) bool { return !t.Before(s.CreatedAt) && t.Before(s.ExpiresAt) }
+	// A command counts when made after the gate was asked for and before it
+	// expires: a /reject-deploy for the gate before must not close this one.
+	inWindow := func(t time.Time) bool { return t.After(s.CreatedAt) && t.Before(s.ExpiresAt) }
 
 	switch in.Kind {
 	case InAsked:

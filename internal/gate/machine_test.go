@@ -69,7 +69,7 @@ func TestApply(t *testing.T) {
 		history string   // substring of some history entry's What or Detail
 	}{
 		{name: "asked, gated, pull request known: waits, shows it, mentions once",
-			start: State{Phase: store.GatePending, Environment: "production", CreatedAt: t0, ExpiresAt: expiry, PRs: []int{7}},
+			start:  State{Phase: store.GatePending, Environment: "production", CreatedAt: t0, ExpiresAt: expiry, PRs: []int{7}},
 			policy: gated, inputs: []Input{{Kind: InAsked, At: t0}, tick(later)},
 			phase: store.GatePending, effects: []string{"mention", "record", "status"}, history: "asked"},
 		{name: "asked, environment no rule lists: approved at once and recorded",
@@ -117,6 +117,9 @@ func TestApply(t *testing.T) {
 			phase: store.GatePending},
 		{name: "a command made before the gate was asked for does not count",
 			start: waiting, policy: gated, inputs: []Input{comment("c1", "acc-bo", "/reject-deploy production not this one", t0.Add(-time.Minute))},
+			phase: store.GatePending},
+		{name: "a command made the instant the gate was asked for does not count",
+			start: waiting, policy: gated, inputs: []Input{comment("c1", "acc-bo", "/reject-deploy production for the gate before", t0)},
 			phase: store.GatePending},
 		{name: "a command made after expiry does not count",
 			start: waiting, policy: gated, inputs: []Input{comment("c1", "acc-bo", "/approve-deploy production", expiry.Add(time.Minute)), tick(expiry.Add(time.Minute))},
@@ -178,7 +181,7 @@ func TestApply(t *testing.T) {
 		{name: "nobody eligible (the only other product owner authored too): only break-glass",
 			start: waiting, policy: testPolicy(t, "production", "acc-ana", "acc-bo"),
 			inputs: []Input{approval("acc-bo", 7, later), comment("c1", "acc-bo", "/approve-deploy production", later)},
-			phase: store.GatePending, effects: []string{"reply"}},
+			phase:  store.GatePending, effects: []string{"reply"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,7 +228,7 @@ func TestApply(t *testing.T) {
 // person can act on.
 func TestApplyReplyNamesWhy(t *testing.T) {
 	st := State{Phase: store.GatePending, Environment: "production", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour), PRs: []int{7}, Notified: true}
-	_, effs := Apply(st, Input{Kind: InComment, At: t0, Account: "acc-mei", PR: 7, CommentID: "c1", Text: "/approve-deploy production"}, testPolicy(t, "production", "acc-ana"))
+	_, effs := Apply(st, Input{Kind: InComment, At: t0.Add(time.Second), Account: "acc-mei", PR: 7, CommentID: "c1", Text: "/approve-deploy production"}, testPolicy(t, "production", "acc-ana"))
 	if len(effs) != 1 || effs[0].Kind != EffReply || effs[0].Account != "acc-mei" || effs[0].PR != 7 || effs[0].CommentID != "c1" ||
 		!strings.Contains(effs[0].Text, "changes nothing") || !strings.Contains(effs[0].Text, "product-owner") {
 		t.Errorf("effects = %+v", effs)

@@ -3,9 +3,11 @@ package gate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -384,7 +386,36 @@ func runProperty(t *testing.T, seed int64, st Store, steps int, stats map[string
 		history = append(history, w.step())
 		w.check(history)
 	}
+	// Every gate was recorded when asked for, and each decision once.
+	if ms, ok := st.(*memStore); ok {
+		for _, g := range w.gates() {
+			count := map[string]int{}
+			for _, d := range ms.decisionsOf(g.ID) {
+				count[d.Trigger]++
+			}
+			want := map[string]int{"gate.asked": 1}
+			if g.State != store.GatePending {
+				want["gate."+g.State] = 1
+			}
+			if !maps.Equal(count, want) {
+				t.Fatalf("seed %d: gate %s (%s) has decision records %v, want %v\nsteps:\n  %s", seed, g.ID, g.State, count, want, strings.Join(history, "\n  "))
+			}
+		}
+	}
 	w.e.host.mu.Lock()
+	mentions := map[string]int{}
+	for _, g := range w.gates() {
+		for _, c := range w.e.host.posted {
+			if strings.Contains(c.body, "waits for an approval (gate "+g.ID+")") {
+				mentions[fmt.Sprint(c.pr, g.ID)]++
+			}
+		}
+	}
+	for k, n := range mentions {
+		if n > 1 {
+			t.Fatalf("seed %d: %d mentions for pull request and gate %s", seed, n, k)
+		}
+	}
 	for _, c := range w.e.host.posted {
 		if strings.Contains(c.body, "changes nothing") {
 			stats["refusal replies"]++
@@ -405,14 +436,29 @@ func TestPropertyNoGateOpensWithoutEligibleApproval(t *testing.T) {
 	if testing.Short() {
 		sequences, onSQLite = 300, 5
 	}
+	var mu sync.Mutex
 	stats := map[string]int{}
-	for seed := int64(1); seed <= int64(sequences); seed++ {
-		runProperty(t, seed, newMemStore(), 40, stats)
-	}
-	for seed := int64(1); seed <= int64(onSQLite); seed++ {
-		runProperty(t, 100000+seed, openStore(t), 60, stats)
-	}
-	t.Logf("decided gates seen across %d sequences: %v", sequences+onSQLite, stats)
+	const shards = 4
+	t.Run("sequences", func(t *testing.T) {
+		for shard := 0; shard < shards; shard++ {
+			t.Run(fmt.Sprint(shard), func(t *testing.T) {
+				t.Parallel()
+				local := map[string]int{}
+				for seed := int64(1 + shard); seed <= int64(sequences); seed += shards {
+					runProperty(t, seed, newMemStore(), 40, local)
+				}
+				for seed := int64(1 + shard); seed <= int64(onSQLite); seed += shards {
+					runProperty(t, 100000+seed, openStore(t), 60, local)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for k, v := range local {
+					stats[k] += v
+				}
+			})
+		}
+	})
+	t.Logf("checks of decided gates, by how they were decided, over %d sequences: %v", sequences+onSQLite, stats)
 	for _, k := range []string{"by approval", "by comment", "break-glass", "ungated", "rejected", "expired", "refusal replies", "mentions"} {
 		if stats[k] == 0 {
 			t.Errorf("no sequence produced %q: the property was not exercised", k)

@@ -68,7 +68,7 @@ type Options struct {
 	// net for missed ones, and every re-read costs two calls per pull
 	// request from an hourly budget.
 	MinRefresh      time.Duration
-	MaxCommentPages int // pages of 100 comments read per pull request (default 5)
+	MaxCommentPages int // pages of 100 comments read per pull request (default 10)
 	Now             func() time.Time
 	Logger          *zap.Logger
 	Registerer      prometheus.Registerer
@@ -91,7 +91,7 @@ var (
 	ErrBadRequest        = errors.New("bad request")
 	ErrUnknownRepository = errors.New("unknown repository")
 	ErrForbidden         = errors.New("forbidden")
-	ErrDecided           = errors.New("gate already decided")
+	ErrDecided           = errors.New("already decided")
 )
 
 // UpstreamError is a Bitbucket failure while reading a gate's facts.
@@ -124,7 +124,7 @@ func New(o Options) *Service {
 		o.MinRefresh = 30 * time.Second
 	}
 	if o.MaxCommentPages <= 0 {
-		o.MaxCommentPages = 5
+		o.MaxCommentPages = 10
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -136,8 +136,8 @@ func New(o Options) *Service {
 		created: prometheus.NewCounter(prometheus.CounterOpts{Name: "rolekeeper_gates_created_total",
 			Help: "Deployment gates created."}),
 		decided: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rolekeeper_gates_decided_total",
-			Help: "Deployment gates decided, by state (approved, rejected, expired) and whether the glass was broken."},
-			[]string{"state", "break_glass"}),
+			Help: "Deployment gates decided, by environment, state (approved, rejected, expired) and whether the glass was broken."},
+			[]string{"environment", "state", "break_glass"}),
 	}
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(s.created, s.decided)
@@ -178,7 +178,7 @@ func (r AskRequest) Normalize() (AskRequest, error) {
 		bad = append(bad, "build_number is negative")
 	}
 	if len(bad) > 0 {
-		return r, fmt.Errorf("%w: %s", ErrBadRequest, strings.Join(bad, "; "))
+		return r, fmt.Errorf("%s: %w", strings.Join(bad, "; "), ErrBadRequest)
 	}
 	r.Environment = strings.ToLower(r.Environment)
 	return r, nil
@@ -189,9 +189,9 @@ type details struct {
 	Dropped       []int    `json:"dropped,omitempty"`
 	Replied       []string `json:"replied,omitempty"`
 	Seen          []string `json:"seen,omitempty"`
-	Authors       []string `json:"authors,omitempty"`        // authors of the pull requests that carry the commit
-	StatusPosted  string   `json:"status_posted,omitempty"`  // the phase whose status Bitbucket shows
-	DecisionID    int64    `json:"decision_id,omitempty"`    // the latest decision record
+	Authors       []string `json:"authors,omitempty"`         // authors of the pull requests that carry the commit
+	StatusPosted  string   `json:"status_posted,omitempty"`   // the phase whose status Bitbucket shows
+	DecisionID    int64    `json:"decision_id,omitempty"`     // the latest decision record
 	FollowUpError string   `json:"follow_up_error,omitempty"` // why no follow-up was opened
 	History       []Entry  `json:"history"`
 }
@@ -284,7 +284,7 @@ func (s *Service) Ask(ctx context.Context, req AskRequest) (*store.Gate, bool, e
 	}
 	if _, err := rules.DeployPolicy(s.o.Roles.Get(), req.Repository, req.Environment, nil, s.now()); err != nil {
 		if errors.Is(err, rules.ErrUnknownRepository) {
-			return nil, false, fmt.Errorf("%w: %s is owned by no team in roles.yaml", ErrUnknownRepository, req.Repository)
+			return nil, false, fmt.Errorf("repository %s is owned by no team in roles.yaml: %w", req.Repository, ErrUnknownRepository)
 		}
 		return nil, false, err
 	}
@@ -387,11 +387,11 @@ func (s *Service) Refresh(ctx context.Context, id string) (*store.Gate, error) {
 func (s *Service) BreakGlass(ctx context.Context, id, by, reason string) (*store.Gate, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 2000 {
-		return nil, fmt.Errorf("%w: a break-glass needs a reason of at most 2000 characters", ErrBadRequest)
+		return nil, fmt.Errorf("a break-glass needs a reason of at most 2000 characters: %w", ErrBadRequest)
 	}
 	org := s.o.Roles.Get()
 	if p := org.PersonByAccount(by); by == "" || p == nil || !p.HasRole(BreakGlassRole) {
-		return nil, fmt.Errorf("%w: %q does not hold the %s role in roles.yaml: only a %s may break the glass", ErrForbidden, by, BreakGlassRole, BreakGlassRole)
+		return nil, fmt.Errorf("%q does not hold the %s role in roles.yaml; only a %s may break the glass: %w", by, BreakGlassRole, BreakGlassRole, ErrForbidden)
 	}
 	for attempt := 0; attempt < 5; attempt++ {
 		g, err := s.o.Store.GetGate(ctx, id)
@@ -399,7 +399,7 @@ func (s *Service) BreakGlass(ctx context.Context, id, by, reason string) (*store
 			return nil, err
 		}
 		if g.State != store.GatePending {
-			return g, fmt.Errorf("%w: gate %s is %s", ErrDecided, id, g.State)
+			return g, fmt.Errorf("gate %s is %s: %w", id, g.State, ErrDecided)
 		}
 		now := s.now()
 		d := readDetails(g)
@@ -413,7 +413,7 @@ func (s *Service) BreakGlass(ctx context.Context, id, by, reason string) (*store
 		}
 		ng = s.carryOut(ctx, ng, effs, pol, []Input{{Kind: InBreakGlass, At: now, Account: by, Text: reason}})
 		if ng.State != store.GateApproved {
-			return ng, fmt.Errorf("%w: gate %s is %s", ErrDecided, id, ng.State)
+			return ng, fmt.Errorf("gate %s is %s: %w", id, ng.State, ErrDecided)
 		}
 		return ng, nil
 	}
@@ -499,6 +499,9 @@ func (s *Service) policy(org *roles.Org, g *store.Gate, authors []string, now ti
 // with these). hints are pull requests to check when the gate knows none.
 func (s *Service) refresh(ctx context.Context, g *store.Gate, carry []Effect, hints []int) (*store.Gate, error) {
 	if g.State != store.GatePending {
+		if len(carry) > 0 { // decided as it was created (an environment no rule gates)
+			return s.carryOut(ctx, g, carry, s.policy(s.o.Roles.Get(), g, readDetails(g).Authors, s.now()), nil), nil
+		}
 		s.repairStatus(ctx, g)
 		return g, nil
 	}

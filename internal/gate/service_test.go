@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -155,6 +158,16 @@ func TestServiceLifecycle(t *testing.T) {
 	if e.host.callCount() != calls+1 || e.host.status(merge, "staging").State != "SUCCESSFUL" {
 		t.Errorf("ungated gate made %d calls, status %+v", e.host.callCount()-calls, e.host.status(merge, "staging"))
 	}
+	decisions, _ = st.ListDecisions(ctx, store.DecisionFilter{Kind: model.SubjectGate, Repository: testRepo})
+	var ungated []string
+	for _, d := range decisions {
+		if strings.Contains(d.Summary, g3.ID) {
+			ungated = append(ungated, d.Trigger)
+		}
+	}
+	if strings.Join(ungated, ",") != "gate.asked,gate.approved" {
+		t.Errorf("ungated gate recorded %v, want asked and approved", ungated)
+	}
 }
 
 func TestServiceApprovalPresentOpensAtOnce(t *testing.T) {
@@ -178,7 +191,8 @@ func TestServiceApprovalPresentOpensAtOnce(t *testing.T) {
 func TestServiceRejectExpireAndAskAgain(t *testing.T) {
 	ctx := context.Background()
 	ms := newMemStore()
-	e := newEnv(t, ms, func(o *Options) { o.TTL = 2 * time.Hour })
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, ms, func(o *Options) { o.TTL, o.Registerer = 2*time.Hour, reg })
 	merge := hex40(2)
 	e.host.addPR(5, "acc-tom", hex40(50))
 	e.host.merge(5, merge)
@@ -226,6 +240,28 @@ func TestServiceRejectExpireAndAskAgain(t *testing.T) {
 	}
 	if n := len(ms.decisionsOf(g1.ID)); n != 2 {
 		t.Errorf("gate 1 has %d decision records, want 2 (asked, rejected)", n)
+	}
+	metrics := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			key := mf.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			metrics[key] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"rolekeeper_gates_created_total": 4,
+		"rolekeeper_gates_decided_total,break_glass=false,environment=production,state=rejected": 1,
+		"rolekeeper_gates_decided_total,break_glass=false,environment=production,state=expired":  2,
+	}
+	if !reflect.DeepEqual(metrics, want) {
+		t.Errorf("metrics = %v, want %v", metrics, want)
 	}
 }
 
@@ -417,7 +453,6 @@ func TestServiceUpstreamTrouble(t *testing.T) {
 		t.Errorf("after recovery: %+v, comments %q, status %+v", g, e.host.postedTo(6), e.host.status(merge, "production"))
 	}
 }
-
 
 func TestServiceGetRateLimit(t *testing.T) {
 	ctx := context.Background()
