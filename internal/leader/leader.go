@@ -94,7 +94,9 @@ func (e *Elector) tick(ctx context.Context) {
 		ok = false
 	}
 	if ok {
-		e.until.Store(now.Add(e.ttl).UnixNano())
+		// Stores keep lease expiries to the millisecond: never believe in a
+		// lease a moment longer than the store does.
+		e.until.Store(now.Add(e.ttl).Truncate(time.Millisecond).UnixNano())
 	}
 	if was := e.leading.Swap(ok); was != ok {
 		e.log.Info("leadership changed", zap.String("lease", e.name), zap.String("holder", e.holder), zap.Bool("leader", ok))
