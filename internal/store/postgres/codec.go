@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/reloadly/rolekeeper/internal/model"
 )
 
 // ts truncates a time to the millisecond, NULL for the zero time.
@@ -29,18 +27,6 @@ func fromTS(v pgtype.Timestamptz) time.Time {
 	return time.UnixMilli(v.Time.UnixMilli()).UTC()
 }
 
-// encJSON encodes a slice or map; nil is stored as NULL.
-func encJSON(v any, isNil bool) (any, error) {
-	if isNil {
-		return nil, nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
-}
-
 // decJSON decodes what encJSON stored into dst, leaving it nil for NULL.
 func decJSON(v pgtype.Text, dst any) error {
 	if !v.Valid {
@@ -49,34 +35,11 @@ func decJSON(v pgtype.Text, dst any) error {
 	return json.Unmarshal([]byte(v.String), dst)
 }
 
-// raw stores raw JSON byte for byte; empty is NULL.
-func raw(m json.RawMessage) any {
-	if len(m) == 0 {
-		return nil
-	}
-	return string(m)
-}
-
 func fromRaw(v pgtype.Text) json.RawMessage {
 	if !v.Valid || v.String == "" {
 		return nil
 	}
 	return json.RawMessage(v.String)
-}
-
-// approvals normalizes approval times the way every other time is stored.
-func approvals(in []model.Approval) []model.Approval {
-	if in == nil {
-		return nil
-	}
-	out := make([]model.Approval, len(in))
-	for i, a := range in {
-		if !a.At.IsZero() {
-			a.At = a.At.Truncate(time.Millisecond).UTC()
-		}
-		out[i] = a
-	}
-	return out
 }
 
 // where accumulates filter conditions joined by AND, numbering parameters.

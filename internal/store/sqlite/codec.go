@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/reloadly/rolekeeper/internal/model"
 )
 
 // ms encodes a time as Unix milliseconds, NULL for the zero time.
@@ -26,18 +24,6 @@ func fromMS(v sql.NullInt64) time.Time {
 	return time.UnixMilli(v.Int64).UTC()
 }
 
-// encJSON encodes a slice or map; nil is stored as NULL.
-func encJSON(v any, isNil bool) (any, error) {
-	if isNil {
-		return nil, nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
-}
-
 // decJSON decodes what encJSON stored into dst, leaving it nil for NULL.
 func decJSON(v sql.NullString, dst any) error {
 	if !v.Valid {
@@ -46,34 +32,11 @@ func decJSON(v sql.NullString, dst any) error {
 	return json.Unmarshal([]byte(v.String), dst)
 }
 
-// raw stores raw JSON byte for byte; empty is NULL.
-func raw(m json.RawMessage) any {
-	if len(m) == 0 {
-		return nil
-	}
-	return string(m)
-}
-
 func fromRaw(v sql.NullString) json.RawMessage {
 	if !v.Valid || v.String == "" {
 		return nil
 	}
 	return json.RawMessage(v.String)
-}
-
-// approvals normalizes approval times the way every other time is stored.
-func approvals(in []model.Approval) []model.Approval {
-	if in == nil {
-		return nil
-	}
-	out := make([]model.Approval, len(in))
-	for i, a := range in {
-		if !a.At.IsZero() {
-			a.At = a.At.Truncate(time.Millisecond).UTC()
-		}
-		out[i] = a
-	}
-	return out
 }
 
 func b2i(b bool) int {

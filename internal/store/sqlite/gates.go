@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/codec"
 )
 
 const gateCols = `id, dedupe_key, repository, commit_sha, environment, team, rule_id, state, approvers, excluded, prs,
@@ -16,21 +17,21 @@ const gateCols = `id, dedupe_key, repository, commit_sha, environment, team, rul
 
 // gateArgs returns the values of gateCols but version, in order.
 func gateArgs(g *store.Gate) ([]any, error) {
-	approvers, err := encJSON(g.Approvers, g.Approvers == nil)
+	approvers, err := codec.JSON(g.Approvers, g.Approvers == nil)
 	if err != nil {
 		return nil, err
 	}
-	excluded, err := encJSON(g.Excluded, g.Excluded == nil)
+	excluded, err := codec.JSON(g.Excluded, g.Excluded == nil)
 	if err != nil {
 		return nil, err
 	}
-	prs, err := encJSON(g.PRs, g.PRs == nil)
+	prs, err := codec.JSON(g.PRs, g.PRs == nil)
 	if err != nil {
 		return nil, err
 	}
 	return []any{g.ID, g.DedupeKey, g.Repository, g.Commit, g.Environment, g.Team, g.RuleID, g.State,
 		approvers, excluded, prs, g.PipelineUUID, g.BuildNumber, ms(g.CreatedAt), ms(g.ExpiresAt), g.DecidedBy,
-		ms(g.DecidedAt), g.Reason, b2i(g.BreakGlass), b2i(g.Notified), g.FollowUp, raw(g.Data)}, nil
+		ms(g.DecidedAt), g.Reason, b2i(g.BreakGlass), b2i(g.Notified), g.FollowUp, codec.Raw(g.Data)}, nil
 }
 
 // CreateGate inserts g with Version 1; ErrConflict when its ID or DedupeKey

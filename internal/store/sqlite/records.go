@@ -8,6 +8,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/codec"
 )
 
 const decisionCols = `id, kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id,
@@ -23,7 +24,7 @@ func (s *Store) SaveDecision(ctx context.Context, d *store.DecisionRecord) (int6
 		(kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, decision, snapshot, outcome, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 		string(d.Kind), d.Repository, d.PR, d.Commit, d.IssueKey, d.Team, d.Trigger, d.DeliveryID, d.Summary,
-		raw(d.Decision), raw(d.Snapshot), d.Outcome, ms(d.CreatedAt)).Scan(&id)
+		codec.Raw(d.Decision), codec.Raw(d.Snapshot), d.Outcome, ms(d.CreatedAt)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: save decision: %w", err)
 	}
@@ -125,10 +126,10 @@ func (s *Store) UpsertPR(ctx context.Context, pr *store.PRRecord) error {
 		{pr.ChangedFiles, pr.ChangedFiles == nil},
 		{pr.Reviewers, pr.Reviewers == nil},
 		{pr.Requested, pr.Requested == nil},
-		{approvals(pr.Approvals), pr.Approvals == nil},
+		{codec.Approvals(pr.Approvals), pr.Approvals == nil},
 		{pr.Statuses, pr.Statuses == nil},
 	} {
-		if enc[i], err = encJSON(v.v, v.isNil); err != nil {
+		if enc[i], err = codec.JSON(v.v, v.isNil); err != nil {
 			return fmt.Errorf("sqlite: upsert pr %s#%d: %w", pr.Repository, pr.ID, err)
 		}
 	}
