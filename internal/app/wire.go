@@ -134,11 +134,7 @@ func (a *App) wire() error {
 	a.RegisterHandler("gate", g)
 	gate.Register(mountFunc(a.Mount), g)
 
-	loc := cfg.Schedule.Location
-	if loc == nil {
-		loc = time.UTC
-	}
-	a.Mount("GET /api/v1/reports/weekly", report.Handler(a.store, a.roles.Get, loc, cfg.PublicURL, a.now))
+	a.Mount("GET /api/v1/reports/weekly", report.Handler(a.store, a.roles.Get, a.Location(), cfg.PublicURL, a.now))
 
 	a.jiraClient = jc
 	var jiraAudit audit.IssueAuditor
