@@ -104,3 +104,6 @@ func errorMessage(status int, body []byte) string {
 	}
 	return msg
 }
+
+// NotFound reports whether Bitbucket answered 404 (see upstream.IsNotFound).
+func (e *Error) NotFound() bool { return e.Status == http.StatusNotFound }

@@ -104,3 +104,27 @@ func ErrorFromResponse(service, endpoint string, resp *http.Response, now time.T
 	}
 	return e
 }
+
+// IsNotFound reports whether err, anywhere in its chain, is an upstream
+// answer 404. Every caller asks this, never a type of its own.
+func IsNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
+}
+
+// IsPermanent reports whether err, anywhere in its chain, can never succeed
+// as sent.
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// RetryDelay is how long the upstream behind err asked to wait (0 when it
+// did not say, or err is no upstream error).
+func RetryDelay(err error) time.Duration {
+	var r interface{ RetryAfter() time.Duration }
+	if errors.As(err, &r) {
+		return r.RetryAfter()
+	}
+	return 0
+}
