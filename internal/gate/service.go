@@ -194,6 +194,9 @@ type details struct {
 	DecisionID    int64    `json:"decision_id,omitempty"`     // the latest decision record
 	FollowUpError string   `json:"follow_up_error,omitempty"` // why no follow-up was opened
 	History       []Entry  `json:"history"`
+
+	// DecisionPublicID is the public id of DecisionID: its page's link.
+	DecisionPublicID string `json:"decision_public_id,omitempty"`
 }
 
 func readDetails(g *store.Gate) details {
