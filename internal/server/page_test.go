@@ -17,7 +17,7 @@ import (
 const (
 	accAmara   = "712020:3f1c2d9e-0b4a-4c55-9e0f-2b7d1c9a8e11" // in roles.yaml
 	accCTO     = "712020:66950b65-57d0-4e02-9bb9-70b6601db958" // in roles.yaml
-	accLegacy  = "102fbe228f87207ffc062e98"                     // in roles.yaml, older form
+	accLegacy  = "102fbe228f87207ffc062e98"                    // in roles.yaml, older form
 	accOutside = "557058:0d3f8b9c-71a2-4e5f-b6c3-9a8d7e6f5a4b" // in no roles.yaml
 	accPicked  = "712020:9b1e5c3a-2d4f-4a6b-8c7d-0e1f2a3b4c5d" // named only by the decision's pick
 

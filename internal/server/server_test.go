@@ -99,12 +99,12 @@ func do(t *testing.T, h http.Handler, method, target, auth string) *httptest.Res
 
 func TestAuth(t *testing.T) {
 	tests := []struct {
-		name     string
-		admin    string
-		method   string
-		path     string
-		auth     string
-		want     int
+		name   string
+		admin  string
+		method string
+		path   string
+		auth   string
+		want   int
 	}{
 		{"no token configured: always 401", "", "GET", "/api/v1/decisions", "Bearer ", http.StatusUnauthorized},
 		{"no token configured, even with one sent", "", "GET", "/api/v1/decisions", "Bearer x", http.StatusUnauthorized},
