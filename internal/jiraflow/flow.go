@@ -190,6 +190,11 @@ func (h *Handler) Handle(ctx context.Context, ev *model.Event) error {
 			return nil
 		}
 		return h.processRelease(ctx, org, *ev.Version, trig)
+	case model.EventSprintChanged:
+		if ev.Sprint == nil {
+			return nil
+		}
+		return h.processSprint(ctx, org, *ev.Sprint, trig)
 	}
 	return nil
 }

@@ -567,3 +567,49 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("marks %v in dry run", keys)
 	}
 }
+
+// A sprint that starts (or changes) has its stories checked at once, not
+// at the next hourly audit: stories without points or user story get one
+// comment, redeliveries add none, stories of other sprints are not read.
+func TestSprintEventsRecheckStories(t *testing.T) {
+	for _, event := range []string{"sprint_started", "sprint_updated"} {
+		t.Run(event, func(t *testing.T) {
+			e := newEnv(t, jiratest.Options{}, false)
+			pts := 3.0
+			story := "As a merchant, I want refunds in one click, so that support has fewer tickets."
+			next := e.fake.AddSprint("Sprint 8", "future")
+			bare := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "no points", Description: story, Sprints: []int{next}})
+			fine := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "fine", Description: story, StoryPoints: &pts, Sprints: []int{next}})
+			other := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "other sprint", Sprints: []int{e.sprint}})
+
+			// While the sprint is in the future, nothing is asked.
+			if err := e.deliver(e.fake.SprintEventBody("sprint_updated", next)); err != nil {
+				t.Fatal(err)
+			}
+			if c := e.fake.Comments(bare); len(c) != 0 {
+				t.Fatalf("future sprint commented: %q", c)
+			}
+			body := e.fake.StartSprint(next)
+			if event == "sprint_updated" {
+				body = e.fake.SprintEventBody(event, next)
+			}
+			for range 3 {
+				if err := e.deliver(body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c := e.fake.Comments(bare); len(c) != 1 || !strings.Contains(c[0], "Sprint 8") {
+				t.Errorf("story without points: comments %q, want one", c)
+			}
+			if c := e.fake.Comments(fine); len(c) != 0 {
+				t.Errorf("estimated story commented: %q", c)
+			}
+			if c := e.fake.Comments(other); len(c) != 0 {
+				t.Errorf("story of another sprint commented: %q", c)
+			}
+			if fs := e.findings(); len(fs) != 1 || fs[0].Key != "story-points:"+bare {
+				t.Errorf("findings %+v", fs)
+			}
+		})
+	}
+}
