@@ -440,8 +440,12 @@ func TestFailuresAreRetriedWithoutDuplicates(t *testing.T) {
 	epic := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Epic", Summary: "Flaky"})
 	body := e.fake.IssueEventBody("jira:issue_created", epic)
 
-	// A 503 on create is retried in place (Jira did not process it).
+	// A 503 on create is not retried in place either (a proxy may answer
+	// it after Jira processed the request): the inbox's retry creates it.
 	e.fake.FailNextOn("POST /rest/api/2/issue", 1, 503, "1")
+	if err := e.deliver(body); err == nil {
+		t.Fatal("no error after a 503 on create")
+	}
 	if err := e.deliver(body); err != nil {
 		t.Fatal(err)
 	}
@@ -612,4 +616,87 @@ func TestSprintEventsRecheckStories(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A create Jira carried out but answered 500 (or 503, or cut off) is not
+// made again by the retry: the flow looks for it first. Sites with and
+// without sub-tasks (where the task is a linked issue the epic does not
+// show until the link is made).
+func TestUncertainCreatesAreNotRepeated(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		site   jiratest.Options
+		status int // 0: connection cut
+	}{
+		{"sub-tasks, 500", jiratest.Options{}, 500},
+		{"sub-tasks, 503", jiratest.Options{}, 503},
+		{"sub-tasks, cut off", jiratest.Options{}, 0},
+		{"linked tasks, 500", jiratest.Options{NoSubtasks: true}, 500},
+		{"linked tasks, 503", jiratest.Options{NoSubtasks: true}, 503},
+		{"linked tasks, cut off", jiratest.Options{NoSubtasks: true}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.site, false)
+			epic := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Epic", Summary: "Payouts"})
+			body := e.fake.IssueEventBody("jira:issue_created", epic)
+			e.fake.FailAfterNextOn("POST /rest/api/2/issue", 1, tt.status)
+			if err := e.deliver(body); err == nil {
+				t.Fatal("no error after an uncertain create")
+			}
+			if n := len(e.tasks("Test plan:")); n != 1 {
+				t.Fatalf("%d plans after the failed answer, want the one Jira made", n)
+			}
+			for range 2 {
+				if err := e.deliver(body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			plans := e.tasks("Test plan:")
+			if len(plans) != 1 {
+				t.Fatalf("%d plans after the retries, want 1", len(plans))
+			}
+			if tt.site.NoSubtasks {
+				if v, _ := e.fake.Issue(epic); len(v.Links) != 1 {
+					t.Errorf("links %v", v.Links)
+				}
+			}
+		})
+	}
+	t.Run("release comment answered 500", func(t *testing.T) {
+		e := newEnv(t, jiratest.Options{}, false)
+		v := e.fake.AddVersion("PAY", "2026.12")
+		epic := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Epic", Summary: "No plan", FixVersions: []string{v}})
+		// The epic's own test plan exists but is not done.
+		e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Sub-task", Parent: epic, Summary: "Test plan: No plan", Status: "In Progress"})
+		body := e.fake.Release(v, "2026-11-03")
+		e.fake.FailAfterNextOn("POST /rest/api/2/issue/{key}/comment", 1, 500)
+		if err := e.deliver(body); err == nil {
+			t.Fatal("no error after an uncertain comment")
+		}
+		for range 2 {
+			if err := e.deliver(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c := e.fake.Comments(epic); len(c) != 1 {
+			t.Errorf("comments %q, want one", c)
+		}
+	})
+	t.Run("story-points comment answered 500", func(t *testing.T) {
+		e := newEnv(t, jiratest.Options{}, false)
+		key := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "s", Description: "do it", Sprints: []int{e.sprint}})
+		body := e.fake.IssueEventBody("jira:issue_updated", key, model.ChangeItem{Field: "Sprint", FieldID: "customfield_10020", ToString: "Sprint 7"})
+		e.fake.FailAfterNextOn("POST /rest/api/2/issue/{key}/comment", 1, 500)
+		if err := e.deliver(body); err == nil {
+			t.Fatal("no error after an uncertain comment")
+		}
+		for range 2 {
+			if err := e.deliver(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c := e.fake.Comments(key); len(c) != 1 {
+			t.Errorf("comments %q, want one", c)
+		}
+	})
 }

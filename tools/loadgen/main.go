@@ -54,6 +54,19 @@ type options struct {
 	keep          bool
 	unowned       bool
 	rounds        int
+	env           envList
+}
+
+// envList collects --env KEY=VALUE flags.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func main() {
@@ -86,6 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.wrkThreads, "wrk-threads", 2, "wrk threads")
 	fs.DurationVar(&o.drain, "drain", 2*time.Minute, "with --spawn: how long to wait for the inbox to drain")
 	fs.BoolVar(&o.unowned, "unowned", false, "deliveries about a repository no team owns: the workers parse and skip them, so the intake is measured without the pull-request workflow competing for CPU and the store")
+	fs.Var(&o.env, "env", "with --spawn: `KEY=VALUE` added to the daemon's environment (repeatable)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, logs, SQLite file)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -334,6 +348,7 @@ func (o *options) startDaemon(ctx context.Context, dir string, bb *bitbuckettest
 		Binary: bin, Dir: filepath.Join(dir, "daemon"), Name: "rolekeeper", Store: o.store,
 		BitbucketURL: bb.URL(), WebhookSecret: o.secret, LogLevel: o.logLevel,
 		// No scheduled jobs: they would add their own load and upstream calls.
+		Env:   o.env,
 		Extra: fmt.Sprintf("inbox:\n  workers: %d\nschedule:\n  audit: \"\"\n  weekly_report: \"\"\n", o.workers),
 	}
 	if o.store == "postgres" {
