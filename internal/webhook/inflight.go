@@ -18,6 +18,48 @@ type Inflight struct {
 	mu    sync.Mutex
 	limit int64
 	held  int64
+	// free keeps the buffers of refused bodies for the next requests, up
+	// to limit bytes in all, so a flood of unsigned bodies reuses memory
+	// instead of leaving garbage for the collector.
+	free     [][]byte
+	freeSize int64
+}
+
+// recycle keeps buf (of a refused request, referenced nowhere else) for
+// reuse.
+func (f *Inflight) recycle(buf []byte) {
+	if cap(buf) < 64<<10 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.freeSize+int64(cap(buf)) > f.limit {
+		return
+	}
+	f.free = append(f.free, buf[:0])
+	f.freeSize += int64(cap(buf))
+}
+
+// alloc returns a buffer of capacity at least n, from the free list when
+// one fits (the smallest that does).
+func (f *Inflight) alloc(n int64) []byte {
+	f.mu.Lock()
+	best := -1
+	for i, b := range f.free {
+		if int64(cap(b)) >= n && int64(cap(b)) <= 2*n && (best < 0 || cap(b) < cap(f.free[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := f.free[best]
+		f.free[best] = f.free[len(f.free)-1]
+		f.free = f.free[:len(f.free)-1]
+		f.freeSize -= int64(cap(b))
+		f.mu.Unlock()
+		return b[:0]
+	}
+	f.mu.Unlock()
+	return make([]byte, 0, n)
 }
 
 // NewInflight returns a counter of at most limit bytes (<= 0: the default).
@@ -69,7 +111,7 @@ func (f *Inflight) readBody(r io.Reader, contentLength, max int64) ([]byte, int6
 		return nil, 0, errBusy
 	}
 	reserved := min(size, max+1)
-	buf := make([]byte, 0, reserved)
+	buf := f.alloc(reserved)
 	for {
 		if len(buf) == cap(buf) {
 			if int64(len(buf)) > max {

@@ -218,6 +218,11 @@ func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (i
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.opt.BodyTimeout))
 	body, held, err := h.opt.Inflight.readBody(http.MaxBytesReader(w, r.Body, h.opt.MaxBodyBytes), r.ContentLength, h.opt.MaxBodyBytes)
 	defer h.opt.Inflight.give(held)
+	defer func() {
+		if !d.verified { // refused before anything kept the body
+			h.opt.Inflight.recycle(body)
+		}
+	}()
 	d.size = len(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
