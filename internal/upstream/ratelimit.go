@@ -20,6 +20,7 @@ type budget struct {
 	reset     time.Time // when the window opens again
 	guessed   bool      // reset is a guess: the upstream did not say
 	blocked   bool      // by a 429, not by the headers
+	next      time.Time // when pacing, the earliest the next request goes
 }
 
 // answered is told of every answer other than 429: a block set by a 429
@@ -54,7 +55,13 @@ func (b *budget) take(now time.Time, slowBelow float64, first bool) (wait time.D
 		return left, true, b.guessed
 	}
 	if b.limit > 0 && float64(b.remaining) < slowBelow*float64(b.limit) {
-		wait = left / time.Duration(b.remaining+1)
+		// Requests in flight together are spaced one after another.
+		at := now
+		if b.next.After(at) {
+			at = b.next
+		}
+		b.next = at.Add(left / time.Duration(b.remaining+1))
+		wait = at.Sub(now)
 	}
 	b.remaining--
 	return wait, false, false

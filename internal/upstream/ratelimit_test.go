@@ -53,11 +53,12 @@ func TestTransportKeepsToTheRateLimit(t *testing.T) {
 		Now:   func() time.Time { return clock }}
 	ctx := context.Background()
 	get(t, tr, srv.URL, ctx) // remaining 5 of 1000: slow down
-	get(t, tr, srv.URL, ctx) // 60 s over 5+1 requests
+	get(t, tr, srv.URL, ctx) // goes at once; the next one 60 s / (5+1) later
+	get(t, tr, srv.URL, ctx)
 	if len(waits) != 1 || waits[0] != 10*time.Second {
 		t.Fatalf("waits %v, want [10s]", waits)
 	}
-	for range 4 {
+	for range 3 {
 		get(t, tr, srv.URL, ctx)
 	}
 	if *calls != 6 {
@@ -133,5 +134,29 @@ func TestTransportHandsBackWaitsPastTheDeadline(t *testing.T) {
 				t.Errorf("status %d Retry-After %q slept %d calls %d", resp.StatusCode, resp.Header.Get("Retry-After"), slept, len(s.bodies))
 			}
 		})
+	}
+}
+
+// Requests sent together near the limit are spaced one after another,
+// not all released after the same wait.
+func TestBudgetSpacesRequestsInFlight(t *testing.T) {
+	var b budget
+	h := http.Header{}
+	h.Set("X-RateLimit-Limit", "100")
+	h.Set("X-RateLimit-Remaining", "2")
+	h.Set("X-RateLimit-Reset", fmt.Sprint(now.Add(30*time.Second).Unix()))
+	if _, ok := b.observe(h, now, time.Minute); !ok {
+		t.Fatal("headers not read")
+	}
+	var waits []time.Duration
+	for range 3 {
+		w, _, _ := b.take(now, 0.1, false)
+		waits = append(waits, w)
+	}
+	if fmt.Sprint(waits) != fmt.Sprint([]time.Duration{0, 10 * time.Second, 30 * time.Second}) {
+		t.Errorf("waits %v, want [0s 10s 30s]", waits)
+	}
+	if _, spent, guessed := b.take(now, 0.1, false); !spent || guessed {
+		t.Errorf("spent %v guessed %v after the budget ran out", spent, guessed)
 	}
 }
