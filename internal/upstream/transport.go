@@ -88,7 +88,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				t.Metrics.throttle(t.Service, "handed_back")
 				return throttled(req, wait), nil
 			}
-			t.Metrics.throttle(t.Service, map[bool]string{true: "waited", false: "paced"}[spent])
+			action := "paced"
+			if spent {
+				action = "waited"
+			}
+			t.Metrics.throttle(t.Service, action)
 			if err := t.sleep(req.Context(), wait); err != nil {
 				return nil, err
 			}
@@ -148,9 +152,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				wait = d
 			}
-			if !t.fits(req, wait) {
-				return resp, nil
-			}
+		}
+		if !t.fits(req, wait) {
+			return resp, err
+		}
+		if resp != nil {
 			drain(resp)
 		}
 		if serr := t.sleep(req.Context(), wait); serr != nil {
