@@ -49,9 +49,10 @@ func (c *clock) advance(d time.Duration) {
 // minute while pull requests keep being opened, then recovers. Every pull
 // request ends with its reviewer, asked once, and nothing is dead-lettered.
 //
-// The daemon's clock (inbox due times, backoff, Retry-After) runs 20 times
-// faster than the wall clock, so the minute lasts 3 s; the Bitbucket
-// client's own short backoff sleeps are real.
+// The daemon's clock (inbox due times, backoff, Retry-After) runs 5 times
+// faster than the wall clock, so the minute lasts 12 s: longer than the
+// Bitbucket client's own retries in place (real sleeps of a few seconds),
+// so deliveries do go back to the inbox.
 func TestBitbucketOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: a few seconds of wall time")
@@ -161,7 +162,7 @@ func TestBitbucketOutage(t *testing.T) {
 		if err != nil || code != http.StatusAccepted {
 			t.Fatalf("PR #%d: delivery answered %d, %v", id, code, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(400 * time.Millisecond)
 		clk.advance(2 * time.Second)
 	}
 	if refused.Load() == 0 {
