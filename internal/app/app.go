@@ -176,12 +176,14 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 	}
 
 	hooks := webhook.NewMetrics(a.reg)
+	inflight := webhook.NewInflight(cfg.Webhooks.MaxInflightBytes) // shared by both sources
 	intake := func(src webhook.Source, secrets []string) *webhook.Handler {
 		return webhook.New(webhook.Options{
 			Source:        src,
 			Secrets:       secrets,
 			AllowUnsigned: cfg.Webhooks.AllowUnsigned,
 			MaxBodyBytes:  cfg.Webhooks.MaxBodyBytes,
+			Inflight:      inflight,
 			Store:         a.store,
 			Notify:        a.inbox.Notify,
 			Now:           a.now,

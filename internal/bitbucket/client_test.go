@@ -329,7 +329,7 @@ func TestRetries(t *testing.T) {
 func TestPostRetriedOnlyWhenNotProcessed(t *testing.T) {
 	a := newAPI(t)
 	a.on("POST /repositories/ws/repo/pullrequests/3/comments", sequence(
-		status(429, nil, ""), // not processed: retried
+		status(429, map[string]string{"Retry-After": "1"}, ""), // not processed: retried (without Retry-After it would go to the inbox)
 		status(500, nil, ""), // maybe processed: a POST is not repeated
 	))
 	c := a.client(t, nil)

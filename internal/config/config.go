@@ -82,6 +82,9 @@ type Webhooks struct {
 	// set (local demos only). When a secret is set, it is always checked.
 	AllowUnsigned bool
 	MaxBodyBytes  int64
+	// MaxInflightBytes bounds the bytes of bodies being read before their
+	// signature is checked, every source together; past it, 503.
+	MaxInflightBytes int64
 }
 
 // Inbox tunes the delivery workers.
@@ -128,6 +131,8 @@ const (
 	DefaultTimezone     = "UTC"
 	DefaultReportsDir   = "data/reports"
 	DefaultMaxBodyBytes = 5 << 20
+	// DefaultMaxInflightBytes is webhooks.max_inflight_bytes' default.
+	DefaultMaxInflightBytes = 64 << 20
 )
 
 // defaults returns a configuration with every default set and paths
@@ -146,7 +151,7 @@ func defaults() Config {
 			Location:     time.UTC,
 		},
 		Reports:  Reports{Dir: DefaultReportsDir},
-		Webhooks: Webhooks{MaxBodyBytes: DefaultMaxBodyBytes},
+		Webhooks: Webhooks{MaxBodyBytes: DefaultMaxBodyBytes, MaxInflightBytes: DefaultMaxInflightBytes},
 		Inbox: Inbox{
 			Workers:     4,
 			MaxAttempts: 8,

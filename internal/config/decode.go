@@ -122,6 +122,7 @@ func (d *decoder) decode(b []byte, c *Config) {
 		{"webhooks", section("webhooks", []field{
 			{"allow_unsigned", boolean(&c.Webhooks.AllowUnsigned)},
 			{"max_body_bytes", integer64(&c.Webhooks.MaxBodyBytes, 1024, 1<<30)},
+			{"max_inflight_bytes", integer64(&c.Webhooks.MaxInflightBytes, 1024, 1<<34)},
 		})},
 		{"inbox", section("inbox", []field{
 			{"workers", integer(&c.Inbox.Workers, 1, 256)},

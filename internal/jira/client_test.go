@@ -369,6 +369,17 @@ func TestRetriesAndErrors(t *testing.T) {
 		t.Errorf("calls %d waits %v", calls, f.waits)
 	}
 
+	f.mux.HandleFunc("GET /rest/api/2/issue/PAY-9", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}`)
+	})
+	_, err = c.GetIssue(context.Background(), "PAY-9")
+	var ue *upstream.Error
+	if !errors.As(err, &ue) || !ue.NotFound() || !strings.Contains(err.Error(), "Issue does not exist") {
+		t.Errorf("err %v", err)
+	}
+
 	f.mux.HandleFunc("GET /rest/api/2/issue/PAY-8", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "120") // longer than MaxWait: handed to the inbox
 		w.WriteHeader(http.StatusTooManyRequests)
@@ -382,15 +393,10 @@ func TestRetriesAndErrors(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 
-	f.mux.HandleFunc("GET /rest/api/2/issue/PAY-9", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprint(w, `{"errorMessages":["Issue does not exist or you do not have permission to see it."],"errors":{}}`)
-	})
-	_, err = c.GetIssue(context.Background(), "PAY-9")
-	var ue *upstream.Error
-	if !errors.As(err, &ue) || !ue.NotFound() || !strings.Contains(err.Error(), "Issue does not exist") {
-		t.Errorf("err %v", err)
+	// Until then the client does not ask Jira again: it answers itself.
+	before := len(f.waits)
+	if _, err := c.GetIssue(context.Background(), "PAY-7"); upstream.RetryDelay(err) <= 0 || calls != 3 || len(f.waits) != before {
+		t.Errorf("within Retry-After: err %v, calls %d", err, calls)
 	}
 
 	// The metrics name endpoints without keys.

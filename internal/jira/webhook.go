@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -23,6 +24,8 @@ const (
 	WebhookCommentUpdated  = "comment_updated"
 	WebhookCommentDeleted  = "comment_deleted"
 	WebhookVersionReleased = "jira:version_released"
+	WebhookSprintStarted   = "sprint_started"
+	WebhookSprintUpdated   = "sprint_updated"
 )
 
 // ErrMalformed is wrapped by ParseWebhook's errors: the body is not a Jira
@@ -30,11 +33,12 @@ const (
 var ErrMalformed = errors.New("malformed jira webhook")
 
 type webhookBody struct {
-	Timestamp          json.Number `json:"timestamp"`
-	WebhookEvent       string      `json:"webhookEvent"`
-	IssueEventTypeName string      `json:"issue_event_type_name"`
-	User               *rawUser    `json:"user"`
-	Issue              *rawIssue   `json:"issue"`
+	Timestamp json.RawMessage `json:"timestamp"` // ms; proxies send it as a string
+
+	WebhookEvent       string    `json:"webhookEvent"`
+	IssueEventTypeName string    `json:"issue_event_type_name"`
+	User               *rawUser  `json:"user"`
+	Issue              *rawIssue `json:"issue"`
 	Changelog          *struct {
 		Items []rawChangeItem `json:"items"`
 	} `json:"changelog"`
@@ -46,6 +50,11 @@ type webhookBody struct {
 		Created      string   `json:"created"`
 	} `json:"comment"`
 	Version *rawVersion `json:"version"`
+	Sprint  *struct {
+		ID    json.Number `json:"id"`
+		Name  string      `json:"name"`
+		State string      `json:"state"`
+	} `json:"sprint"`
 }
 
 // rawChangeItem tolerates null and numbers where strings are usual.
@@ -56,6 +65,34 @@ type rawChangeItem struct {
 	FromString flexString `json:"fromString"`
 	To         flexString `json:"to"`
 	ToString   flexString `json:"toString"`
+}
+
+func sprintID(wb webhookBody) json.Number {
+	if wb.Sprint == nil {
+		return ""
+	}
+	return wb.Sprint.ID
+}
+
+// eventTime reads the timestamp as Jira sends it (a number of
+// milliseconds) or as proxies forward it (the same number in a string, or
+// an RFC 3339 time). Anything else, or none, is the zero time: the
+// timestamp is only a hint, never a reason to refuse a delivery.
+func eventTime(raw json.RawMessage) time.Time {
+	v := strings.TrimSpace(string(raw))
+	if s, err := strconv.Unquote(v); err == nil {
+		v = strings.TrimSpace(s)
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f > 0 && f < 1e15 {
+		return time.UnixMilli(int64(f)).UTC()
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC()
+	}
+	return time.Time{}
 }
 
 type flexString string
@@ -96,9 +133,7 @@ func ParseWebhook(body []byte) (*model.Event, error) {
 		return nil, fmt.Errorf("%w: no webhookEvent", ErrMalformed)
 	}
 	ev := &model.Event{Source: model.SourceJira, Key: wb.WebhookEvent, Kind: model.EventOther}
-	if ms, err := strconv.ParseInt(wb.Timestamp.String(), 10, 64); err == nil && ms > 0 {
-		ev.At = time.UnixMilli(ms).UTC()
-	}
+	ev.At = eventTime(wb.Timestamp)
 	if a := wb.User.actor(); a != nil {
 		ev.Actor = *a
 	}
@@ -119,6 +154,14 @@ func ParseWebhook(body []byte) (*model.Event, error) {
 		v := wb.Version.model("")
 		v.Released = true
 		ev.Kind, ev.Version = model.EventVersionReleased, &v
+		return ev, nil
+	case WebhookSprintStarted, WebhookSprintUpdated:
+		id, err := strconv.Atoi(string(sprintID(wb)))
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("%w: %s without sprint id", ErrMalformed, wb.WebhookEvent)
+		}
+		ev.Kind = model.EventSprintChanged
+		ev.Sprint = &model.Sprint{ID: id, Name: wb.Sprint.Name, State: strings.ToLower(wb.Sprint.State)}
 		return ev, nil
 	}
 

@@ -168,11 +168,96 @@ func TestParseWebhookDetails(t *testing.T) {
 		}
 	})
 	t.Run("other events", func(t *testing.T) {
-		ev, err := ParseWebhook([]byte(`{"timestamp":1,"webhookEvent":"sprint_started","sprint":{"id":42}}`))
-		if err != nil || ev.Kind != model.EventOther || ev.Key != "sprint_started" {
+		ev, err := ParseWebhook([]byte(`{"timestamp":1,"webhookEvent":"sprint_closed","sprint":{"id":42}}`))
+		if err != nil || ev.Kind != model.EventOther || ev.Key != "sprint_closed" {
 			t.Errorf("ev %+v err %v", ev, err)
 		}
 	})
+}
+
+// sprintBody wraps the sprint of GET /rest/agile/1.0/sprint/{id} (a
+// captured answer) the way Jira's sprint webhooks carry it: there is no
+// captured sprint delivery in the fixtures; the shape (timestamp,
+// webhookEvent, sprint{id, self, state, name, startDate, endDate,
+// originBoardId, goal}) is the one Atlassian documents for sprint_*.
+func sprintBody(t *testing.T, event string) []byte {
+	sprint := fixtures.Read(t, "jira/api/agile_sprint_get__go-atlassian.json")
+	return []byte(`{"timestamp":1619757000000,"webhookEvent":"` + event + `","sprint":` + string(sprint) + `}`)
+}
+
+func TestParseWebhookSprint(t *testing.T) {
+	for _, event := range []string{WebhookSprintStarted, WebhookSprintUpdated} {
+		t.Run(event, func(t *testing.T) {
+			ev, err := ParseWebhook(sprintBody(t, event))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Kind != model.EventSprintChanged || ev.Key != event {
+				t.Fatalf("kind %q key %q", ev.Kind, ev.Key)
+			}
+			if ev.Sprint == nil || ev.Sprint.ID != 1 || ev.Sprint.Name != "KP Sprint 1" || ev.Sprint.State != "active" {
+				t.Errorf("sprint %+v", ev.Sprint)
+			}
+			if !ev.At.Equal(time.UnixMilli(1619757000000)) {
+				t.Errorf("at %v", ev.At)
+			}
+		})
+	}
+	for name, body := range map[string]string{
+		"no sprint":     `{"timestamp":1,"webhookEvent":"sprint_started"}`,
+		"no sprint id":  `{"timestamp":1,"webhookEvent":"sprint_updated","sprint":{"name":"S"}}`,
+		"bad sprint id": `{"timestamp":1,"webhookEvent":"sprint_started","sprint":{"id":"x"}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if ev, err := ParseWebhook([]byte(body)); !errors.Is(err, ErrMalformed) {
+				t.Errorf("got %+v, %v; want ErrMalformed", ev, err)
+			}
+		})
+	}
+}
+
+// A proxy may forward timestamp as a string; it is a hint only, so no
+// form of it (or its absence) refuses a delivery.
+func TestParseWebhookTimestampForms(t *testing.T) {
+	body := string(fixtures.Read(t, "jira/webhooks/jira_issue_updated__mattermost-summary.json"))
+	i := strings.Index(body, `"timestamp"`)
+	if i < 0 {
+		t.Fatal("fixture without timestamp")
+	}
+	end := i + strings.IndexAny(body[i:], ",}")
+	with := func(v string) string {
+		if v == "" {
+			return body[:i] + body[end+1:]
+		}
+		return body[:i] + `"timestamp":` + v + body[end:]
+	}
+	want := time.UnixMilli(1550286471789).UTC()
+	for name, tt := range map[string]struct {
+		body string
+		at   time.Time
+	}{
+		"number":              {with(`1550286471789`), want},
+		"numeric string":      {with(`"1550286471789"`), want},
+		"RFC 3339 string":     {with(`"2019-02-16T03:07:51.789Z"`), want},
+		"unreadable string":   {with(`"yesterday"`), time.Time{}},
+		"null":                {with(`null`), time.Time{}},
+		"object":              {with(`{"ms":1}`), time.Time{}},
+		"missing":             {with(""), time.Time{}},
+		"string in a comment": {strings.Replace(string(fixtures.Read(t, "jira/webhooks/comment_created__mattermost.json")), `"timestamp": 1550286678321`, `"timestamp": "1550286471789"`, 1), want},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev, err := ParseWebhook([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if ev.Kind == model.EventOther || ev.Issue == nil || ev.Issue.Key == "" {
+				t.Fatalf("event %+v", ev)
+			}
+			if !ev.At.Equal(tt.at) {
+				t.Errorf("at %v, want %v", ev.At, tt.at)
+			}
+		})
+	}
 }
 
 func TestParseWebhookMalformed(t *testing.T) {

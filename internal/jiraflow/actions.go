@@ -17,6 +17,29 @@ import (
 // is recognised even if the store lost its mark.
 const storyMarker = "(rolekeeper: story-points)"
 
+// releaseMarker ends the comment on an issue released without its test
+// plan.
+const releaseMarker = "(rolekeeper: test-plan)"
+
+// findComment returns the id of an issue's comment that contains every
+// part ("" when none does).
+func (h *Handler) findComment(ctx context.Context, key string, parts ...string) (string, error) {
+	comments, err := h.client.ListComments(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range comments {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(c.Body, p)
+		}
+		if all {
+			return c.ID, nil
+		}
+	}
+	return "", nil
+}
+
 // ensureTask creates the task a test-plan or design-review rule asks for,
 // at most once per issue: the issue was just re-read and has none, and a
 // KV mark taken before creating guards against redeliveries, concurrent
@@ -57,7 +80,22 @@ func (h *Handler) ensureTask(ctx context.Context, st *projectState, is model.Iss
 	if st.meta.HasSubtasks {
 		req.Parent = is.Key
 	}
-	created, err := h.client.CreateIssue(ctx, req)
+	var created string
+	if strings.HasPrefix(done, maybePrefix) {
+		// The last attempt may have created it: look first.
+		if created, err = h.findTask(ctx, st, is.Key, req.Summary); err != nil {
+			h.failed(ctx, mark, err)
+			return "", err
+		}
+	}
+	if created != "" {
+		h.log.Info("jira task found after an uncertain create", zap.String("issue", is.Key), zap.String("task", created))
+		if err := h.store.Set(ctx, mark, created); err != nil {
+			return "", err
+		}
+		return h.linkCreated(ctx, st, is, r, created, fmt.Sprintf("found %s %q", created, r.TaskSummary))
+	}
+	created, err = h.client.CreateIssue(ctx, req)
 	if err != nil && assignee != "" && isPermanent(err) && strings.Contains(err.Error(), "assignee") {
 		// The person cannot be assigned in Jira: create it unassigned
 		// rather than not at all.
@@ -66,7 +104,7 @@ func (h *Handler) ensureTask(ctx context.Context, st *projectState, is model.Iss
 		created, err = h.client.CreateIssue(ctx, req)
 	}
 	if err != nil {
-		h.release(ctx, mark)
+		h.failed(ctx, mark, err)
 		h.count(r.Kind, "task", "error")
 		if isPermanent(err) {
 			// An issue type or field may have changed on the site.
@@ -78,17 +116,52 @@ func (h *Handler) ensureTask(ctx context.Context, st *projectState, is model.Iss
 		return "", err
 	}
 	h.count(r.Kind, "task", "done")
-	out := fmt.Sprintf("created %s %q for %s", created, r.TaskSummary, who)
-	if !st.meta.HasSubtasks {
-		if err := h.client.LinkIssues(ctx, h.linkType, created, is.Key); err != nil {
-			h.count(r.Kind, "link", "error")
-			return out, fmt.Errorf("link %s to %s: %w", created, is.Key, err)
-		}
-		h.count(r.Kind, "link", "done")
-		out += ", linked"
-	}
 	h.log.Info("jira task created", zap.String("issue", is.Key), zap.String("rule", r.RuleID), zap.String("task", created))
-	return out, nil
+	return h.linkCreated(ctx, st, is, r, created, fmt.Sprintf("created %s %q for %s", created, r.TaskSummary, who))
+}
+
+// linkCreated links a task to its issue where the project has no
+// sub-tasks.
+func (h *Handler) linkCreated(ctx context.Context, st *projectState, is model.Issue, r rules.IssueRuleResult, created, out string) (string, error) {
+	if st.meta.HasSubtasks {
+		return out, nil
+	}
+	if err := h.client.LinkIssues(ctx, h.linkType, created, is.Key); err != nil {
+		h.count(r.Kind, "link", "error")
+		return out, fmt.Errorf("link %s to %s: %w", created, is.Key, err)
+	}
+	h.count(r.Kind, "link", "done")
+	return out + ", linked", nil
+}
+
+// findTask looks for a task rolekeeper may have created for an issue: a
+// sub-task of that summary (read from the issue itself, which Jira keeps
+// current), or where there are no sub-tasks an issue of that summary whose
+// description names the issue (a search: Jira's index may lag a second).
+func (h *Handler) findTask(ctx context.Context, st *projectState, parent, summary string) (string, error) {
+	if st.meta.HasSubtasks {
+		is, err := h.client.GetIssue(ctx, parent)
+		if err != nil {
+			return "", err
+		}
+		for _, s := range is.Subtasks {
+			if s.Summary == summary {
+				return s.Key, nil
+			}
+		}
+		return "", nil
+	}
+	jql := fmt.Sprintf("project = %s AND summary ~ %s ORDER BY created", jqlQuote(st.meta.Project), jqlQuote(summary))
+	found, err := h.client.Search(ctx, jql, []string{"summary", "description"}, 1)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range found {
+		if f.Summary == summary && strings.Contains(f.Description, parent) {
+			return f.Key, nil
+		}
+	}
+	return "", nil
 }
 
 func (h *Handler) taskDescription(is model.Issue, r rules.IssueRuleResult) string {
@@ -304,7 +377,7 @@ func (h *Handler) releaseFinding(ctx context.Context, org *roles.Org, team strin
 		return nil
 	}
 	mark := markReleased + v.ID + ":" + is.Key
-	ok, _, err := h.claim(ctx, mark)
+	ok, prev, err := h.claim(ctx, mark)
 	if err != nil {
 		return err
 	}
@@ -312,11 +385,24 @@ func (h *Handler) releaseFinding(ctx context.Context, org *roles.Org, team strin
 		outcome = "commented before"
 		return nil
 	}
-	body := fmt.Sprintf("Version %s was released while this %s %s.\n\nCreating the test plan is the responsibility of the %s (%q). "+
-		"This is listed in the weekly report.\n\n(rolekeeper: test-plan)", versionName, strings.ToLower(orDefault(is.Type, "issue")), state, title, rule.Responsibility)
+	head := fmt.Sprintf("Version %s was released while this %s", versionName, strings.ToLower(orDefault(is.Type, "issue")))
+	if strings.HasPrefix(prev, maybePrefix) {
+		// The last attempt may have posted it: look first.
+		id, err := h.findComment(ctx, is.Key, head, releaseMarker)
+		if err != nil {
+			h.failed(ctx, mark, err)
+			return err
+		}
+		if id != "" {
+			outcome = "commented before"
+			return h.store.Set(ctx, mark, id)
+		}
+	}
+	body := fmt.Sprintf("%s %s.\n\nCreating the test plan is the responsibility of the %s (%q). "+
+		"This is listed in the weekly report.\n\n%s", head, state, title, rule.Responsibility, releaseMarker)
 	id, err := h.client.AddComment(ctx, is.Key, body)
 	if err != nil {
-		h.release(ctx, mark)
+		h.failed(ctx, mark, err)
 		h.count(string(roles.KindTestPlan), "comment", "error")
 		outcome = "error: " + err.Error()
 		return fmt.Errorf("comment on %s: %w", is.Key, err)

@@ -93,6 +93,66 @@ func (h *Handler) AuditIssues(ctx context.Context) error {
 	return firstErr
 }
 
+// processSprint checks the stories of a sprint that started or changed at
+// once, instead of waiting for the hourly audit: per owned project with a
+// story-points rule, one search for the sprint's stories, then the same
+// path as the audit. The payload's state is a hint: a sprint it says is
+// future or closed is not read (the rule judges active sprints only, and
+// sprint_started follows when it starts); the stories' own sprint states,
+// read from Jira, decide.
+func (h *Handler) processSprint(ctx context.Context, org *roles.Org, sp model.Sprint, trig trigger) error {
+	if sp.State == "future" || sp.State == "closed" {
+		return nil
+	}
+	var firstErr error
+	for _, project := range org.Projects() {
+		team := org.TeamForProject(project)
+		var types []string
+		for _, r := range rules.JiraRules(org, team.ID) {
+			if r.Kind != roles.KindStoryPoints {
+				continue
+			}
+			for _, t := range rules.IssueTypes(r) {
+				types = appendType(types, t)
+			}
+		}
+		if len(types) == 0 {
+			continue
+		}
+		st, err := h.project(ctx, project)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if st.meta.SprintField == "" {
+			continue // no Jira Software on this project: no sprints
+		}
+		jql := fmt.Sprintf("project = %s AND issuetype in (%s) AND sprint = %d", jqlQuote(st.meta.Project), strings.Join(types, ", "), sp.ID)
+		issues, err := h.client.Search(ctx, jql, searchFields(st), 10)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for _, is := range issues {
+			d := rules.EvaluateIssue(org, rules.IssueSnapshot{Issue: is, StoryPointsField: st.meta.StoryPointsField != "", Now: h.now()})
+			if !d.Acting() {
+				continue
+			}
+			if err := h.actOnFound(ctx, org, st, is, d, trig); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	return firstErr
+}
+
 // auditIssue evaluates a search result and acts only when it asks for
 // something: task creation re-reads the issue first, as events do.
 func (h *Handler) auditIssue(ctx context.Context, org *roles.Org, st *projectState, is model.Issue, trig trigger) error {
@@ -103,6 +163,12 @@ func (h *Handler) auditIssue(ctx context.Context, org *roles.Org, st *projectSta
 	if !h.spend(5) {
 		return nil
 	}
+	return h.actOnFound(ctx, org, st, is, d, trig)
+}
+
+// actOnFound acts on a search result whose decision asks for something:
+// task creation re-reads the issue first, as events do.
+func (h *Handler) actOnFound(ctx context.Context, org *roles.Org, st *projectState, is model.Issue, d rules.IssueDecision, trig trigger) error {
 	if d.NeedsAssignment() {
 		return h.processIssue(ctx, org, st.meta.Project, is.Key, trig)
 	}

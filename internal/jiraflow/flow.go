@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 // Client is what the flow needs from Jira; *jira.Client satisfies it.
@@ -102,6 +104,10 @@ const (
 	markStoryPoints  = "jira:storypoints:"  // + KEY = comment id
 	markReleased     = "jira:released:"     // + versionID:EPIC = comment id
 	pendingPrefix    = "pending:"           // value while a worker creates
+	// maybePrefix is the value after a create that may have happened (a
+	// POST answered 5xx or cut off): the next attempt looks before it
+	// creates again.
+	maybePrefix = "maybe:"
 )
 
 const (
@@ -190,6 +196,11 @@ func (h *Handler) Handle(ctx context.Context, ev *model.Event) error {
 			return nil
 		}
 		return h.processRelease(ctx, org, *ev.Version, trig)
+	case model.EventSprintChanged:
+		if ev.Sprint == nil {
+			return nil
+		}
+		return h.processSprint(ctx, org, *ev.Sprint, trig)
 	}
 	return nil
 }
@@ -491,7 +502,9 @@ func (e *busyError) RetryAfter() time.Duration { return time.Minute }
 
 // claim takes an idempotency mark. It returns (true, "") when the caller
 // may act, or (false, value) when the work is done (value is its result)
-// or under way elsewhere (then a busyError).
+// or under way elsewhere (then a busyError). After a create that may have
+// happened it returns (true, "maybe:…"): the caller looks for what it
+// would create before creating it.
 func (h *Handler) claim(ctx context.Context, key string) (bool, string, error) {
 	pending := pendingPrefix + h.now().UTC().Format(time.RFC3339)
 	ok, err := h.store.PutIfAbsent(ctx, key, pending)
@@ -506,6 +519,9 @@ func (h *Handler) claim(ctx context.Context, key string) (bool, string, error) {
 		ok, err := h.store.PutIfAbsent(ctx, key, pending)
 		return ok, "", err
 	}
+	if strings.HasPrefix(v, maybePrefix) {
+		return true, v, h.store.Set(ctx, key, pending)
+	}
 	if at, isPending := strings.CutPrefix(v, pendingPrefix); isPending {
 		t, perr := time.Parse(time.RFC3339, at)
 		if perr == nil && h.now().Sub(t) < staleAfter {
@@ -515,6 +531,32 @@ func (h *Handler) claim(ctx context.Context, key string) (bool, string, error) {
 		return true, "", h.store.Set(ctx, key, pending)
 	}
 	return false, v, nil
+}
+
+// failed leaves a mark after a failed create: released when nothing was
+// created, "maybe" when the create may have happened (an answer 5xx, none,
+// or cut off), so the retry looks before it creates again.
+func (h *Handler) failed(ctx context.Context, key string, err error) {
+	if !mayHaveHappened(err) {
+		h.release(ctx, key)
+		return
+	}
+	if serr := h.store.Set(ctx, key, maybePrefix+h.now().UTC().Format(time.RFC3339)); serr != nil {
+		h.log.Warn("idempotency mark not kept after an uncertain create", zap.String("key", key), zap.Error(serr))
+	}
+}
+
+// mayHaveHappened reports whether a failed create may have been carried
+// out: anything but a refusal (4xx) or a rate limit (429: not processed).
+func mayHaveHappened(err error) bool {
+	if isPermanent(err) {
+		return false
+	}
+	var ue *upstream.Error
+	if errors.As(err, &ue) && ue.StatusCode == http.StatusTooManyRequests {
+		return false
+	}
+	return true
 }
 
 // release drops a mark after a failed action, so a retry may act.

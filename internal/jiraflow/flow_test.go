@@ -440,8 +440,12 @@ func TestFailuresAreRetriedWithoutDuplicates(t *testing.T) {
 	epic := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Epic", Summary: "Flaky"})
 	body := e.fake.IssueEventBody("jira:issue_created", epic)
 
-	// A 503 on create is retried in place (Jira did not process it).
+	// A 503 on create is not retried in place either (a proxy may answer
+	// it after Jira processed the request): the inbox's retry creates it.
 	e.fake.FailNextOn("POST /rest/api/2/issue", 1, 503, "1")
+	if err := e.deliver(body); err == nil {
+		t.Fatal("no error after a 503 on create")
+	}
 	if err := e.deliver(body); err != nil {
 		t.Fatal(err)
 	}
@@ -566,4 +570,133 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if keys, _ := e.store.Keys(context.Background(), "jira:"); len(keys) != 0 {
 		t.Errorf("marks %v in dry run", keys)
 	}
+}
+
+// A sprint that starts (or changes) has its stories checked at once, not
+// at the next hourly audit: stories without points or user story get one
+// comment, redeliveries add none, stories of other sprints are not read.
+func TestSprintEventsRecheckStories(t *testing.T) {
+	for _, event := range []string{"sprint_started", "sprint_updated"} {
+		t.Run(event, func(t *testing.T) {
+			e := newEnv(t, jiratest.Options{}, false)
+			pts := 3.0
+			story := "As a merchant, I want refunds in one click, so that support has fewer tickets."
+			next := e.fake.AddSprint("Sprint 8", "future")
+			bare := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "no points", Description: story, Sprints: []int{next}})
+			fine := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "fine", Description: story, StoryPoints: &pts, Sprints: []int{next}})
+			other := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "other sprint", Sprints: []int{e.sprint}})
+
+			// While the sprint is in the future, nothing is asked.
+			if err := e.deliver(e.fake.SprintEventBody("sprint_updated", next)); err != nil {
+				t.Fatal(err)
+			}
+			if c := e.fake.Comments(bare); len(c) != 0 {
+				t.Fatalf("future sprint commented: %q", c)
+			}
+			body := e.fake.StartSprint(next)
+			if event == "sprint_updated" {
+				body = e.fake.SprintEventBody(event, next)
+			}
+			for range 3 {
+				if err := e.deliver(body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c := e.fake.Comments(bare); len(c) != 1 || !strings.Contains(c[0], "Sprint 8") {
+				t.Errorf("story without points: comments %q, want one", c)
+			}
+			if c := e.fake.Comments(fine); len(c) != 0 {
+				t.Errorf("estimated story commented: %q", c)
+			}
+			if c := e.fake.Comments(other); len(c) != 0 {
+				t.Errorf("story of another sprint commented: %q", c)
+			}
+			if fs := e.findings(); len(fs) != 1 || fs[0].Key != "story-points:"+bare {
+				t.Errorf("findings %+v", fs)
+			}
+		})
+	}
+}
+
+// A create Jira carried out but answered 500 (or 503, or cut off) is not
+// made again by the retry: the flow looks for it first. Sites with and
+// without sub-tasks (where the task is a linked issue the epic does not
+// show until the link is made).
+func TestUncertainCreatesAreNotRepeated(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		site   jiratest.Options
+		status int // 0: connection cut
+	}{
+		{"sub-tasks, 500", jiratest.Options{}, 500},
+		{"sub-tasks, 503", jiratest.Options{}, 503},
+		{"sub-tasks, cut off", jiratest.Options{}, 0},
+		{"linked tasks, 500", jiratest.Options{NoSubtasks: true}, 500},
+		{"linked tasks, 503", jiratest.Options{NoSubtasks: true}, 503},
+		{"linked tasks, cut off", jiratest.Options{NoSubtasks: true}, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, tt.site, false)
+			epic := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Epic", Summary: "Payouts"})
+			body := e.fake.IssueEventBody("jira:issue_created", epic)
+			e.fake.FailAfterNextOn("POST /rest/api/2/issue", 1, tt.status)
+			if err := e.deliver(body); err == nil {
+				t.Fatal("no error after an uncertain create")
+			}
+			if n := len(e.tasks("Test plan:")); n != 1 {
+				t.Fatalf("%d plans after the failed answer, want the one Jira made", n)
+			}
+			for range 2 {
+				if err := e.deliver(body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			plans := e.tasks("Test plan:")
+			if len(plans) != 1 {
+				t.Fatalf("%d plans after the retries, want 1", len(plans))
+			}
+			if tt.site.NoSubtasks {
+				if v, _ := e.fake.Issue(epic); len(v.Links) != 1 {
+					t.Errorf("links %v", v.Links)
+				}
+			}
+		})
+	}
+	t.Run("release comment answered 500", func(t *testing.T) {
+		e := newEnv(t, jiratest.Options{}, false)
+		v := e.fake.AddVersion("PAY", "2026.12")
+		epic := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Epic", Summary: "No plan", FixVersions: []string{v}})
+		// The epic's own test plan exists but is not done.
+		e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Sub-task", Parent: epic, Summary: "Test plan: No plan", Status: "In Progress"})
+		body := e.fake.Release(v, "2026-11-03")
+		e.fake.FailAfterNextOn("POST /rest/api/2/issue/{key}/comment", 1, 500)
+		if err := e.deliver(body); err == nil {
+			t.Fatal("no error after an uncertain comment")
+		}
+		for range 2 {
+			if err := e.deliver(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c := e.fake.Comments(epic); len(c) != 1 {
+			t.Errorf("comments %q, want one", c)
+		}
+	})
+	t.Run("story-points comment answered 500", func(t *testing.T) {
+		e := newEnv(t, jiratest.Options{}, false)
+		key := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "s", Description: "do it", Sprints: []int{e.sprint}})
+		body := e.fake.IssueEventBody("jira:issue_updated", key, model.ChangeItem{Field: "Sprint", FieldID: "customfield_10020", ToString: "Sprint 7"})
+		e.fake.FailAfterNextOn("POST /rest/api/2/issue/{key}/comment", 1, 500)
+		if err := e.deliver(body); err == nil {
+			t.Fatal("no error after an uncertain comment")
+		}
+		for range 2 {
+			if err := e.deliver(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c := e.fake.Comments(key); len(c) != 1 {
+			t.Errorf("comments %q, want one", c)
+		}
+	})
 }

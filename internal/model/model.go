@@ -234,7 +234,8 @@ const (
 	EventIssueDeleted            EventKind = "issue.deleted"
 	EventIssueComment            EventKind = "issue.comment"
 	EventVersionReleased         EventKind = "version.released"
-	EventOther                   EventKind = "other" // understood, nothing to do
+	EventSprintChanged           EventKind = "sprint.changed" // started or updated: its stories are checked again
+	EventOther                   EventKind = "other"          // understood, nothing to do
 )
 
 // Event is one webhook delivery decoded into domain terms. Exactly the
@@ -254,6 +255,7 @@ type Event struct {
 	Issue        *Issue        `json:"issue,omitempty"`
 	Changelog    []ChangeItem  `json:"changelog,omitempty"`
 	Version      *Version      `json:"version,omitempty"`
+	Sprint       *Sprint       `json:"sprint,omitempty"`
 	At           time.Time     `json:"at,omitempty"`
 }
 

@@ -16,8 +16,10 @@ import (
 // status code. Both clients may call NewMetrics on the same registry: the
 // second call reuses the collectors already registered.
 type Metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	throttled *prometheus.CounterVec
+	budget    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the upstream metrics and registers them on reg (nil:
@@ -34,12 +36,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of one attempt of a request to Bitbucket or Jira.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"service", "endpoint"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rolekeeper_upstream_throttled_total",
+			Help: "Requests held back for the upstream's rate limit, by service and action: paced (spaced out near the limit), waited (until the window opened), handed_back (the caller waits: the delivery goes back to the inbox).",
+		}, []string{"service", "action"}),
+		budget: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rolekeeper_upstream_rate_limit_remaining",
+			Help: "X-RateLimit-Remaining of the last answer that carried it, by service.",
+		}, []string{"service"}),
 	}
 	if reg == nil {
 		return m
 	}
 	m.requests = register(reg, m.requests)
 	m.duration = register(reg, m.duration)
+	m.throttled = register(reg, m.throttled)
+	m.budget = register(reg, m.budget)
 	return m
 }
 
@@ -70,4 +82,20 @@ func (m *Metrics) Observe(service, endpoint string, code int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(service, endpoint, c).Inc()
 	m.duration.WithLabelValues(service, endpoint).Observe(d.Seconds())
+}
+
+// throttle counts a request held back for the rate limit.
+func (m *Metrics) throttle(service, action string) {
+	if m == nil {
+		return
+	}
+	m.throttled.WithLabelValues(service, action).Inc()
+}
+
+// remaining records the upstream's X-RateLimit-Remaining.
+func (m *Metrics) remaining(service string, n int) {
+	if m == nil {
+		return
+	}
+	m.budget.WithLabelValues(service).Set(float64(n))
 }

@@ -28,6 +28,7 @@ func TestRetryAfter(t *testing.T) {
 		{"delta seconds", map[string]string{"Retry-After": "7"}, 7 * time.Second, true},
 		{"http date", map[string]string{"Retry-After": now.Add(90 * time.Second).Format(http.TimeFormat)}, 90 * time.Second, true},
 		{"date in the past", map[string]string{"Retry-After": now.Add(-time.Hour).Format(http.TimeFormat)}, 0, true},
+		{"reset in the past says nothing", map[string]string{"X-RateLimit-Reset": now.Add(-time.Minute).Format(time.RFC3339)}, 0, false},
 		{"jira reset iso", map[string]string{"X-RateLimit-Reset": now.Add(2 * time.Minute).Format(time.RFC3339)}, 2 * time.Minute, true},
 		{"jira reset minutes only", map[string]string{"X-RateLimit-Reset": "2026-11-03T10:05Z"}, 5 * time.Minute, true},
 		{"reset unix seconds", map[string]string{"X-RateLimit-Reset": fmt.Sprint(now.Add(30 * time.Second).Unix())}, 30 * time.Second, true},
@@ -97,8 +98,13 @@ func TestTransportRetries(t *testing.T) {
 		{"4xx not retried", "GET", []int{404}, nil, 3, 1, 404, nil},
 		{"501 not retried", "GET", []int{501}, nil, 3, 1, 501, nil},
 		{"post not retried on 500", "POST", []int{500}, nil, 3, 1, 500, nil},
-		{"post retried on 429", "POST", []int{429}, nil, 3, 2, 200, []time.Duration{50 * time.Millisecond}},
-		{"post retried on 503", "POST", []int{503}, nil, 3, 2, 200, []time.Duration{50 * time.Millisecond}},
+		{"post retried on 429", "POST", []int{429}, []map[string]string{{"Retry-After": "1"}}, 3, 2, 200, []time.Duration{time.Second}},
+		{"post not retried on 503: it may have been processed", "POST", []int{503}, nil, 3, 1, 503, nil},
+		{"429 without a wait is handed back, not retried in seconds", "GET", []int{429}, nil, 3, 1, 429, nil},
+		{"429 with a reset in the past is handed back, not retried at once", "GET", []int{429, 429, 429},
+			[]map[string]string{{"X-RateLimit-Reset": now.Add(-time.Minute).Format(time.RFC3339)}}, 3, 1, 429, nil},
+		{"429 with a reset in the future waits for it", "GET", []int{429},
+			[]map[string]string{{"X-RateLimit-Reset": now.Add(5 * time.Second).Format(time.RFC3339)}}, 3, 2, 200, []time.Duration{5 * time.Second}},
 		{"no retries configured", "GET", []int{500}, nil, -1, 1, 500, nil},
 	}
 	for _, tt := range tests {

@@ -13,8 +13,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -85,6 +85,14 @@ type Options struct {
 	Logger       *zap.Logger
 	Metrics      *Metrics      // required; one Metrics serves every source
 	StoreTimeout time.Duration // default 8 s: Bitbucket gives up after 10 s
+	// Inflight bounds the bytes of bodies read and not yet verified,
+	// shared by every source; nil: a bound of DefaultMaxInflightBytes of
+	// this handler's own.
+	Inflight *Inflight
+	// BodyTimeout bounds reading the body from the end of the headers
+	// (default 10 s, Bitbucket's own delivery timeout): a slow sender is
+	// cut off and nothing of it is stored.
+	BodyTimeout time.Duration
 }
 
 // Handler is the intake of one source.
@@ -104,6 +112,7 @@ const (
 	OutcomeBadSignature     = "bad_signature"
 	OutcomeMalformed        = "malformed"
 	OutcomeStoreError       = "store_error"
+	OutcomeBusy             = "busy"
 )
 
 // New returns the intake handler for one source. It logs, once, how the
@@ -123,6 +132,12 @@ func New(opt Options) *Handler {
 	}
 	if opt.Notify == nil {
 		opt.Notify = func() {}
+	}
+	if opt.Inflight == nil {
+		opt.Inflight = NewInflight(0)
+	}
+	if opt.BodyTimeout <= 0 {
+		opt.BodyTimeout = 10 * time.Second
 	}
 	opt.Logger = opt.Logger.With(zap.String("source", string(opt.Source.Name)))
 	switch {
@@ -172,7 +187,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case status >= 400:
 		h.opt.Logger.Warn("webhook refused", append(fields, zap.Error(err))...)
 	default:
-		h.opt.Logger.Info("webhook received", fields...)
+		// Debug: at thousands a second a line each costs the intake a
+		// fifth of its throughput; rolekeeper_webhooks_total counts them.
+		h.opt.Logger.Debug("webhook received", fields...)
 	}
 }
 
@@ -198,12 +215,31 @@ func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (i
 	if r.ContentLength > h.opt.MaxBodyBytes {
 		return reply(w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body over "+strconv.FormatInt(h.opt.MaxBodyBytes, 10)+" bytes")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opt.MaxBodyBytes))
+	// A slow sender is cut off: the server's ReadTimeout is longer than
+	// any delivery needs.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.opt.BodyTimeout))
+	body, held, err := h.opt.Inflight.readBody(http.MaxBytesReader(w, r.Body, h.opt.MaxBodyBytes), r.ContentLength, h.opt.MaxBodyBytes)
+	defer h.opt.Inflight.give(held)
+	defer func() {
+		if !d.verified { // refused before anything kept the body
+			h.opt.Inflight.recycle(body)
+		}
+	}()
 	d.size = len(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		var over *tooLarge
+		switch {
+		case errors.Is(err, errBusy):
+			// Bitbucket and Jira retry a 5xx; the body is left unread.
+			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Connection", "close")
+			return reply(w, http.StatusServiceUnavailable, OutcomeBusy, "too many deliveries being received, try again")
+		case errors.As(err, &tooBig) || errors.As(err, &over):
 			return reply(w, http.StatusRequestEntityTooLarge, OutcomeTooLarge, "body over "+strconv.FormatInt(h.opt.MaxBodyBytes, 10)+" bytes")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			w.Header().Set("Connection", "close")
+			return replyErr(w, http.StatusRequestTimeout, OutcomeReadError, "body not received in time", err)
 		}
 		return replyErr(w, http.StatusBadRequest, OutcomeReadError, "could not read the body", err)
 	}

@@ -238,7 +238,7 @@ func TestIntake(t *testing.T) {
 			}
 			inbox := &memInbox{down: tt.storeDown}
 			reg := prometheus.NewRegistry()
-			core, logs := observer.New(zap.InfoLevel)
+			core, logs := observer.New(zap.DebugLevel)
 			notified := 0
 			h := New(Options{
 				Source: src, Secrets: tt.secrets, AllowUnsigned: tt.allowUnsigned, MaxBodyBytes: tt.maxBody,
@@ -300,7 +300,7 @@ func TestIntakeMetricsAndLog(t *testing.T) {
 	signed := fixtures.Read(t, signedFixture)
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	core, logs := observer.New(zap.InfoLevel)
+	core, logs := observer.New(zap.DebugLevel)
 	h := New(Options{Source: Bitbucket(parseJSON), Secrets: []string{fixtureSecret}, Store: &memInbox{}, Logger: zap.New(core), Metrics: m})
 
 	send := func(sig, event string) {
@@ -328,6 +328,9 @@ func TestIntakeMetricsAndLog(t *testing.T) {
 	stored := logs.FilterMessage("webhook received").All()
 	if len(stored) != 1 {
 		t.Fatalf("%d 'webhook stored' lines", len(stored))
+	}
+	if stored[0].Level != zap.DebugLevel {
+		t.Errorf("accepted delivery logged at %v, want debug", stored[0].Level)
 	}
 	f := stored[0].ContextMap()
 	if f["delivery_id"] != "d-repo:push" || f["event"] != "repo:push" || f["repo"] != strings.ToLower(want.Repository.FullName) || f["repo"] == "" {

@@ -54,6 +54,21 @@ type options struct {
 	keep          bool
 	unowned       bool
 	rounds        int
+	env           envList
+	flood         int
+	floodBytes    int64
+}
+
+// envList collects --env KEY=VALUE flags.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+func (e *envList) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
 }
 
 func main() {
@@ -86,6 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.wrkThreads, "wrk-threads", 2, "wrk threads")
 	fs.DurationVar(&o.drain, "drain", 2*time.Minute, "with --spawn: how long to wait for the inbox to drain")
 	fs.BoolVar(&o.unowned, "unowned", false, "deliveries about a repository no team owns: the workers parse and skip them, so the intake is measured without the pull-request workflow competing for CPU and the store")
+	fs.IntVar(&o.flood, "flood", 0, "with --spawn: instead of the load, send this many unsigned bodies of --flood-bytes over -c connections and report the daemon's peak RSS")
+	fs.Int64Var(&o.floodBytes, "flood-bytes", 5<<20, "with --flood: body size")
+	fs.Var(&o.env, "env", "with --spawn: `KEY=VALUE` added to the daemon's environment (repeatable)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, logs, SQLite file)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -232,6 +250,12 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 		name = "rolekeeper (" + o.store + ")"
 	}
 
+	if o.flood > 0 {
+		if d == nil {
+			return errors.New("--flood needs --spawn (it reads the daemon's RSS)")
+		}
+		return o.runFlood(ctx, d, target, load0, stdout)
+	}
 	rep := report{opts: o, load0: load0, bodyBytes: len(measured[0].Body)}
 	if d != nil && o.upstream {
 		// On the fresh daemon, before the load: each event must be the
@@ -334,6 +358,7 @@ func (o *options) startDaemon(ctx context.Context, dir string, bb *bitbuckettest
 		Binary: bin, Dir: filepath.Join(dir, "daemon"), Name: "rolekeeper", Store: o.store,
 		BitbucketURL: bb.URL(), WebhookSecret: o.secret, LogLevel: o.logLevel,
 		// No scheduled jobs: they would add their own load and upstream calls.
+		Env:   o.env,
 		Extra: fmt.Sprintf("inbox:\n  workers: %d\nschedule:\n  audit: \"\"\n  weekly_report: \"\"\n", o.workers),
 	}
 	if o.store == "postgres" {

@@ -31,7 +31,23 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(rec, http.StatusNotFound, "Not found: "+r.URL.Path)
 		return
 	}
-	if f, ok := s.takeFailure(endpoint); ok {
+	if f, ok := s.takeFailure(endpoint); ok && f.after {
+		if r.Header.Get("Authorization") != "" {
+			s.route(&recorder{ResponseWriter: discard{header: http.Header{}}, status: http.StatusOK}, r, path, body)
+		}
+		if f.status == 0 {
+			rec.status = 0
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
+		writeErr(rec, f.status, http.StatusText(f.status))
+		return
+	} else if ok {
 		if f.retryAfter != "" {
 			rec.Header().Set("Retry-After", f.retryAfter)
 		}
@@ -44,6 +60,13 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.route(rec, r, path, body)
 }
+
+// discard is the writer of a request whose answer is replaced.
+type discard struct{ header http.Header }
+
+func (d discard) Header() http.Header         { return d.header }
+func (d discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d discard) WriteHeader(int)             {}
 
 type recorder struct {
 	http.ResponseWriter

@@ -171,8 +171,9 @@ func (s *Site) ResetCalls() {
 type failure struct {
 	endpoint   string // "" matches any
 	n          int
-	status     int
+	status     int // 0 with after: the connection is cut
 	retryAfter string
+	after      bool // the request is carried out first, then the answer fails
 }
 
 // FailNext makes the next n requests answer status (with Retry-After when
@@ -184,6 +185,16 @@ func (s *Site) FailNextOn(endpoint string, n, status int, retryAfter string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = append(s.failures, failure{endpoint: endpoint, n: n, status: status, retryAfter: retryAfter})
+}
+
+// FailAfterNextOn makes the next n requests to endpoint succeed and then
+// answer status anyway, as a Jira node does when it times out after
+// writing: a create answered 500 may have created the issue. With status
+// 0 the connection is cut instead of answered.
+func (s *Site) FailAfterNextOn(endpoint string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, failure{endpoint: endpoint, n: n, status: status, after: true})
 }
 
 func (s *Site) takeFailure(endpoint string) (failure, bool) {

@@ -202,7 +202,15 @@ func TestAuthFailuresAndAccounting(t *testing.T) {
 	if !errors.As(err, &tmp) || !tmp.Temporary() || tmp.RetryAfter() != 30*time.Second {
 		t.Errorf("err %v", err)
 	}
-	if _, err := c.Myself(ctx); err != nil {
+	// Within the 30 s the client does not ask again: it answers for Jira.
+	if _, err := c.Myself(ctx); upstream.RetryDelay(err) <= 0 || s.Count("GET /rest/api/2/myself") != 2 {
+		t.Errorf("within Retry-After: err %v, %d calls", err, s.Count("GET /rest/api/2/myself"))
+	}
+	c2, err := jira.New(jira.Options{BaseURL: s.URL(), Email: "bot@example.com", Token: "t", MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c2.Myself(ctx); err != nil {
 		t.Errorf("after the failure: %v", err)
 	}
 	if n := s.Count("GET /rest/api/2/myself"); n != 3 {

@@ -103,3 +103,39 @@ func (s *Site) versionBody(v *version) []byte {
 	b, _ := json.Marshal(obj{"timestamp": s.opts.Now().UnixMilli(), "webhookEvent": "jira:version_released", "version": o})
 	return b
 }
+
+// StartSprint makes a sprint active and returns the sprint_started body.
+func (s *Site) StartSprint(id int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sp := s.sprints[id]
+	if sp == nil {
+		panic("jiratest: no sprint " + strconv.Itoa(id))
+	}
+	sp.State = "active"
+	return s.sprintBody("sprint_started", sp)
+}
+
+// SprintEventBody is a sprint webhook body ("sprint_started",
+// "sprint_updated", …) for a sprint as it is now. No captured sprint
+// delivery exists in the fixtures: the shape is the one Atlassian
+// documents, the sprint object as GET /rest/agile/1.0/sprint/{id} answers
+// it (fixture agile_sprint_get__go-atlassian.json).
+func (s *Site) SprintEventBody(webhookEvent string, id int) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sp := s.sprints[id]
+	if sp == nil {
+		panic("jiratest: no sprint " + strconv.Itoa(id))
+	}
+	return s.sprintBody(webhookEvent, sp)
+}
+
+func (s *Site) sprintBody(webhookEvent string, sp *sprint) []byte {
+	start := s.opts.Now().UTC()
+	o := obj{"id": sp.ID, "self": s.base() + "/rest/agile/1.0/sprint/" + strconv.Itoa(sp.ID), "state": sp.State,
+		"name": sp.Name, "startDate": start.Format("2006-01-02T15:04:05.000Z"),
+		"endDate": start.AddDate(0, 0, 14).Format("2006-01-02T15:04:05.000Z"), "originBoardId": 1, "goal": ""}
+	b, _ := json.Marshal(obj{"timestamp": s.opts.Now().UnixMilli(), "webhookEvent": webhookEvent, "sprint": o})
+	return b
+}

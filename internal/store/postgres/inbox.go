@@ -19,7 +19,8 @@ const deliveryCols = `seq, source, delivery_id, event_key, body, received_at, st
 	next_attempt_at, claimed_by, claimed_until, last_error, done_at`
 
 // Enqueue stores a delivery unless one with the same source and id exists.
-// Concurrent commits are flushed together by PostgreSQL itself.
+// Concurrent calls are inserted together, one statement and one commit
+// for the lot (see enqueue.go).
 func (s *Store) Enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
 	switch {
 	case d.Source == "":
@@ -29,24 +30,7 @@ func (s *Store) Enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
 	case d.ReceivedAt.IsZero():
 		return false, errors.New("postgres: enqueue: zero received time")
 	}
-	body := d.Body
-	if body == nil {
-		body = []byte{}
-	}
-	var seq int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO deliveries
-		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at)
-		VALUES ($1, $2, $3, $4, $5, $6, 0, $5)
-		ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq`,
-		string(d.Source), d.DeliveryID, d.EventKey, body, ts(d.ReceivedAt), string(store.DeliveryPending)).Scan(&seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("postgres: enqueue: %w", err)
-	}
-	d.Seq, d.State, d.NextAttemptAt = seq, store.DeliveryPending, d.ReceivedAt
-	return true, nil
+	return s.enqueue(ctx, d)
 }
 
 // Claim takes up to req.Limit due deliveries, oldest first, in one

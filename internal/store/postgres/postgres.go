@@ -38,7 +38,8 @@ var _ store.Store = (*Store)(nil)
 
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	intake enqueuer // Enqueue's group insert (enqueue.go)
 }
 
 // Open connects to the database at dsn (a libpq URL or key=value string;

@@ -1,0 +1,182 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/reloadly/rolekeeper/internal/store"
+)
+
+// maxEnqueueBatch bounds one group insert (6 parameters a row, far below
+// PostgreSQL's 65,535).
+const maxEnqueueBatch = 256
+
+// enqueueTimeout bounds one group insert: the callers have handed their
+// deliveries over and wait for it, whatever their own contexts say.
+const enqueueTimeout = 10 * time.Second
+
+// enqueuer groups concurrent Enqueue calls: one INSERT of many rows, one
+// round trip, one commit (one WAL flush) for all of them. Its zero value
+// is ready.
+type enqueuer struct {
+	mu      sync.Mutex
+	queue   []*enqueueReq
+	leading bool
+}
+
+// enqueueReq is one Enqueue waiting for a group insert.
+type enqueueReq struct {
+	d   *store.Delivery
+	res chan enqueueRes // buffered: answered once with lead, once with the result
+}
+
+type enqueueRes struct {
+	lead     bool // the caller now inserts the queue
+	inserted bool
+	err      error
+}
+
+// enqueue is Enqueue's group commit: the first caller to find no insert
+// under way leads, inserts everything queued, then hands the lead to the
+// oldest caller still queued. A delivery is acknowledged only after the
+// statement that stored it committed.
+func (s *Store) enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	q := &s.intake
+	req := &enqueueReq{d: d, res: make(chan enqueueRes, 2)}
+	q.mu.Lock()
+	q.queue = append(q.queue, req)
+	lead := !q.leading
+	q.leading = true
+	q.mu.Unlock()
+	if !lead {
+		r := <-req.res
+		if !r.lead {
+			return r.inserted, r.err
+		}
+	}
+	s.insertQueue(ctx)
+	r := <-req.res
+	return r.inserted, r.err
+}
+
+// insertQueue inserts the head of the queue, which holds the caller's own
+// request, and passes the lead on.
+func (s *Store) insertQueue(ctx context.Context) {
+	q := &s.intake
+	q.mu.Lock()
+	n := min(len(q.queue), maxEnqueueBatch)
+	batch := q.queue[:n:n]
+	q.queue = slices.Clone(q.queue[n:])
+	q.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
+	results := s.insertBatch(ctx, batch)
+	cancel()
+	for i, req := range batch {
+		req.res <- results[i]
+	}
+
+	q.mu.Lock()
+	if len(q.queue) == 0 {
+		q.leading = false
+		q.mu.Unlock()
+		return
+	}
+	next := q.queue[0]
+	q.mu.Unlock()
+	next.res <- enqueueRes{lead: true}
+}
+
+// insertBatch stores a batch in one statement. Rows already stored (and
+// the repeats of a delivery within the batch) are duplicates. When the
+// statement fails, each row is tried on its own, so one bad row fails
+// alone.
+func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueRes {
+	results := make([]enqueueRes, len(batch))
+	var sql strings.Builder
+	sql.WriteString(`INSERT INTO deliveries
+		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at) VALUES `)
+	args := make([]any, 0, 6*len(batch))
+	for i, req := range batch {
+		if i > 0 {
+			sql.WriteString(", ")
+		}
+		p := len(args)
+		fmt.Fprintf(&sql, "($%d, $%d, $%d, $%d, $%d, $%d, 0, $%d)", p+1, p+2, p+3, p+4, p+5, p+6, p+5)
+		args = append(args, deliveryArgs(req.d)...)
+	}
+	sql.WriteString(` ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq, source, delivery_id`)
+	rows, err := s.pool.Query(ctx, sql.String(), args...)
+	seqs := map[string]int64{}
+	if err == nil {
+		for rows.Next() {
+			var seq int64
+			var src, id string
+			if err = rows.Scan(&seq, &src, &id); err != nil {
+				break
+			}
+			seqs[src+"\x00"+id] = seq
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		if len(batch) == 1 || ctx.Err() != nil {
+			for i := range results {
+				results[i].err = fmt.Errorf("postgres: enqueue: %w", err)
+			}
+			return results
+		}
+		for i, req := range batch {
+			results[i] = s.insertOne(ctx, req.d)
+		}
+		return results
+	}
+	for i, req := range batch {
+		key := string(req.d.Source) + "\x00" + req.d.DeliveryID
+		seq, ok := seqs[key]
+		if !ok {
+			continue // stored before: a duplicate
+		}
+		delete(seqs, key) // a repeat later in the batch is a duplicate
+		req.d.Seq, req.d.State, req.d.NextAttemptAt = seq, store.DeliveryPending, req.d.ReceivedAt
+		results[i].inserted = true
+	}
+	return results
+}
+
+func (s *Store) insertOne(ctx context.Context, d *store.Delivery) enqueueRes {
+	var seq int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO deliveries
+		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, $5)
+		ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq`, deliveryArgs(d)...).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return enqueueRes{}
+	}
+	if err != nil {
+		return enqueueRes{err: fmt.Errorf("postgres: enqueue: %w", err)}
+	}
+	d.Seq, d.State, d.NextAttemptAt = seq, store.DeliveryPending, d.ReceivedAt
+	return enqueueRes{inserted: true}
+}
+
+func deliveryArgs(d *store.Delivery) []any {
+	body := d.Body
+	if body == nil {
+		body = []byte{}
+	}
+	return []any{string(d.Source), d.DeliveryID, d.EventKey, body, ts(d.ReceivedAt), string(store.DeliveryPending)}
+}
