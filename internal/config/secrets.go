@@ -21,6 +21,9 @@ const (
 	// EnvStoreDSN overrides store.dsn, so that a database password can stay
 	// out of the file (a Kubernetes secret, say).
 	EnvStoreDSN = "ROLEKEEPER_STORE_DSN"
+	// EnvEvidenceKey holds the ed25519 private key (base64) that signs the
+	// evidence log's checkpoints (evidence (h6)).
+	EnvEvidenceKey = "ROLEKEEPER_EVIDENCE_KEY"
 )
 
 // Secrets are the credentials read from the environment. Its String and
@@ -38,6 +41,7 @@ type Secrets struct {
 	JiraWebhookSecrets      []string // as BitbucketWebhookSecrets
 	APIToken                string
 	StoreDSN                string // overrides store.dsn when set
+	EvidenceKey             string // evidence (h6): signs checkpoints; "" leaves them unsigned
 }
 
 // LoadSecrets reads the secrets through getenv (os.Getenv in main).
@@ -53,6 +57,7 @@ func LoadSecrets(getenv func(string) string) Secrets {
 		JiraWebhookSecrets:      splitSecrets(getenv(EnvJiraWebhookSecret)),
 		APIToken:                get(EnvAPIToken),
 		StoreDSN:                get(EnvStoreDSN),
+		EvidenceKey:             get(EnvEvidenceKey), // evidence (h6)
 	}
 }
 
@@ -94,6 +99,7 @@ func (s Secrets) String() string {
 	add(EnvJiraWebhookSecret, len(s.JiraWebhookSecrets) > 0)
 	add(EnvAPIToken, s.APIToken != "")
 	add(EnvStoreDSN, s.StoreDSN != "")
+	add(EnvEvidenceKey, s.EvidenceKey != "") // evidence (h6)
 	return "Secrets{" + strings.Join(set, " ") + "}"
 }
 
@@ -113,5 +119,6 @@ func (s Secrets) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("jira_webhook_secrets", len(s.JiraWebhookSecrets))
 	enc.AddBool("api_token", s.APIToken != "")
 	enc.AddBool("store_dsn", s.StoreDSN != "")
+	enc.AddBool("evidence_key", s.EvidenceKey != "") // evidence (h6)
 	return nil
 }
