@@ -32,9 +32,11 @@ const (
 	bbHook    = "bb-webhook-5ecret-0003-0123456789"
 	jiraHook  = "jira-webhook-5ecret-0004-0123456789"
 	apiToken  = "api-token-5ecret-0005-0123456789abcdef"
+	// evidenceKey is a 32-byte ed25519 seed, base64 (evidence (h6)).
+	evidenceKey = "ZXZpZGVuY2Uta2V5LTVlY3JldC0wMDA2LTAxMjM0NTY="
 )
 
-var secretValues = []string{bbToken, jiraToken, bbHook, jiraHook, apiToken}
+var secretValues = []string{bbToken, jiraToken, bbHook, jiraHook, apiToken, evidenceKey}
 
 // env is a fake Bitbucket and Jira, a config pointing at them, and every
 // secret set: the all-good starting point each case spoils.
@@ -94,6 +96,7 @@ jira:
 			config.EnvJiraToken:              jiraToken,
 			config.EnvJiraWebhookSecret:      jiraHook,
 			config.EnvAPIToken:               apiToken,
+			config.EnvEvidenceKey:            evidenceKey,
 		}[k]
 	})
 	return e
@@ -181,8 +184,20 @@ func TestRun(t *testing.T) {
 				{"ok", "webhook urls", "Bitbucket https://rolekeeper.acme.example/webhooks/bitbucket, Jira https://rolekeeper.acme.example/webhooks/jira"},
 				{"ok", "api token", "ROLEKEEPER_API_TOKEN is set"},
 				{"ok", "dry run", "off: rolekeeper writes reviewers"},
+				{"ok", "evidence", "ROLEKEEPER_EVIDENCE_KEY is set: checkpoints are signed; public key "},
 			},
 			absent: []line{{"warn", "", ""}, {"FAIL", "", ""}},
+		},
+		{
+			name:   "evidence key unset",
+			setup:  func(t *testing.T, e *env) { e.secrets.EvidenceKey = "" },
+			wantOK: true,
+			want:   []line{{"warn", "evidence", "ROLEKEEPER_EVIDENCE_KEY is not set: evidence checkpoints are unsigned"}},
+		},
+		{
+			name:  "evidence key malformed",
+			setup: func(t *testing.T, e *env) { e.secrets.EvidenceKey = "c2hvcnQ=" },
+			want:  []line{{"FAIL", "evidence", "ROLEKEEPER_EVIDENCE_KEY: evidence key: 5 bytes"}},
 		},
 		{
 			name: "an existing database opens",
