@@ -2,6 +2,8 @@ package evidence
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 )
@@ -50,6 +52,7 @@ type Verifier struct {
 	res      Result
 	problem  *Problem
 	cpFailed *Problem
+	buf      []byte // reused for each record's entry
 }
 
 // VerifyOptions describe what the records must agree with.
@@ -118,8 +121,12 @@ func (v *Verifier) Add(r Record) bool {
 		v.fail(r.Seq, r.Kind, fmt.Sprintf("after the stored head %d (inserted, or the head was rolled back)", v.head.Seq))
 		return false
 	}
-	if h := r.ComputeHash(); h != r.Hash {
-		v.fail(r.Seq, r.Kind, fmt.Sprintf("its content, kind, time or sequence number no longer match its hash (edited): stored %.12s…, computed %.12s…", r.Hash, h))
+	v.buf = r.appendJSON(v.buf[:0], false)
+	sum := sha256.Sum256(v.buf)
+	var hexSum [2 * sha256.Size]byte
+	hex.Encode(hexSum[:], sum[:])
+	if string(hexSum[:]) != r.Hash {
+		v.fail(r.Seq, r.Kind, fmt.Sprintf("its content, kind, time or sequence number no longer match its hash (edited): stored %.12s…, computed %.12s…", r.Hash, hexSum[:]))
 		return false
 	}
 	if r.Prev != v.prev.Hash {
