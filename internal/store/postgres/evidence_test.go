@@ -71,3 +71,43 @@ func BenchmarkEvidenceAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 }
+
+// BenchmarkEvidenceVerify re-hashes a chain of 100,000 records read from
+// Postgres, as `rolekeeper evidence verify --config` does.
+func BenchmarkEvidenceVerify(b *testing.B) {
+	const n = 100_000
+	dsn := schemaDSN(b)
+	s := open(b, dsn)
+	defer s.Close()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	head := evidence.Genesis()
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	content := map[string]any{"summary": strings.Repeat("x", 300), "decision": map[string]any{"reasons": []string{"asked amara: technical lead, fewest open reviews"}}}
+	rows := make([][]any, 0, n)
+	for i := range n {
+		r, err := evidence.Link(head, evidence.KindDecision, at.Add(time.Duration(i)*time.Second), content)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows = append(rows, []any{r.Seq, r.Kind, r.Time, at.UnixNano(), string(r.Content), r.Prev, r.Hash})
+		head = r.Head()
+	}
+	if _, err := conn.CopyFrom(context.Background(), pgx.Identifier{"evidence"}, []string{"seq", "kind", "at", "at_ns", "content", "prev", "hash"}, pgx.CopyFromRows(rows)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), `UPDATE evidence_head SET seq = $1, hash = $2, kind = $3`, head.Seq, head.Hash, head.Kind); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		res, err := evidence.VerifySource(b.Context(), s, nil)
+		if err != nil || !res.OK() || res.Records != n {
+			b.Fatal(res.Records, err, res.Problem)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
