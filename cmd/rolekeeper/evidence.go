@@ -14,6 +14,7 @@ import (
 	"github.com/reloadly/rolekeeper/internal/config"
 	"github.com/reloadly/rolekeeper/internal/evidence"
 	"github.com/reloadly/rolekeeper/internal/report"
+	"github.com/reloadly/rolekeeper/internal/store"
 )
 
 // Exit statuses of `evidence verify`: intact, broken, could not read.
@@ -141,6 +142,17 @@ func evidenceVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "%d records checked before it.\n", res.Records)
 		return exitBroken
 	}
+	// The chain is intact: do the tables the reports read still say what it recorded?
+	rowProblem, err := store.CheckRows(ctx, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "evidence verify: could not read the stored rows: %v\n", err)
+		return exitCannotRead
+	}
+	if rowProblem != nil {
+		fmt.Fprintf(stdout, "evidence BROKEN: %s\n", rowProblem.Error())
+		fmt.Fprintf(stdout, "the chain itself is intact (%d records): the table row was changed behind it.\n", res.Records)
+		return exitBroken
+	}
 	rate := ""
 	if s := took.Seconds(); s > 0 && res.Records > 0 {
 		rate = fmt.Sprintf(" in %s (%.0f records/s)", took.Round(time.Millisecond), float64(res.Records)/s)
@@ -151,6 +163,7 @@ func evidenceVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "records 1–%d were pruned by retention; the checkpoint at the cut (sha256:%s) anchors the rest\n", res.First-1, res.Start.Hash)
 	}
 	fmt.Fprintf(stdout, "checkpoints: %d, %d signed%s\n", res.Checkpoints, res.Signed, pinNote(pinned))
+	fmt.Fprintln(stdout, "stored decisions, gates and findings match their last records")
 	return exitIntact
 }
 

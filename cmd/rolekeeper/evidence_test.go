@@ -42,7 +42,7 @@ func TestEvidenceCommands(t *testing.T) {
 
 	check(t, runCmd(t, env, "evidence", "pubkey"), 0, []string{pub}, nil)
 	check(t, runCmd(t, nil, "evidence", "pubkey"), 1, nil, []string{"ROLEKEEPER_EVIDENCE_KEY is not set"})
-	check(t, runCmd(t, env, "evidence", "verify", "--config", cfg), 0, []string{"evidence intact: 4 records (1–4)", "head: record 4 sha256:"}, nil)
+	check(t, runCmd(t, env, "evidence", "verify", "--config", cfg), 0, []string{"evidence intact: 4 records (1–4)", "head: record 4 sha256:", "match their last records"}, nil)
 	check(t, runCmd(t, env, "evidence", "verify"), 2, nil, []string{"exactly one of --config FILE or --bundle DIR"})
 	check(t, runCmd(t, env, "evidence", "verify", "--config", filepath.Join(dir, "none.yaml")), 2, nil, nil)
 
@@ -74,6 +74,12 @@ func TestEvidenceCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// First the decisions table only: the chain is intact, the row is not.
+	if _, err := db.Exec(`UPDATE decisions SET summary = 'asked kofi' WHERE id = 3`); err != nil {
+		t.Fatal(err)
+	}
+	check(t, runCmd(t, env, "evidence", "verify", "--config", cfg), 1,
+		[]string{"evidence BROKEN: decision 3: the stored row differs from its last record", "(record 3, decision)", "the chain itself is intact"}, nil)
 	if _, err := db.Exec(`UPDATE evidence SET content = replace(content, 'amara', 'kofi') WHERE seq = 3`); err != nil {
 		t.Fatal(err)
 	}

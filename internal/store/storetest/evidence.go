@@ -35,6 +35,7 @@ func RunEvidence(t *testing.T, open func(t *testing.T) store.Store, exec Exec) {
 		{"Span", testEvidenceSpan},
 		{"ConcurrentAppends", testEvidenceConcurrent},
 		{"BreakIsRecordedAndAppendsGoOn", testEvidenceBreak},
+		{"RowsMatchRecords", testEvidenceRows},
 	}
 	for _, tc := range tests {
 		if tc.fn == nil {
@@ -358,4 +359,50 @@ func testEvidenceBreak(t *testing.T, s store.Store, exec Exec) {
 
 func encodeKey(k ed25519.PrivateKey) string {
 	return evidence.EncodePublicKey(ed25519.PublicKey(k)) // standard base64 of the 64 bytes
+}
+
+// testEvidenceRows: a row changed in its table behind the chain's back (the
+// chain intact) is named by CheckRows with the record it contradicts.
+func testEvidenceRows(t *testing.T, s store.Store, exec Exec) {
+	ctx := ctxT(t)
+	fillEvidence(t, s)
+	p, err := store.CheckRows(ctx, s)
+	must(t, err, "CheckRows")
+	if p != nil {
+		t.Fatalf("untouched rows: %v", p)
+	}
+	steps := []struct {
+		sql  string
+		row  string
+		seq  int64
+		what string
+	}{
+		{`UPDATE gates SET decided_by = 'acc:po' WHERE id = 'g1'`, "gate g1", 5, "differs from its last record"},
+		{`UPDATE findings SET reason = 'fine'`, "finding merge-unapproved:acme/pay#7", 3, "differs"},
+		{`UPDATE decisions SET outcome = 'nothing'`, "decision 1", 1, "outcome"},
+		{`UPDATE decisions SET summary = 'asked kofi'`, "decision 1", 1, "differs"},
+	}
+	for _, st := range steps {
+		exec(t, s, st.sql)
+		p, err := store.CheckRows(ctx, s)
+		must(t, err, "CheckRows")
+		if p == nil || p.Row != st.row || p.Seq != st.seq || !strings.Contains(p.What, st.what) {
+			t.Errorf("after %s: %v, want %s at record %d", st.sql, p, st.row, st.seq)
+		}
+	}
+	if res := verifyStore(t, s, nil); !res.OK() {
+		t.Errorf("the chain itself is intact, verify said %v", res.Problem)
+	}
+	// A decision inserted without its record.
+	exec(t, s, `DELETE FROM evidence WHERE seq > 0`)
+	exec(t, s, `UPDATE evidence_head SET seq = 0, hash = '`+evidence.GenesisHash+`'`)
+	_, err = s.SaveDecision(ctx, &store.DecisionRecord{Kind: model.SubjectPullRequest, Summary: "first after", CreatedAt: evBase})
+	must(t, err, "SaveDecision")
+	exec(t, s, `INSERT INTO decisions (kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, outcome, created_at)
+		SELECT kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, 'forged', outcome, created_at FROM decisions WHERE summary = 'first after'`)
+	p, err = store.CheckRows(ctx, s)
+	must(t, err, "CheckRows")
+	if p == nil || p.Row != "decision 3" || !strings.Contains(p.What, "no record") {
+		t.Errorf("inserted decision: %v", p)
+	}
 }
