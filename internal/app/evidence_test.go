@@ -58,6 +58,21 @@ func TestEvidenceDaemon(t *testing.T) {
 		t.Errorf("readyz: %d %s", code, body)
 	}
 
+	// The weekly report checkpoints the week's last record and the head.
+	if err := e.app.deliverWeeklyReport(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cps, err = st.ListCheckpoints(ctx); err != nil || len(cps) != 3 {
+		t.Fatalf("checkpoints after the weekly report = %+v %v", cps, err)
+	}
+	reasons := map[string]bool{}
+	for _, c := range cps {
+		reasons[c.Reason] = true
+	}
+	if !reasons[evidence.ReasonWeekEnd] || !reasons[evidence.ReasonWeeklyReport] {
+		t.Errorf("checkpoint reasons = %v", reasons)
+	}
+
 	db, err := sql.Open("sqlite", filepath.Join(filepath.Dir(e.roles), "data", "rk.db"))
 	if err != nil {
 		t.Fatal(err)
