@@ -34,8 +34,8 @@ func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer, g
 
 verify exits 0 intact, 1 broken (naming the first bad record), 2 could not read.
 --pubkey (base64, as 'evidence pubkey' prints it) is the only key a signature may
-come from; without it, verify --config pins the key of ROLEKEEPER_EVIDENCE_KEY when
-set, and verify --bundle checks each signature against the key the bundle names.
+come from; without it, each signature is checked against the key its checkpoint
+names (compare those keys with the ones you trust).
 `)
 	}
 	if len(args) == 0 {
@@ -112,14 +112,6 @@ func evidenceVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *bundle != "" {
 		return verifyBundle(*bundle, pinned, stdout, stderr)
 	}
-	if pinned == nil {
-		s, err := signerFromEnv(getenv)
-		if err != nil {
-			fmt.Fprintf(stderr, "evidence verify: %v\n", err)
-			return exitCannotRead
-		}
-		pinned = s.PublicKey()
-	}
 	cfg, code := loadConfig(*path, stderr)
 	if code != exitOK {
 		return exitCannotRead
@@ -163,8 +155,15 @@ func evidenceVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "records 1–%d were pruned by retention; the checkpoint at the cut (sha256:%s) anchors the rest\n", res.First-1, res.Start.Hash)
 	}
 	fmt.Fprintf(stdout, "checkpoints: %d, %d signed%s\n", res.Checkpoints, res.Signed, pinNote(pinned))
+	printKeys(stdout, res.Keys)
 	fmt.Fprintln(stdout, "stored decisions, gates and findings match their last records")
 	return exitIntact
+}
+
+func printKeys(w io.Writer, keys []string) {
+	for _, k := range keys {
+		fmt.Fprintf(w, "signing key: %s\n", k)
+	}
 }
 
 func pinNote(pinned ed25519.PublicKey) string {
@@ -189,6 +188,7 @@ func verifyBundle(dir string, pinned ed25519.PublicKey, stdout, stderr io.Writer
 	fmt.Fprintf(stdout, "head before the week: record %d sha256:%s\n", m.HeadBefore.Seq, m.HeadBefore.Hash)
 	fmt.Fprintf(stdout, "head after the week:  record %d sha256:%s\n", m.HeadAfter.Seq, m.HeadAfter.Hash)
 	fmt.Fprintf(stdout, "checkpoints: %d, %d signed%s\n", res.Checkpoints, res.Signed, pinNote(pinned))
+	printKeys(stdout, res.Keys)
 	if res.HeadSigned {
 		fmt.Fprintln(stdout, "the head after the week is covered by a signed checkpoint")
 	} else {

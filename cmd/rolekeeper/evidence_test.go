@@ -55,7 +55,7 @@ func TestEvidenceCommands(t *testing.T) {
 		}
 	}
 	check(t, runCmd(t, nil, "evidence", "verify", "--bundle", out, "--pubkey", pub), 0,
-		[]string{"bundle intact: week 2026-W49, 2 records (2–3)", "covered by a signed checkpoint"}, nil)
+		[]string{"bundle intact: week 2026-W49, 2 records (2–3)", "covered by a signed checkpoint", "signing key: " + pub}, nil)
 	otherPub := base64.StdEncoding.EncodeToString(make([]byte, 32))
 	check(t, runCmd(t, nil, "evidence", "verify", "--bundle", out, "--pubkey", otherPub), 1, []string{"bundle BROKEN"}, nil)
 	check(t, runCmd(t, nil, "evidence", "verify", "--bundle", filepath.Join(dir, "nope")), 2, nil, []string{"no such file"})

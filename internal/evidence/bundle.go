@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 )
 
@@ -237,7 +238,15 @@ func VerifyBundle(dir string, pinned ed25519.PublicKey) (BundleResult, error) {
 		return broken(FileRecords, "%v", err)
 	}
 	out.Result = v.Finish()
-	out.Result.Checkpoints = len(cps)
+	out.Result.Checkpoints, out.Result.Signed, out.Result.Keys = len(cps), 0, nil
+	for _, c := range cps {
+		if c.Signed() {
+			out.Result.Signed++
+			if !slices.Contains(out.Result.Keys, c.PublicKey) {
+				out.Result.Keys = append(out.Result.Keys, c.PublicKey)
+			}
+		}
+	}
 	if out.Problem != nil {
 		return out, nil
 	}

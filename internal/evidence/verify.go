@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -28,12 +29,13 @@ func (p *Problem) Error() string {
 
 // Result is what a verification found.
 type Result struct {
-	Records     int64 // records checked
-	First       int64 // sequence number of the first record (0: none)
-	Start       Head  // what the first record had to follow (genesis or a checkpoint at a cut)
-	Last        Head  // the last record checked
-	Checkpoints int   // checkpoints checked
-	Signed      int   // of which signed (and valid, when Problem is nil)
+	Records     int64    // records checked
+	First       int64    // sequence number of the first record (0: none)
+	Start       Head     // what the first record had to follow (genesis or a checkpoint at a cut)
+	Last        Head     // the last record checked
+	Checkpoints int      // checkpoints checked
+	Signed      int      // of which signed (and valid, when Problem is nil)
+	Keys        []string // the public keys the signed checkpoints name, first seen first
 	Problem     *Problem
 }
 
@@ -78,6 +80,9 @@ func NewVerifier(opt VerifyOptions) *Verifier {
 		v.res.Checkpoints++
 		if c.Signed() {
 			v.res.Signed++
+			if !slices.Contains(v.res.Keys, c.PublicKey) {
+				v.res.Keys = append(v.res.Keys, c.PublicKey)
+			}
 		}
 		if err := c.CheckSignature(opt.PublicKey); err != nil && (v.cpFailed == nil || c.Seq < v.cpFailed.Seq) {
 			v.cpFailed = &Problem{Seq: c.Seq, Kind: c.Kind, What: fmt.Sprintf("checkpoint (%s at %s): %v", c.Reason, c.Time, err)}
