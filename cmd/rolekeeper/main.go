@@ -58,6 +58,7 @@ func commands() map[string]command {
 		"report":     {runReport, "the weekly compliance report (md, html, json, csv)"},
 		"simulate":   {runSimulate, "replay stored history through a proposed roles.yaml and show what would differ"},
 		"demo":       {demo.Command, "replay a sample week against a built-in sandbox Bitbucket and Jira, then serve until Ctrl-C"},
+		"evidence":   {runEvidence, "verify the tamper-evident decision log (store or bundle), export a week's bundle, print the public key"}, // evidence (h6)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/audit"
 	"github.com/reloadly/rolekeeper/internal/config"
+	"github.com/reloadly/rolekeeper/internal/evidence"
 	"github.com/reloadly/rolekeeper/internal/inbox"
 	"github.com/reloadly/rolekeeper/internal/jira"
 	"github.com/reloadly/rolekeeper/internal/leader"
@@ -83,6 +84,7 @@ type App struct {
 	scheduler   *schedule.Scheduler
 	elector     *leader.Elector
 	expireGates func(ctx context.Context) error
+	evidence    *evidence.Keeper // evidence (h6)
 
 	parsers  map[model.Source]webhook.ParseFunc
 	handlers []namedHandler

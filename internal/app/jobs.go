@@ -119,6 +119,9 @@ func (a *App) deliverWeeklyReport(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkpointWeek(ctx, r); err != nil { // evidence (h6)
+		return fmt.Errorf("evidence checkpoint: %w", err)
+	}
 	if a.cfg.Reports.Dir != "" {
 		paths, err := report.WriteFiles(a.cfg.Reports.Dir, r)
 		if err != nil {
@@ -205,6 +208,7 @@ func (a *App) syncJobs() {
 		}},
 		{Name: JobWeeklyReport, Spec: a.cfg.Schedule.WeeklyReport, Run: a.deliverWeeklyReport},
 		{Name: JobExpireGates, Spec: "@every 1m", Run: a.expireGates},
+		{Name: JobEvidence, Spec: "@hourly", Run: a.evidenceJob}, // evidence (h6)
 	})
 	if err != nil {
 		a.log.Error("schedule jobs", zap.Error(err))

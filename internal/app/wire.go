@@ -141,11 +141,17 @@ func (a *App) wire() error {
 	if jc != nil {
 		jiraAudit = a.wireJira(jc)
 	}
+	if err := a.wireEvidence(); err != nil { // evidence (h6)
+		return err
+	}
 	a.wireJobs(bb, func(ctx context.Context, p model.PullRequest, trigger string) error {
 		_, err := pr.Reconcile(ctx, p, trigger)
 		return err
 	}, jiraAudit, g.ExpireDue)
-	a.reload.onReload = a.syncJobs
+	a.reload.onReload = func() {
+		a.syncJobs()
+		a.recordRolesVersion() // evidence (h6)
+	}
 	return nil
 }
 

@@ -35,6 +35,14 @@ type Config struct {
 	Gates     Gates
 	Audit     Audit
 	Log       Log
+	Evidence  Evidence // evidence (h6)
+}
+
+// Evidence tunes the tamper-evident log (evidence (h6), docs/evidence.md).
+type Evidence struct {
+	// Retention: records older than this are pruned (hourly, by the
+	// leader) after a checkpoint at the cut; 0 keeps them forever.
+	Retention time.Duration
 }
 
 // Store selects the database.

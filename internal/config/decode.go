@@ -142,7 +142,14 @@ func (d *decoder) decode(b []byte, c *Config) {
 			{"level", str(&c.Log.Level, oneOf("debug", "info", "warn", "error"))},
 			{"format", str(&c.Log.Format, oneOf(LogAuto, LogJSON, LogConsole))},
 		})},
+		// evidence (h6)
+		{"evidence", section("evidence", []field{
+			{"retention", duration(&c.Evidence.Retention, 0)},
+		})},
 	})
+	if r := c.Evidence.Retention; r > 0 && r < 7*24*time.Hour { // evidence (h6)
+		d.errorf(seen["evidence.retention"], "evidence.retention: %s is shorter than a week; the weekly report's records must outlive it (0 keeps them forever)", r)
+	}
 	if _, ok := seen["public_url"]; !ok {
 		c.PublicURL = publicURLFor(c.Listen)
 	}

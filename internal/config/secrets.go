@@ -26,6 +26,9 @@ const (
 	// EnvStoreDSN overrides store.dsn, so that a database password can stay
 	// out of the file (a Kubernetes secret, say).
 	EnvStoreDSN = "ROLEKEEPER_STORE_DSN"
+	// EnvEvidenceKey holds the ed25519 private key (base64) that signs the
+	// evidence log's checkpoints (evidence (h6)).
+	EnvEvidenceKey = "ROLEKEEPER_EVIDENCE_KEY"
 )
 
 // Secrets are the credentials read from the environment. Its String and
@@ -44,6 +47,7 @@ type Secrets struct {
 	APIToken                string   // ROLEKEEPER_API_TOKEN: gates only
 	AdminToken              string   // ROLEKEEPER_ADMIN_TOKEN: all of /api/v1
 	StoreDSN                string   // overrides store.dsn when set
+	EvidenceKey             string   // evidence (h6): signs checkpoints; "" leaves them unsigned
 }
 
 // LoadSecrets reads the secrets through getenv (os.Getenv in main).
@@ -60,6 +64,7 @@ func LoadSecrets(getenv func(string) string) Secrets {
 		APIToken:                get(EnvAPIToken),
 		AdminToken:              get(EnvAdminToken),
 		StoreDSN:                get(EnvStoreDSN),
+		EvidenceKey:             get(EnvEvidenceKey), // evidence (h6)
 	}
 }
 
@@ -102,6 +107,7 @@ func (s Secrets) String() string {
 	add(EnvAPIToken, s.APIToken != "")
 	add(EnvAdminToken, s.AdminToken != "")
 	add(EnvStoreDSN, s.StoreDSN != "")
+	add(EnvEvidenceKey, s.EvidenceKey != "") // evidence (h6)
 	return "Secrets{" + strings.Join(set, " ") + "}"
 }
 
@@ -122,5 +128,6 @@ func (s Secrets) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddBool("api_token", s.APIToken != "")
 	enc.AddBool("admin_token", s.AdminToken != "")
 	enc.AddBool("store_dsn", s.StoreDSN != "")
+	enc.AddBool("evidence_key", s.EvidenceKey != "") // evidence (h6)
 	return nil
 }

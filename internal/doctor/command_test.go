@@ -34,6 +34,7 @@ func TestCommand(t *testing.T) {
 		config.EnvJiraWebhookSecret:      jiraHook,
 		config.EnvAPIToken:               apiToken,
 		config.EnvAdminToken:             admToken,
+		config.EnvEvidenceKey:            evidenceKey,
 	}
 	without := func(k string) map[string]string {
 		m := map[string]string{}

@@ -116,6 +116,7 @@ func Run(ctx context.Context, cfg config.Config, secrets config.Secrets, out io.
 	d.checkPublicURL()
 	d.checkAPIToken()
 	d.checkDryRun()
+	d.checkEvidence() // evidence (h6)
 
 	c := d.r.counts
 	fmt.Fprintf(out, "\n%d ok, %d %s, %d failed\n", c[OK], c[Warn], plural(c[Warn], "warning", "warnings"), c[Fail])

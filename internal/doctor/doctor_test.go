@@ -33,9 +33,11 @@ const (
 	jiraHook  = "jira-webhook-5ecret-0004-0123456789"
 	apiToken  = "api-token-5ecret-0005-0123456789abcdef"
 	admToken  = "admin-token-5ecret-0007-0123456789abcdef"
+	// evidenceKey is a 32-byte ed25519 seed, base64 (evidence (h6)).
+	evidenceKey = "ZXZpZGVuY2Uta2V5LTVlY3JldC0wMDA2LTAxMjM0NTY="
 )
 
-var secretValues = []string{bbToken, jiraToken, bbHook, jiraHook, apiToken, admToken}
+var secretValues = []string{bbToken, jiraToken, bbHook, jiraHook, apiToken, admToken, evidenceKey}
 
 // env is a fake Bitbucket and Jira, a config pointing at them, and every
 // secret set: the all-good starting point each case spoils.
@@ -96,6 +98,7 @@ jira:
 			config.EnvJiraWebhookSecret:      jiraHook,
 			config.EnvAPIToken:               apiToken,
 			config.EnvAdminToken:             admToken,
+			config.EnvEvidenceKey:            evidenceKey,
 		}[k]
 	})
 	return e
@@ -184,8 +187,20 @@ func TestRun(t *testing.T) {
 				{"ok", "api token", "ROLEKEEPER_API_TOKEN is set: pipelines use it for `rolekeeper gate`"},
 				{"ok", "admin token", "ROLEKEEPER_ADMIN_TOKEN is set"},
 				{"ok", "dry run", "off: rolekeeper writes reviewers"},
+				{"ok", "evidence", "ROLEKEEPER_EVIDENCE_KEY is set: checkpoints are signed; public key "},
 			},
 			absent: []line{{"warn", "", ""}, {"FAIL", "", ""}},
+		},
+		{
+			name:   "evidence key unset",
+			setup:  func(t *testing.T, e *env) { e.secrets.EvidenceKey = "" },
+			wantOK: true,
+			want:   []line{{"warn", "evidence", "ROLEKEEPER_EVIDENCE_KEY is not set: evidence checkpoints are unsigned"}},
+		},
+		{
+			name:  "evidence key malformed",
+			setup: func(t *testing.T, e *env) { e.secrets.EvidenceKey = "c2hvcnQ=" },
+			want:  []line{{"FAIL", "evidence", "ROLEKEEPER_EVIDENCE_KEY: evidence key: 5 bytes"}},
 		},
 		{
 			name: "an existing database opens",

@@ -133,6 +133,9 @@ func DeliverToJira(ctx context.Context, filer IssueFiler, marks Marks, org *role
 		body = "For " + strings.Join(names, ", ") + " (report rule).\n\n" + body
 	}
 	summary := fmt.Sprintf("Compliance report %s: %d held, %d violated, %d break-glass", r.Week, r.Summary.Held, r.Summary.Violated, r.Summary.BreakGlass)
+	if e := r.Evidence; e != nil { // evidence (h6): the witness in the issue's title too (the body has the full head)
+		summary += fmt.Sprintf(" · evidence %d–%d sha256:%.12s", e.FirstSeq, e.LastSeq, e.Head)
+	}
 	key, err := filer.CreateReportIssue(ctx, project, summary, body, assignee)
 	if err != nil {
 		return "", err

@@ -179,6 +179,7 @@ a{color:#0b5cad}
 <div class="card">PRs opened / merged<b>{{.R.Summary.PRsOpened}} / {{.R.Summary.PRsMerged}}</b></div>
 <div class="card">deployment gates<b>{{.R.Summary.Gates}}</b></div>
 </div>
+{{with .R.Evidence}}<p class="muted" id="evidence">{{.Line}}</p>{{end}}
 {{.TeamChart}}
 {{.TrendChart}}
 

@@ -47,6 +47,11 @@ type Report struct {
 	Coverage   []RoleCoverage  `json:"coverage"`
 	BusFactor  []BusFactor     `json:"bus_factor"`
 	Trend      []TrendPoint    `json:"trend"` // the four previous weeks, then this one
+
+	// Evidence is the week's span of the evidence chain (evidence (h6),
+	// docs/evidence.md): the outside witness Jira keeps. Absent when the
+	// source keeps no chain.
+	Evidence *EvidenceSpan `json:"evidence,omitempty"`
 }
 
 // Summary totals the week.
@@ -206,6 +211,14 @@ func Build(ctx context.Context, src Source, org *roles.Org, w Week, opt Options)
 	b.pullRequests(prs, start, end)
 	b.coverage(now)
 	b.finish()
+	// evidence (h6): the week's first and last records and the chain head.
+	if es, ok := src.(EvidenceSource); ok {
+		before, last, err := es.EvidenceSpan(ctx, start, end)
+		if err != nil {
+			return nil, err
+		}
+		r.Evidence = NewEvidenceSpan(before, last)
+	}
 	return r, nil
 }
 

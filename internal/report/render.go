@@ -51,7 +51,9 @@ func JSON(w io.Writer, r *Report) error {
 }
 
 // CSVHeader is the header row of the CSV rendering: one row per violation.
-var CSVHeader = []string{"week", "team", "rule_id", "kind", "subject", "ref", "url", "occurred_at", "actor", "reason"}
+// The last three columns (evidence (h6)) repeat the week's evidence span on every row.
+var CSVHeader = []string{"week", "team", "rule_id", "kind", "subject", "ref", "url", "occurred_at", "actor", "reason",
+	"evidence_first_seq", "evidence_last_seq", "evidence_head"}
 
 // CSV writes one row per violation.
 func CSV(w io.Writer, r *Report) error {
@@ -62,6 +64,7 @@ func CSV(w io.Writer, r *Report) error {
 	for _, v := range r.Violations {
 		row := []string{r.Week, v.Team, v.RuleID, v.Kind, string(v.Subject), v.Ref, v.URL,
 			v.OccurredAt.Format(time.RFC3339), v.Actor, v.Reason}
+		row = append(row, r.Evidence.csvColumns()...) // evidence (h6)
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -80,6 +83,9 @@ func Markdown(w io.Writer, r *Report) error {
 	s := r.Summary
 	p("**%d checks: %d held, %d violated.** %d break-glass use(s). %d pull requests opened, %d merged, %d deployment gates.\n\n",
 		s.Checked, s.Held, s.Violated, s.BreakGlass, s.PRsOpened, s.PRsMerged, s.Gates)
+	if r.Evidence != nil { // evidence (h6)
+		p("%s\n\n", r.Evidence.Line())
+	}
 
 	p("## Per team and rule\n\n")
 	for _, t := range r.Teams {

@@ -31,6 +31,7 @@ type Store interface {
 	Gates
 	KV
 	Leases
+	Evidence // evidence (h6): the tamper-evident log, store/evidence.go
 	// Ping checks that the store answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

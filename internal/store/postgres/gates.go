@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/reloadly/rolekeeper/internal/evidence"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/store/codec"
 )
@@ -49,10 +50,16 @@ func (s *Store) CreateGate(ctx context.Context, g *store.Gate) error {
 	if err != nil {
 		return fmt.Errorf("postgres: create gate %s: %w", g.ID, err)
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO gates (`+gateCols+`)
+	// evidence (h6): the gate's record (gate.asked) is appended in the same transaction.
+	err = s.withEvidence(ctx, func(tx pgx.Tx) (string, time.Time, any, error) {
+		tag, err := tx.Exec(ctx, `INSERT INTO gates (`+gateCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 1)
 		ON CONFLICT DO NOTHING`, args...)
-	if err := affected(tag, err); err != nil {
+		rec := *g
+		rec.Version = 1
+		return evidence.KindGateAsked, g.CreatedAt, store.GateEvidence(&rec), affected(tag, err)
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = store.ErrConflict
 		}
@@ -91,16 +98,29 @@ func (s *Store) UpdateGate(ctx context.Context, g *store.Gate) error {
 	if err != nil {
 		return fmt.Errorf("postgres: update gate %s: %w", g.ID, err)
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE gates SET
+	// evidence (h6): the write's record (gate.<state>, gate.break_glass or
+	// gate.updated) is appended in the same transaction.
+	err = s.withEvidence(ctx, func(tx pgx.Tx) (string, time.Time, any, error) {
+		var oldState string
+		var oldBreak bool
+		if err := tx.QueryRow(ctx, `SELECT state, break_glass FROM gates WHERE id = $1 FOR UPDATE`, g.ID).Scan(&oldState, &oldBreak); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return "", time.Time{}, nil, err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE gates SET
 		dedupe_key = $2, repository = $3, commit_sha = $4, environment = $5, team = $6, rule_id = $7, state = $8,
 		approvers = $9, excluded = $10, prs = $11, pipeline_uuid = $12, build_number = $13, created_at = $14,
 		expires_at = $15, decided_by = $16, decided_at = $17, reason = $18, break_glass = $19, notified = $20,
 		follow_up = $21, data = $22, version = version + 1
 		WHERE id = $1 AND version = $23`, append(args, g.Version)...)
+		rec := *g
+		rec.Version++
+		kind := store.GateEvidenceKind(oldState, oldBreak, g)
+		return kind, store.GateEvidenceTime(kind, g, time.Now()), store.GateEvidence(&rec), affected(tag, err)
+	})
 	if isUnique(err) {
 		return fmt.Errorf("postgres: update gate %s: %w", g.ID, store.ErrConflict)
 	}
-	if err := affected(tag, err); err != nil {
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			var exists bool
 			if qerr := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM gates WHERE id = $1)`, g.ID).Scan(&exists); qerr != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/reloadly/rolekeeper/internal/evidence"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/store/codec"
@@ -24,11 +26,17 @@ func (s *Store) SaveDecision(ctx context.Context, d *store.DecisionRecord) (int6
 	}
 	pub := store.NewPublicID()
 	var id int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO decisions
+	// evidence (h6): the decision's record is appended in the same transaction.
+	err := s.withEvidence(ctx, func(tx pgx.Tx) (string, time.Time, any, error) {
+		err := tx.QueryRow(ctx, `INSERT INTO decisions
 		(public_id, kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, decision, snapshot, outcome, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
-		pub, string(d.Kind), d.Repository, d.PR, d.Commit, d.IssueKey, d.Team, d.Trigger, d.DeliveryID, d.Summary,
-		codec.Raw(d.Decision), codec.Raw(d.Snapshot), d.Outcome, ts(d.CreatedAt)).Scan(&id)
+			pub, string(d.Kind), d.Repository, d.PR, d.Commit, d.IssueKey, d.Team, d.Trigger, d.DeliveryID, d.Summary,
+			codec.Raw(d.Decision), codec.Raw(d.Snapshot), d.Outcome, ts(d.CreatedAt)).Scan(&id)
+		rec := *d
+		rec.ID = id
+		return evidence.KindDecision, d.CreatedAt, store.DecisionEvidence(&rec), err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: save decision: %w", err)
 	}
@@ -38,7 +46,12 @@ func (s *Store) SaveDecision(ctx context.Context, d *store.DecisionRecord) (int6
 
 // SetOutcome records what the adapters did; ErrNotFound when id is unknown.
 func (s *Store) SetOutcome(ctx context.Context, id int64, outcome string) error {
-	if err := affected(s.pool.Exec(ctx, `UPDATE decisions SET outcome = $1 WHERE id = $2`, outcome, id)); err != nil {
+	// evidence (h6): the outcome's record is appended in the same transaction.
+	err := s.withEvidence(ctx, func(tx pgx.Tx) (string, time.Time, any, error) {
+		err := affected(tx.Exec(ctx, `UPDATE decisions SET outcome = $1 WHERE id = $2`, outcome, id))
+		return evidence.KindDecisionOutcome, time.Now(), store.OutcomeEvidence(id, outcome), err
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: set outcome %d: %w", id, err)
 	}
 	return nil
@@ -284,14 +297,22 @@ func (s *Store) AddFinding(ctx context.Context, f model.Finding) (bool, error) {
 	if f.OccurredAt.IsZero() {
 		return false, fmt.Errorf("postgres: add finding %s: zero occurred time", f.Key)
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO findings (`+findingCols+`)
+	var stored bool
+	// evidence (h6): a stored finding's record is appended in the same transaction.
+	err := s.withEvidence(ctx, func(tx pgx.Tx) (string, time.Time, any, error) {
+		tag, err := tx.Exec(ctx, `INSERT INTO findings (`+findingCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (finding_key) DO NOTHING`,
-		f.Key, f.Kind, f.RuleID, f.Team, string(f.Subject), f.Ref, f.URL, f.Reason, f.Held,
-		ts(f.OccurredAt), ts(f.RecordedAt), f.Actor, f.Details)
+			f.Key, f.Kind, f.RuleID, f.Team, string(f.Subject), f.Ref, f.URL, f.Reason, f.Held,
+			ts(f.OccurredAt), ts(f.RecordedAt), f.Actor, f.Details)
+		if stored = err == nil && tag.RowsAffected() == 1; !stored {
+			return "", time.Time{}, nil, err
+		}
+		return evidence.KindFinding, store.FindingEvidenceTime(f), store.FindingEvidence(f), nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("postgres: add finding %s: %w", f.Key, err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return stored, nil
 }
 
 // ListFindings lists findings matching f by OccurredAt, then Key.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/evidence"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/store/codec"
 )
@@ -47,9 +48,15 @@ func (s *Store) CreateGate(ctx context.Context, g *store.Gate) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create gate %s: %w", g.ID, err)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO gates (`+gateCols+`)
+	// evidence (h6): the gate's record (gate.asked) is appended in the same transaction.
+	err = s.withEvidence(ctx, func(tx *sql.Tx) (string, time.Time, any, error) {
+		res, err := tx.ExecContext(ctx, `INSERT INTO gates (`+gateCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING`, args...)
-	if err := affected(res, err); err != nil {
+		rec := *g
+		rec.Version = 1
+		return evidence.KindGateAsked, g.CreatedAt, store.GateEvidence(&rec), affected(res, err)
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = store.ErrConflict
 		}
@@ -88,16 +95,29 @@ func (s *Store) UpdateGate(ctx context.Context, g *store.Gate) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: update gate %s: %w", g.ID, err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE gates SET
+	// evidence (h6): the write's record (gate.<state>, gate.break_glass or
+	// gate.updated) is appended in the same transaction.
+	err = s.withEvidence(ctx, func(tx *sql.Tx) (string, time.Time, any, error) {
+		var oldState string
+		var oldBreak bool
+		if err := tx.QueryRowContext(ctx, `SELECT state, break_glass FROM gates WHERE id = ?`, g.ID).Scan(&oldState, &oldBreak); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return "", time.Time{}, nil, err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE gates SET
 		dedupe_key = ?2, repository = ?3, commit_sha = ?4, environment = ?5, team = ?6, rule_id = ?7, state = ?8,
 		approvers = ?9, excluded = ?10, prs = ?11, pipeline_uuid = ?12, build_number = ?13, created_at = ?14,
 		expires_at = ?15, decided_by = ?16, decided_at = ?17, reason = ?18, break_glass = ?19, notified = ?20,
 		follow_up = ?21, data = ?22, version = version + 1
 		WHERE id = ?1 AND version = ?23`, append(args, g.Version)...)
-	if isUnique(err) {
+		rec := *g
+		rec.Version++
+		kind := store.GateEvidenceKind(oldState, oldBreak, g)
+		return kind, store.GateEvidenceTime(kind, g, time.Now()), store.GateEvidence(&rec), affectedOrUnique(res, err)
+	})
+	if errors.Is(err, errUnique) {
 		return fmt.Errorf("sqlite: update gate %s: %w", g.ID, store.ErrConflict)
 	}
-	if err := affected(res, err); err != nil {
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			var n int
 			if qerr := s.w.QueryRowContext(ctx, `SELECT count(*) FROM gates WHERE id = ?`, g.ID).Scan(&n); qerr != nil {

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/reloadly/rolekeeper/internal/evidence"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/store/codec"
@@ -22,11 +24,17 @@ func (s *Store) SaveDecision(ctx context.Context, d *store.DecisionRecord) (int6
 	}
 	pub := store.NewPublicID()
 	var id int64
-	err := s.w.QueryRowContext(ctx, `INSERT INTO decisions
+	// evidence (h6): the decision's record is appended in the same transaction.
+	err := s.withEvidence(ctx, func(tx *sql.Tx) (string, time.Time, any, error) {
+		err := tx.QueryRowContext(ctx, `INSERT INTO decisions
 		(public_id, kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, decision, snapshot, outcome, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		pub, string(d.Kind), d.Repository, d.PR, d.Commit, d.IssueKey, d.Team, d.Trigger, d.DeliveryID, d.Summary,
-		codec.Raw(d.Decision), codec.Raw(d.Snapshot), d.Outcome, ms(d.CreatedAt)).Scan(&id)
+			pub, string(d.Kind), d.Repository, d.PR, d.Commit, d.IssueKey, d.Team, d.Trigger, d.DeliveryID, d.Summary,
+			codec.Raw(d.Decision), codec.Raw(d.Snapshot), d.Outcome, ms(d.CreatedAt)).Scan(&id)
+		rec := *d
+		rec.ID = id
+		return evidence.KindDecision, d.CreatedAt, store.DecisionEvidence(&rec), err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: save decision: %w", err)
 	}
@@ -36,7 +44,12 @@ func (s *Store) SaveDecision(ctx context.Context, d *store.DecisionRecord) (int6
 
 // SetOutcome records what the adapters did; ErrNotFound when id is unknown.
 func (s *Store) SetOutcome(ctx context.Context, id int64, outcome string) error {
-	if err := affected(s.w.ExecContext(ctx, `UPDATE decisions SET outcome = ? WHERE id = ?`, outcome, id)); err != nil {
+	// evidence (h6): the outcome's record is appended in the same transaction.
+	err := s.withEvidence(ctx, func(tx *sql.Tx) (string, time.Time, any, error) {
+		err := affected(tx.ExecContext(ctx, `UPDATE decisions SET outcome = ? WHERE id = ?`, outcome, id))
+		return evidence.KindDecisionOutcome, time.Now(), store.OutcomeEvidence(id, outcome), err
+	})
+	if err != nil {
 		return fmt.Errorf("sqlite: set outcome %d: %w", id, err)
 	}
 	return nil
@@ -282,14 +295,21 @@ func (s *Store) AddFinding(ctx context.Context, f model.Finding) (bool, error) {
 	if f.OccurredAt.IsZero() {
 		return false, fmt.Errorf("sqlite: add finding %s: zero occurred time", f.Key)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO findings (`+findingCols+`)
+	var n int64
+	// evidence (h6): a stored finding's record is appended in the same transaction.
+	err := s.withEvidence(ctx, func(tx *sql.Tx) (string, time.Time, any, error) {
+		res, err := tx.ExecContext(ctx, `INSERT INTO findings (`+findingCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (finding_key) DO NOTHING`,
-		f.Key, f.Kind, f.RuleID, f.Team, string(f.Subject), f.Ref, f.URL, f.Reason, b2i(f.Held),
-		ms(f.OccurredAt), ms(f.RecordedAt), f.Actor, f.Details)
-	if err != nil {
-		return false, fmt.Errorf("sqlite: add finding %s: %w", f.Key, err)
-	}
-	n, err := res.RowsAffected()
+			f.Key, f.Kind, f.RuleID, f.Team, string(f.Subject), f.Ref, f.URL, f.Reason, b2i(f.Held),
+			ms(f.OccurredAt), ms(f.RecordedAt), f.Actor, f.Details)
+		if err != nil {
+			return "", time.Time{}, nil, err
+		}
+		if n, err = res.RowsAffected(); err != nil || n != 1 {
+			return "", time.Time{}, nil, err
+		}
+		return evidence.KindFinding, store.FindingEvidenceTime(f), store.FindingEvidence(f), nil
+	})
 	if err != nil {
 		return false, fmt.Errorf("sqlite: add finding %s: %w", f.Key, err)
 	}

@@ -1,0 +1,267 @@
+package sqlite
+
+// evidence.go: the tamper-evident log (store.Evidence). The single writer
+// connection serializes appends; the records of decisions, findings and
+// gates are appended in the transaction of their write (see withEvidence).
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/evidence"
+)
+
+// execer is what an append needs of a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// withEvidence runs write in a writer transaction and appends the record it
+// returns (none when it returns an empty kind) before committing.
+func (s *Store) withEvidence(ctx context.Context, write func(tx *sql.Tx) (kind string, at time.Time, content any, err error)) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	kind, at, content, err := write(tx)
+	if err != nil {
+		return err
+	}
+	if kind != "" {
+		if _, err := appendEvidence(ctx, tx, kind, at, content); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// appendEvidence links a record after the stored head and moves the head.
+// A head that fell behind the records (the head row edited) does not stop
+// the append: it continues after the last record, and verify reports the
+// break.
+func appendEvidence(ctx context.Context, tx execer, kind string, at time.Time, content any) (evidence.Record, error) {
+	head, err := readHead(ctx, tx)
+	if err != nil {
+		return evidence.Record{}, fmt.Errorf("evidence head: %w", err)
+	}
+	r, err := evidence.Link(head, kind, at, content)
+	if err != nil {
+		return r, err
+	}
+	ok, err := insertRecord(ctx, tx, r, at)
+	if err != nil {
+		return r, err
+	}
+	if !ok {
+		if head, err = lastRecord(ctx, tx); err != nil {
+			return r, fmt.Errorf("evidence head: %w", err)
+		}
+		if r, err = evidence.Link(head, kind, at, content); err != nil {
+			return r, err
+		}
+		if ok, err = insertRecord(ctx, tx, r, at); err != nil || !ok {
+			return r, fmt.Errorf("evidence append %d: %w", r.Seq, errors.Join(err, errors.New("sequence number taken")))
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_head (id, seq, hash, kind) VALUES (1, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, kind = excluded.kind`, r.Seq, r.Hash, r.Kind); err != nil {
+		return r, fmt.Errorf("evidence head: %w", err)
+	}
+	return r, nil
+}
+
+func insertRecord(ctx context.Context, tx execer, r evidence.Record, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO evidence (seq, kind, at, at_ns, content, prev, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (seq) DO NOTHING`, r.Seq, r.Kind, r.Time, at.UnixNano(), string(r.Content), r.Prev, r.Hash)
+	if err != nil {
+		return false, fmt.Errorf("evidence append: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func readHead(ctx context.Context, q execer) (evidence.Head, error) {
+	var h evidence.Head
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, kind FROM evidence_head WHERE id = 1`).Scan(&h.Seq, &h.Hash, &h.Kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return lastRecord(ctx, q) // the head row was deleted: the last record stands in
+	}
+	return h, err
+}
+
+func lastRecord(ctx context.Context, q execer) (evidence.Head, error) {
+	var h evidence.Head
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, kind FROM evidence ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &h.Hash, &h.Kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return evidence.Genesis(), nil
+	}
+	return h, err
+}
+
+// AppendEvidence appends a record of another fact.
+func (s *Store) AppendEvidence(ctx context.Context, kind string, at time.Time, content any) (evidence.Record, error) {
+	var r evidence.Record
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return r, fmt.Errorf("sqlite: append evidence: %w", err)
+	}
+	defer tx.Rollback()
+	if r, err = appendEvidence(ctx, tx, kind, at, content); err != nil {
+		return r, fmt.Errorf("sqlite: append evidence: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return r, fmt.Errorf("sqlite: append evidence: %w", err)
+	}
+	return r, nil
+}
+
+// EvidenceHead returns the stored head.
+func (s *Store) EvidenceHead(ctx context.Context) (evidence.Head, error) {
+	h, err := readHead(ctx, s.r)
+	if err != nil {
+		return h, fmt.Errorf("sqlite: evidence head: %w", err)
+	}
+	return h, nil
+}
+
+// ScanEvidence calls fn with the records from..to in sequence order.
+func (s *Store) ScanEvidence(ctx context.Context, from, to int64, fn func(evidence.Record) bool) error {
+	if to <= 0 {
+		to = 1<<63 - 1
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, kind, at, content, prev, hash FROM evidence WHERE seq >= ? AND seq <= ? ORDER BY seq`, from, to)
+	if err != nil {
+		return fmt.Errorf("sqlite: scan evidence: %w", err)
+	}
+	defer rows.Close()
+	var content sql.RawBytes
+	for rows.Next() {
+		var r evidence.Record
+		if err := rows.Scan(&r.Seq, &r.Kind, &r.Time, &content, &r.Prev, &r.Hash); err != nil {
+			return fmt.Errorf("sqlite: scan evidence: %w", err)
+		}
+		r.Content = append([]byte(nil), content...)
+		if !fn(r) {
+			return nil
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: scan evidence: %w", err)
+	}
+	return nil
+}
+
+// EvidenceSpan returns the heads bounding the records of [since, until).
+func (s *Store) EvidenceSpan(ctx context.Context, since, until time.Time) (before, last evidence.Head, err error) {
+	before, err = s.headBefore(ctx, since)
+	if err == nil {
+		last, err = s.headBefore(ctx, until)
+	}
+	if err != nil {
+		return before, last, fmt.Errorf("sqlite: evidence span: %w", err)
+	}
+	if last.Seq < before.Seq {
+		last = before
+	}
+	return before, last, nil
+}
+
+// headBefore is the last record timed before t; with none, the retention
+// cut (the oldest prune checkpoint still standing before the first record),
+// else genesis.
+func (s *Store) headBefore(ctx context.Context, t time.Time) (evidence.Head, error) {
+	var h evidence.Head
+	err := s.r.QueryRowContext(ctx, `SELECT seq, hash, kind FROM evidence WHERE at_ns < ? ORDER BY seq DESC LIMIT 1`, t.UnixNano()).Scan(&h.Seq, &h.Hash, &h.Kind)
+	if err == nil {
+		return h, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return h, err
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT c.seq, c.hash, c.kind FROM evidence_checkpoints c
+		WHERE c.reason = ? AND c.seq + 1 = (SELECT min(seq) FROM evidence) ORDER BY c.id LIMIT 1`, evidence.ReasonPrune).Scan(&h.Seq, &h.Hash, &h.Kind)
+	if errors.Is(err, sql.ErrNoRows) {
+		return evidence.Genesis(), nil
+	}
+	return h, err
+}
+
+// AddCheckpoint stores c.
+func (s *Store) AddCheckpoint(ctx context.Context, c evidence.Checkpoint) error {
+	if err := addCheckpoint(ctx, s.w, c); err != nil {
+		return fmt.Errorf("sqlite: add checkpoint: %w", err)
+	}
+	return nil
+}
+
+func addCheckpoint(ctx context.Context, q execer, c evidence.Checkpoint) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO evidence_checkpoints (seq, hash, kind, at, reason, note, public_key, signature)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, c.Seq, c.Hash, c.Kind, c.Time, c.Reason, c.Note, c.PublicKey, c.Signature)
+	return err
+}
+
+// ListCheckpoints lists checkpoints by Seq, then when they were stored.
+func (s *Store) ListCheckpoints(ctx context.Context) ([]evidence.Checkpoint, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, hash, kind, at, reason, note, public_key, signature
+		FROM evidence_checkpoints ORDER BY seq, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []evidence.Checkpoint
+	for rows.Next() {
+		var c evidence.Checkpoint
+		if err := rows.Scan(&c.Seq, &c.Hash, &c.Kind, &c.Time, &c.Reason, &c.Note, &c.PublicKey, &c.Signature); err != nil {
+			return nil, fmt.Errorf("sqlite: list checkpoints: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// PruneEvidence stores cut and deletes the records up to cut.Seq.
+func (s *Store) PruneEvidence(ctx context.Context, cut evidence.Checkpoint) (int64, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune evidence: %w", err)
+	}
+	defer tx.Rollback()
+	var hash string
+	if err := tx.QueryRowContext(ctx, `SELECT hash FROM evidence WHERE seq = ?`, cut.Seq).Scan(&hash); err != nil {
+		return 0, fmt.Errorf("sqlite: prune evidence at %d: %w", cut.Seq, err)
+	}
+	if hash != cut.Hash {
+		return 0, fmt.Errorf("sqlite: prune evidence at %d: the cut's hash is not the record's", cut.Seq)
+	}
+	if err := addCheckpoint(ctx, tx, cut); err != nil {
+		return 0, fmt.Errorf("sqlite: prune evidence: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM evidence WHERE seq <= ?`, cut.Seq)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune evidence: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite: prune evidence: %w", err)
+	}
+	return n, nil
+}
+
+// errUnique marks a unique violation through withEvidence.
+var errUnique = errors.New("unique violation")
+
+// affectedOrUnique is affected, with a unique violation as errUnique.
+func affectedOrUnique(res sql.Result, err error) error {
+	if isUnique(err) {
+		return errUnique
+	}
+	return affected(res, err)
+}
