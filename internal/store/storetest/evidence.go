@@ -398,8 +398,8 @@ func testEvidenceRows(t *testing.T, s store.Store, exec Exec) {
 	exec(t, s, `UPDATE evidence_head SET seq = 0, hash = '`+evidence.GenesisHash+`'`)
 	_, err = s.SaveDecision(ctx, &store.DecisionRecord{Kind: model.SubjectPullRequest, Summary: "first after", CreatedAt: evBase})
 	must(t, err, "SaveDecision")
-	exec(t, s, `INSERT INTO decisions (kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, outcome, created_at)
-		SELECT kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, 'forged', outcome, created_at FROM decisions WHERE summary = 'first after'`)
+	exec(t, s, `INSERT INTO decisions (public_id, kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, outcome, created_at)
+		SELECT '0123456789abcdef0123456789abcdef', kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, 'forged', outcome, created_at FROM decisions WHERE summary = 'first after'`)
 	p, err = store.CheckRows(ctx, s)
 	must(t, err, "CheckRows")
 	if p == nil || p.Row != "decision 3" || !strings.Contains(p.What, "no record") {
