@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 
@@ -18,6 +21,9 @@ const (
 	EnvJiraToken              = "ROLEKEEPER_JIRA_TOKEN"
 	EnvJiraWebhookSecret      = "ROLEKEEPER_JIRA_WEBHOOK_SECRET"
 	EnvAPIToken               = "ROLEKEEPER_API_TOKEN"
+	// EnvReportLinkSecret signs the links to the weekly HTML report
+	// (HMAC-SHA256); unset, a secret derived from ROLEKEEPER_ADMIN_TOKEN.
+	EnvReportLinkSecret = "ROLEKEEPER_REPORT_LINK_SECRET"
 	// EnvStoreDSN overrides store.dsn, so that a database password can stay
 	// out of the file (a Kubernetes secret, say).
 	EnvStoreDSN = "ROLEKEEPER_STORE_DSN"
@@ -38,12 +44,27 @@ type Secrets struct {
 	JiraWebhookSecrets      []string // as BitbucketWebhookSecrets
 	APIToken                string
 	StoreDSN                string // overrides store.dsn when set
+	// ReportLinkSecret signs report links: ROLEKEEPER_REPORT_LINK_SECRET,
+	// or else derived from the admin token (ReportLinkDerived); "" when
+	// neither is set, and then no link is signed.
+	ReportLinkSecret  string
+	ReportLinkDerived bool
 }
 
 // LoadSecrets reads the secrets through getenv (os.Getenv in main).
 func LoadSecrets(getenv func(string) string) Secrets {
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	linkSecret, derived := get(EnvReportLinkSecret), false
+	if linkSecret == "" {
+		// The admin token's variable, named here as a literal: the scope
+		// work owns its constant.
+		if admin := get("ROLEKEEPER_ADMIN_TOKEN"); admin != "" {
+			linkSecret, derived = deriveSecret(admin, "rolekeeper weekly report links"), true
+		}
+	}
 	return Secrets{
+		ReportLinkSecret:        linkSecret,
+		ReportLinkDerived:       derived,
 		BitbucketUsername:       get(EnvBitbucketUsername),
 		BitbucketToken:          get(EnvBitbucketToken),
 		BitbucketAccessToken:    get(EnvBitbucketAccessToken),
@@ -94,6 +115,7 @@ func (s Secrets) String() string {
 	add(EnvJiraWebhookSecret, len(s.JiraWebhookSecrets) > 0)
 	add(EnvAPIToken, s.APIToken != "")
 	add(EnvStoreDSN, s.StoreDSN != "")
+	add(EnvReportLinkSecret, s.ReportLinkSecret != "" && !s.ReportLinkDerived)
 	return "Secrets{" + strings.Join(set, " ") + "}"
 }
 
@@ -113,5 +135,15 @@ func (s Secrets) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("jira_webhook_secrets", len(s.JiraWebhookSecrets))
 	enc.AddBool("api_token", s.APIToken != "")
 	enc.AddBool("store_dsn", s.StoreDSN != "")
+	enc.AddBool("report_links", s.ReportLinkSecret != "")
 	return nil
+}
+
+// deriveSecret derives a secret for one purpose from another secret, so
+// that what it signs reveals nothing about the source and changing the
+// source revokes it.
+func deriveSecret(source, purpose string) string {
+	m := hmac.New(sha256.New, []byte(source))
+	m.Write([]byte(purpose))
+	return hex.EncodeToString(m.Sum(nil))
 }

@@ -100,3 +100,12 @@ func duration(hours float64) string {
 	}
 	return strconv.Itoa(d) + " d " + strconv.Itoa(h) + " h"
 }
+
+// sentence ends s with a full stop unless it ends with punctuation.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.ContainsRune(".!?…", []rune(s)[len([]rune(s))-1]) {
+		return s
+	}
+	return s + "."
+}
