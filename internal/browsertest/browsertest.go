@@ -93,7 +93,10 @@ type View struct {
 	Width  int64
 	Height int64 // default 900
 	Dark   bool  // prefers-color-scheme: dark
-	Print  bool  // the print stylesheet (at the width of A4 less margins: use 680)
+	Print  bool  // the print stylesheet (at the width of A4 less margins: use 700)
+	// Screenshot takes a full-page PNG into Page.Screenshot (the slowest
+	// step: about a second for a long page).
+	Screenshot bool
 }
 
 // Page is what the browser measured on one page in one view.
@@ -135,8 +138,8 @@ func (p *Page) Problems() []string {
 	return out
 }
 
-// Load opens url in the view, measures the page and takes a full-page
-// screenshot.
+// Load opens url in the view, measures the page and, when the view asks,
+// takes a full-page screenshot.
 func (b *Browser) Load(t testing.TB, url string, v View) *Page {
 	t.Helper()
 	if v.Height == 0 {
@@ -163,6 +166,9 @@ func (b *Browser) Load(t testing.TB, url string, v View) *Page {
 	p, err := chromedp.Run(b.ctx, chromedp.Evaluate[*Page](measureJS))
 	if err != nil {
 		t.Fatalf("measure %s at %d px: %v", url, v.Width, err)
+	}
+	if !v.Screenshot {
+		return p
 	}
 	if p.Screenshot, err = chromedp.Run(b.ctx, chromedp.FullScreenshot(100)); err != nil {
 		t.Fatalf("screenshot %s at %d px: %v", url, v.Width, err)

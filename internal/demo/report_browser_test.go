@@ -32,9 +32,9 @@ func TestWeekReportInBrowser(t *testing.T) {
 		name string
 		view browsertest.View
 	}{
-		{"390", browsertest.View{Width: 390}},
-		{"1280", browsertest.View{Width: 1280}},
-		{"390-dark", browsertest.View{Width: 390, Dark: true}},
+		{"390", browsertest.View{Width: 390, Screenshot: true}},
+		{"1280", browsertest.View{Width: 1280, Screenshot: true}},
+		{"390-dark", browsertest.View{Width: 390, Dark: true, Screenshot: true}},
 	} {
 		p := b.Load(t, srv.URL, v.view)
 		path := browsertest.SaveScreenshot(t, p, "demo-week-report-"+v.name)

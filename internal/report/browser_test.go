@@ -82,51 +82,51 @@ func TestReportInBrowser(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	views := []struct {
-		name string
-		view browsertest.View
+	loads := []struct {
+		report, name string
+		view         browsertest.View
 	}{
-		{"390", browsertest.View{Width: 390}},
-		{"1280", browsertest.View{Width: 1280}},
-		{"390-dark", browsertest.View{Width: 390, Dark: true}},
-		{"a4-print", browsertest.View{Width: 700, Print: true}},
+		{"sample", "390", browsertest.View{Width: 390, Screenshot: true}},
+		{"sample", "1280", browsertest.View{Width: 1280, Screenshot: true}},
+		{"sample", "390-dark", browsertest.View{Width: 390, Dark: true, Screenshot: true}},
+		{"sample", "a4-print", browsertest.View{Width: 700, Print: true, Screenshot: true}},
+		{"hostile", "390", browsertest.View{Width: 390, Screenshot: true}},
+		{"hostile", "1280", browsertest.View{Width: 1280}},
+		{"hostile", "a4-print", browsertest.View{Width: 700, Print: true}},
+		{"empty", "390", browsertest.View{Width: 390, Screenshot: true}},
 	}
-	for _, name := range []string{"sample", "hostile", "empty"} {
-		for _, v := range views {
-			if name == "empty" && v.name != "390" {
-				continue
-			}
-			p := b.Load(t, srv.URL+"/"+name+".html", v.view)
-			path := browsertest.SaveScreenshot(t, p, "report-"+name+"-"+v.name)
-			for _, problem := range p.Problems() {
-				t.Errorf("%s at %s: %s", name, v.name, problem)
-			}
-			// A measurement that saw nothing proves nothing.
-			if p.Words < 50 || p.Elements < 30 {
-				t.Errorf("%s at %s: measured only %d words in %d elements", name, v.name, p.Words, p.Elements)
-			}
-			if name != "empty" && (p.Charts < 3 || p.Cells < 10) {
-				t.Errorf("%s at %s: %d charts and %d table cells, want the trend, load and coverage charts and tables", name, v.name, p.Charts, p.Cells)
-			}
-			t.Logf("%s at %s: %d elements, %d words, %d cells, %d charts; screenshot %s", name, v.name, p.Elements, p.Words, p.Cells, p.Charts, path)
+	for _, l := range loads {
+		name, v := l.report, l
+		p := b.Load(t, srv.URL+"/"+name+".html", v.view)
+		for _, problem := range p.Problems() {
+			t.Errorf("%s at %s: %s", name, v.name, problem)
 		}
+		// A measurement that saw nothing proves nothing.
+		if p.Words < 50 || p.Elements < 30 {
+			t.Errorf("%s at %s: measured only %d words in %d elements", name, v.name, p.Words, p.Elements)
+		}
+		if name != "empty" && (p.Charts < 3 || p.Cells < 10) {
+			t.Errorf("%s at %s: %d charts and %d table cells, want the trend, load and coverage charts and tables", name, v.name, p.Charts, p.Cells)
+		}
+		shot := ""
+		if v.view.Screenshot {
+			shot = "; screenshot " + browsertest.SaveScreenshot(t, p, "report-"+name+"-"+v.name)
+		}
+		t.Logf("%s at %s: %d elements, %d words, %d cells, %d charts%s", name, v.name, p.Elements, p.Words, p.Cells, p.Charts, shot)
 	}
-}
 
-// TestBrowserCheckCatches proves the measurement fails a page with the
-// faults the report had: a table too wide for a phone, a cell breaking a
-// name letter by letter, a chart without a title.
-func TestBrowserCheckCatches(t *testing.T) {
-	b := browsertest.Start(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	// The measurement itself fails a page with the faults the report had: a
+	// table too wide for a phone, a cell breaking a name letter by letter,
+	// a chart without a title or text alternative.
+	faulty := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(`<!doctype html><meta name="viewport" content="width=device-width, initial-scale=1"><body>
 <table style="width:100%"><tr><td style="overflow-wrap:anywhere;width:1px">reloadly/checkout-service#2</td><td>` + strings.Repeat("filler text ", 40) + `</td></tr></table>
 <div style="width:600px">wide</div>
 <svg viewBox="0 0 10 10" width="10"><rect width="10" height="10"/></svg></body>`))
 	}))
-	defer srv.Close()
-	p := b.Load(t, srv.URL, browsertest.View{Width: 390})
+	defer faulty.Close()
+	p := b.Load(t, faulty.URL, browsertest.View{Width: 390})
 	if len(p.Overflows) == 0 || len(p.Untitled) == 0 || len(p.Undescribed) == 0 || len(p.NarrowCells) == 0 || len(p.BrokenWords) == 0 {
 		t.Errorf("the check missed a fault: %+v", p)
 	}

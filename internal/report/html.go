@@ -208,7 +208,7 @@ func latency(l Latency) template.HTML {
 	if l.Samples == 0 {
 		return `<span class="muted">none</span>`
 	}
-	return template.HTML(fmt.Sprintf("median %s · p90 %s <span class=\"muted\">(%d %s)</span>",
+	return template.HTML(fmt.Sprintf(`<span class="nw">median %s</span> · <span class="nw">p90 %s</span> <span class="muted nw">(%d %s)</span>`,
 		html.EscapeString(hours(l.MedianHours, 1)), html.EscapeString(hours(l.P90Hours, 1)), l.Samples, plural(l.Samples, "PR", "PRs")))
 }
 

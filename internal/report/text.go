@@ -88,6 +88,8 @@ func htmlText(s string) template.HTML {
 // duration says how long something has been open: "45 min", "5 h", "3 d 4 h".
 func duration(hours float64) string {
 	switch {
+	case hours*60 < 1:
+		return "under a minute"
 	case hours < 1:
 		return strconv.Itoa(int(hours*60+0.5)) + " min"
 	case hours < 48:
