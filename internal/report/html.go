@@ -208,8 +208,11 @@ func latency(l Latency) template.HTML {
 	if l.Samples == 0 {
 		return `<span class="muted">none</span>`
 	}
-	return template.HTML(fmt.Sprintf(`<span class="nw">median %s</span> · <span class="nw">p90 %s</span> <span class="muted nw">(%d %s)</span>`,
-		html.EscapeString(hours(l.MedianHours, 1)), html.EscapeString(hours(l.P90Hours, 1)), l.Samples, plural(l.Samples, "PR", "PRs")))
+	// No-break spaces keep a figure with its unit; the line may still
+	// break between the median and the 90th percentile.
+	nb := func(s string) string { return strings.ReplaceAll(html.EscapeString(s), " ", "&nbsp;") }
+	return template.HTML(fmt.Sprintf(`median %s · p90 %s <span class="muted">(%s)</span>`,
+		nb(hours(l.MedianHours, 1)), nb(hours(l.P90Hours, 1)), nb(fmt.Sprintf("%d %s", l.Samples, plural(l.Samples, "PR", "PRs")))))
 }
 
 func attentionLabel(kind string) string {

@@ -305,7 +305,7 @@ func TestRenderers(t *testing.T) {
 			for _, want := range []string{"<svg", "Payments: checks per week", "<desc>2026-W43: 0 checked", "Raj Patel", "payments outage hotfix",
 				`href="https://bitbucket.org/reloadly/payments-api/pull-requests/2"><bdi>reloadly/<wbr>payments-<wbr>api#<wbr>2</bdi></a>`,
 				`<p class="verdict attn" id="verdict">2 of 4 checks did not hold`, "<details><summary>Manual responsibilities",
-				`<td class="c bad" data-label="Payments"><span class="nw">1 / 2</span>`, `<span class="nw">median 3.0 h</span> · <span class="nw">p90 4.0 h</span>`,
+				`<td class="c bad" data-label="Payments"><span class="nw">1 / 2</span>`, `median 3.0&nbsp;h · p90 4.0&nbsp;h <span class="muted">(2&nbsp;PRs)</span>`,
 				"Mei Chen: asked on 3, reviewed 1"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("html lacks %q", want)
