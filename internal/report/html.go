@@ -267,7 +267,7 @@ main{max-width:1040px;margin:0 auto;padding:20px 16px 40px}
 h1{font-size:24px;line-height:1.25;margin:0 0 4px} h2{font-size:19px;margin:32px 0 10px;border-bottom:1px solid var(--line);padding-bottom:4px} h3{font-size:16px;margin:0 0 6px}
 p{margin:6px 0} a{color:var(--link)} .nw{white-space:nowrap} .muted{color:var(--muted)} .ok{color:var(--ok)} .bad{color:var(--bad)}
 .verdict{font-size:18px;font-weight:600;padding:12px 14px;border-radius:8px;border-left:6px solid var(--ok);background:var(--card);margin:14px 0}
-.verdict.attn{border-left-color:var(--bad)}
+.verdict.attn{border-left-color:var(--bad)} .verdict.empty{border-left-color:var(--muted)}
 .facts{color:var(--muted);font-size:14px}
 ol.attention{list-style:none;padding:0;margin:0}
 ol.attention li{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--bad);border-radius:8px;padding:10px 12px;margin:0 0 10px;break-inside:avoid}
@@ -322,7 +322,7 @@ footer{margin-top:36px;font-size:12px;color:var(--muted)}
 <body><main>
 <h1>Compliance report <span class="nw">{{.R.Week}}</span> · {{name .R.Organization}}</h1>
 <p class="muted">{{date .R.Start}} to {{date .R.End}} (exclusive)</p>
-<p class="verdict{{if .R.Attention}} attn{{end}}" id="verdict">{{.R.Verdict}}</p>
+<p class="verdict{{if .R.Attention}} attn{{else if .R.Empty}} empty{{end}}" id="verdict">{{.R.Verdict}}</p>
 {{if not .R.Empty}}<p class="facts">{{.R.Summary.Checked}} checks: {{.R.Summary.Held}} held, {{.R.Summary.Violated}} violated · {{.R.Summary.BreakGlass}} break-glass · {{.R.Summary.PRsOpened}} pull requests opened, {{.R.Summary.PRsMerged}} merged · {{.R.Summary.Gates}} deployment gates</p>{{end}}
 
 <h2 id="attention">Needs attention</h2>
