@@ -324,6 +324,15 @@ func TestRenderers(t *testing.T) {
 			if back.SchemaVersion != SchemaVersion || back.Summary != r.Summary || len(back.Teams) != len(r.Teams) {
 				t.Errorf("json round trip differs: %+v", back.Summary)
 			}
+			if back.Verdict != r.Verdict || len(back.Attention) != 3 || back.Attention[2].Ref != "reloadly/payments-api#2" ||
+				back.ReviewTimes != r.ReviewTimes || len(back.Teams[0].Trend) != 5 || len(back.Matrix.Rules) != 2 {
+				t.Errorf("json lacks the version 2 facts: %+v", back)
+			}
+			for _, key := range []string{`"verdict"`, `"attention"`, `"who_should_act"`, `"open_hours"`, `"matrix"`, `"idle_rules"`, `"review_times"`, `"p90_hours"`} {
+				if !strings.Contains(out, key) {
+					t.Errorf("json lacks %s", key)
+				}
+			}
 		case "csv":
 			rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 			if err != nil {
