@@ -259,8 +259,8 @@ const pageHTML = `<!doctype html>
 <meta name="color-scheme" content="light dark">
 <title>Compliance report {{.R.Week}} — {{.R.Organization}}</title>
 <style>
-:root{--fg:#1d1d1f;--muted:#5f6368;--bg:#f6f7f9;--card:#fff;--line:#d9dde3;--head:#eef1f5;--ok:#1b6e20;--ok-bg:#e3f2e4;--bad:#b3261e;--bad-bg:#fbe4e2;--none-bg:transparent;--asked:#c9d3df;--held:#2e7d32;--violated:#c62828;--link:#0b57a8}
-@media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--muted:#a8adb4;--bg:#141618;--card:#1e2124;--line:#3a3f45;--head:#262a2e;--ok:#81c995;--ok-bg:#1f3a25;--bad:#f6a39d;--bad-bg:#47201d;--asked:#4a525c;--held:#5bb974;--violated:#ee675c;--link:#8ab4f8}}
+:root{--fg:#1d1d1f;--muted:#5f6368;--bg:#f6f7f9;--card:#fff;--line:#d9dde3;--head:#eef1f5;--ok:#1b6e20;--ok-bg:#e3f2e4;--bad:#b3261e;--bad-bg:#fbe4e2;--none-bg:transparent;--asked:#c9d3df;--held:#2e7d32;--violated:#c62828;--link:#0b57a8;--wait:#8a5300}
+@media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--muted:#a8adb4;--bg:#141618;--card:#1e2124;--line:#3a3f45;--head:#262a2e;--ok:#81c995;--ok-bg:#1f3a25;--bad:#f6a39d;--bad-bg:#47201d;--asked:#4a525c;--held:#5bb974;--violated:#ee675c;--link:#8ab4f8;--wait:#f0a640}}
 *{box-sizing:border-box}
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);margin:0;overflow-wrap:normal;word-break:normal}
 main{max-width:1040px;margin:0 auto;padding:20px 16px 40px}
@@ -271,10 +271,9 @@ p{margin:6px 0} a{color:var(--link)} .nw{white-space:nowrap} .muted{color:var(--
 .facts{color:var(--muted);font-size:14px}
 ol.attention{list-style:none;padding:0;margin:0}
 ol.attention li{background:var(--card);border:1px solid var(--line);border-left:5px solid var(--bad);border-radius:8px;padding:10px 12px;margin:0 0 10px;break-inside:avoid}
-ol.attention li.gate_waiting{border-left-color:#b26a00}
+ol.attention li.gate_waiting{border-left-color:var(--wait)}
 .tag{display:inline-block;font-size:12px;font-weight:700;text-transform:uppercase;letter-spacing:.03em;color:var(--bad)}
-li.gate_waiting .tag{color:#b26a00}
-@media (prefers-color-scheme:dark){ol.attention li.gate_waiting{border-left-color:#f0a640} li.gate_waiting .tag{color:#f0a640}}
+li.gate_waiting .tag{color:var(--wait)}
 .head{display:flex;flex-wrap:wrap;gap:4px 12px;align-items:baseline}
 .head .ref{font-weight:600}
 .age{margin-left:auto;font-size:13px;color:var(--muted);white-space:nowrap}
