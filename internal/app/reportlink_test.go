@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,5 +30,25 @@ func TestReportLink(t *testing.T) {
 		if code, body := e.get(bad, false); code != http.StatusForbidden || body != "forbidden\n" {
 			t.Errorf("GET %s = %d %q, want 403", bad, code, body)
 		}
+	}
+}
+
+// TestWeeklyJobLogsReportLink: the weekly job logs the signed link of the
+// week it reports, and the link opens that report.
+func TestWeeklyJobLogsReportLink(t *testing.T) {
+	e := startApp(t)
+	if err := e.app.deliverWeeklyReport(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	logged := e.logs.FilterMessage("weekly report link").All()
+	if len(logged) != 1 {
+		t.Fatalf("%d link logs", len(logged))
+	}
+	u, _ := logged[0].ContextMap()["url"].(string)
+	if !strings.HasPrefix(u, "https://rk.example.com/reports/weekly/") {
+		t.Fatalf("logged link %q", u)
+	}
+	if code, _ := e.get(strings.TrimPrefix(u, "https://rk.example.com"), false); code != http.StatusOK {
+		t.Errorf("logged link answers %d", code)
 	}
 }
