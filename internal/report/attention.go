@@ -140,6 +140,13 @@ func (b *builder) item(kind, team, ruleID string, since time.Time) AttentionItem
 	if h := b.now.Sub(since).Hours(); h > 0 {
 		it.OpenHours = round1(h)
 	}
+	key := ruleID + "\x00" + team
+	if c, ok := b.owners[key]; ok {
+		it.Role, it.Responsibility, it.RoleTitle = c.Role, c.Responsibility, c.RoleTitle
+		it.WhoShouldAct = append(it.WhoShouldAct, c.WhoShouldAct...)
+		return it
+	}
+	defer func() { b.owners[key] = it }()
 	var rule *roles.Rule
 	for _, r := range b.org.Rules {
 		if r.ID == ruleID {

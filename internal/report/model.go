@@ -234,12 +234,13 @@ type builder struct {
 	trend     map[string]*TrendPoint
 	teamTrend map[string]map[string]*TrendPoint // team → week → totals
 	latency   map[string]*latencySamples        // team → samples; "" is the organisation
+	owners    map[string]AttentionItem          // rule + team → role in words and who should act
 }
 
 func newBuilder(org *roles.Org, r *Report) *builder {
 	b := &builder{org: org, r: r, teams: map[string]*TeamReport{},
 		rules: map[string]map[string]*RuleStats{}, trend: map[string]*TrendPoint{},
-		teamTrend: map[string]map[string]*TrendPoint{}, latency: map[string]*latencySamples{}}
+		teamTrend: map[string]map[string]*TrendPoint{}, latency: map[string]*latencySamples{}, owners: map[string]AttentionItem{}}
 	for _, t := range org.Teams {
 		tr := b.team(t.ID)
 		for _, rule := range org.Rules {
