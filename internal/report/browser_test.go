@@ -92,7 +92,6 @@ func TestReportInBrowser(t *testing.T) {
 		{"sample", "a4-print", browsertest.View{Width: 700, Print: true, Screenshot: true}},
 		{"hostile", "390", browsertest.View{Width: 390, Screenshot: true}},
 		{"hostile", "1280", browsertest.View{Width: 1280}},
-		{"hostile", "a4-print", browsertest.View{Width: 700, Print: true}},
 		{"empty", "390", browsertest.View{Width: 390, Screenshot: true}},
 	}
 	for _, l := range loads {
