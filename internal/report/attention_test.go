@@ -2,10 +2,14 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/roles"
 )
 
 func TestAttentionAndMatrix(t *testing.T) {
@@ -177,5 +181,26 @@ func TestEmptyWeek(t *testing.T) {
 	}
 	if !strings.Contains(wiki.String(), "Nothing was recorded this week") {
 		t.Errorf("jira body: %s", wiki.String())
+	}
+}
+
+// TestQuietTeamInOneLine: a team with no check in five weeks is named in
+// one line, not drawn as an empty chart.
+func TestQuietTeamInOneLine(t *testing.T) {
+	org := testOrg()
+	org.Teams = append(org.Teams, &roles.Team{ID: "platform", Name: "Platform"})
+	org.Index()
+	w, _ := ParseWeek("2026-W47", time.UTC)
+	r, err := Build(context.Background(), sampleSource(), org, w, Options{Now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	if err := HTML(&page, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page.String(), "No checks in these five weeks: <bdi>Platform</bdi>.") ||
+		strings.Count(page.String(), `class="chart trend"`) != 2 {
+		t.Errorf("quiet team: %d trend charts", strings.Count(page.String(), `class="chart trend"`))
 	}
 }

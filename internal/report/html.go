@@ -106,7 +106,7 @@ func roleTitle(r *Report, role string) string {
 	return role
 }
 
-// ActiveTeams are the teams that had anything this week or in the trend.
+// TrendTeams are the teams with at least one check in the five weeks.
 func (v htmlView) TrendTeams() []TeamReport {
 	var out []TeamReport
 	for _, t := range v.R.Teams {
@@ -115,6 +115,22 @@ func (v htmlView) TrendTeams() []TeamReport {
 				out = append(out, t)
 				break
 			}
+		}
+	}
+	return out
+}
+
+// QuietTeams are the teams with no check in the five weeks, named in one
+// line instead of drawing empty charts.
+func (v htmlView) QuietTeams() []string {
+	var out []string
+	for _, t := range v.R.Teams {
+		quiet := true
+		for _, tp := range t.Trend {
+			quiet = quiet && tp.Checked == 0
+		}
+		if quiet {
+			out = append(out, t.Name)
 		}
 	}
 	return out
@@ -344,6 +360,7 @@ footer{margin-top:36px;font-size:12px;color:var(--muted)}
 <h2 id="trend">Trend, last five weeks</h2>
 {{with .TrendTeams}}<p class="legend"><span><i class="held"></i>held</span><span><i class="violated"></i>violated</span></p>
 <div class="grid">{{range .}}<div class="panel"><h3>{{name .Name}}</h3>{{$.TrendChart .}}</div>{{end}}</div>
+{{with $.QuietTeams}}<p class="muted">No checks in these five weeks: {{names .}}.</p>{{end}}
 {{else}}<p>No checks were recorded in these five weeks, so there is no trend to draw.</p>{{end}}
 
 <h2 id="reviews">Review times</h2>
