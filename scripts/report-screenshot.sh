@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Renders the weekly report of the demo week in headless Chromium and saves a
-# screenshot, to look at the report as a person does.
-# Needs Debian's chromium (apt-get install chromium). Usage:
-#   scripts/report-screenshot.sh [OUT.png]
+# Renders the weekly report (sample, hostile and empty weeks, and the demo
+# week through its signed link) in headless chromium, checks it as the tests
+# do, and leaves full-page PNG screenshots in $ROLEKEEPER_ARTIFACTS
+# (default: testdata/out at the repository root).
+#
+#   scripts/report-screenshot.sh [OUT.png]  # needs Debian's chromium
+#   ROLEKEEPER_ARTIFACTS=/tmp/shots scripts/report-screenshot.sh
+# With OUT.png, the demo week's report at 1280 px is also copied there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-report.png}"
-data="$(mktemp -d)"
-trap 'rm -rf "$data"' EXIT
-rmdir "$data"
-go run ./cmd/rolekeeper demo --no-wait --pause 0 --listen 127.0.0.1:0 --data "$data" >/dev/null
-html="$(ls "$data"/reports/rolekeeper-report-*.html | head -n1)"
-profile="$(mktemp -d)"
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-  --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$profile" --window-size=1200,3200 --hide-scrollbars \
-  --screenshot="$out" "file://$html" 2>/dev/null
-rm -rf "$profile"
-echo "$out: screenshot of $(basename "$html")"
+
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${ROLEKEEPER_CHROMIUM:-}" ]; then
+  echo "report-screenshot: no chromium; apt-get install -y chromium (or set ROLEKEEPER_CHROMIUM)" >&2
+  exit 1
+fi
+export ROLEKEEPER_REQUIRE_BROWSER=1
+export ROLEKEEPER_ARTIFACTS="${ROLEKEEPER_ARTIFACTS:-$PWD/testdata/out}"
+go test -count=1 -run 'TestReportInBrowser|TestWeekReportInBrowser' ./internal/report ./internal/demo
+ls -1 "$ROLEKEEPER_ARTIFACTS"/*.png
+if [ $# -ge 1 ]; then
+  cp "$ROLEKEEPER_ARTIFACTS/demo-week-report-1280.png" "$1"
+  echo "$1: screenshot of the demo week's report at 1280 px"
+fi

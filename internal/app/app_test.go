@@ -94,6 +94,7 @@ func startApp(t *testing.T) *e2e {
 		config.EnvJiraWebhookSecret:      jiraSecret,
 		config.EnvJiraEmail:              "rolekeeper@example.com",
 		config.EnvJiraToken:              "jira-token",
+		config.EnvReportLinkSecret:       "report-link-secret", // issue 15
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	a, err := New(cfg, config.LoadSecrets(func(k string) string { return env[k] }), Options{

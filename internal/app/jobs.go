@@ -13,6 +13,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/audit"
 	"github.com/reloadly/rolekeeper/internal/bitbucket"
+	"github.com/reloadly/rolekeeper/internal/config"
 	"github.com/reloadly/rolekeeper/internal/jira"
 	"github.com/reloadly/rolekeeper/internal/leader"
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -102,6 +103,27 @@ func (a *App) WeeklyReport(ctx context.Context, w report.Week) (*report.Report, 
 	return report.Build(ctx, a.store, a.roles.Get(), w, report.Options{Now: a.now(), PublicURL: a.cfg.PublicURL})
 }
 
+// reportLinks signs the weekly report's links with the configured secret
+// (none: every link is refused).
+func (a *App) reportLinks() report.Links { return report.NewLinks(a.secrets.ReportLinkSecret, 0) }
+
+// ReportLink is the signed link to a week's HTML report, valid for
+// report.LinkTTL; an error when no secret or no public URL is configured.
+func (a *App) ReportLink(week string) (report.Link, error) {
+	if a.cfg.PublicURL == "" {
+		return report.Link{}, fmt.Errorf("public_url is not set")
+	}
+	links := a.reportLinks()
+	if !links.Enabled() {
+		return report.Link{}, fmt.Errorf("neither %s nor ROLEKEEPER_ADMIN_TOKEN is set", config.EnvReportLinkSecret)
+	}
+	u, exp, err := links.URL(a.cfg.PublicURL, week, a.now())
+	if err != nil {
+		return report.Link{}, err
+	}
+	return report.Link{URL: u, Expires: exp}, nil
+}
+
 // Location is the time zone of schedules and report weeks.
 func (a *App) Location() *time.Location {
 	if a.cfg.Schedule.Location != nil {
@@ -129,8 +151,14 @@ func (a *App) deliverWeeklyReport(ctx context.Context) error {
 		}
 		a.log.Info("weekly report written", zap.String("week", r.Week), zap.Strings("files", paths))
 	}
+	link, err := a.ReportLink(r.Week)
+	if err != nil {
+		a.log.Warn("weekly report link not signed", zap.String("week", r.Week), zap.Error(err))
+	} else {
+		a.log.Info("weekly report link", zap.String("week", r.Week), zap.String("url", link.URL), zap.Time("expires", link.Expires))
+	}
 	if a.jiraClient != nil && !a.jiraDryRun {
-		key, err := report.DeliverToJira(ctx, jiraReportFiler{a.jiraClient}, a.store, a.roles.Get(), r, a.cfg.Jira.ReportProject, a.now())
+		key, err := report.DeliverToJira(ctx, jiraReportFiler{a.jiraClient}, a.store, a.roles.Get(), r, a.cfg.Jira.ReportProject, a.now(), link)
 		if err != nil {
 			return fmt.Errorf("file weekly report in jira: %w", err)
 		}

@@ -135,6 +135,8 @@ func (a *App) wire() error {
 	gate.Register(mountFunc(a.Mount), g)
 
 	a.Mount("GET /api/v1/reports/weekly", report.Handler(a.store, a.roles.Get, a.Location(), cfg.PublicURL, a.now))
+	// issue 15: the signed, expiring link to the HTML report (no token).
+	a.Mount("GET "+report.LinkPath+"{file}", report.LinkHandler(a.reportLinks(), a.store, a.roles.Get, a.Location(), cfg.PublicURL, a.now))
 
 	a.jiraClient = jc
 	var jiraAudit audit.IssueAuditor

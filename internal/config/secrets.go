@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 
@@ -23,6 +26,9 @@ const (
 	// EnvAdminToken opens the rest of /api/v1: deliveries, redrive,
 	// decisions, reports, break-glass through the API.
 	EnvAdminToken = "ROLEKEEPER_ADMIN_TOKEN"
+	// EnvReportLinkSecret signs the links to the weekly HTML report
+	// (HMAC-SHA256); unset, a secret derived from ROLEKEEPER_ADMIN_TOKEN.
+	EnvReportLinkSecret = "ROLEKEEPER_REPORT_LINK_SECRET"
 	// EnvStoreDSN overrides store.dsn, so that a database password can stay
 	// out of the file (a Kubernetes secret, say).
 	EnvStoreDSN = "ROLEKEEPER_STORE_DSN"
@@ -48,12 +54,25 @@ type Secrets struct {
 	AdminToken              string   // ROLEKEEPER_ADMIN_TOKEN: all of /api/v1
 	StoreDSN                string   // overrides store.dsn when set
 	EvidenceKey             string   // evidence (h6): signs checkpoints; "" leaves them unsigned
+	// ReportLinkSecret signs report links: ROLEKEEPER_REPORT_LINK_SECRET,
+	// or else derived from the admin token (ReportLinkDerived); "" when
+	// neither is set, and then no link is signed.
+	ReportLinkSecret  string
+	ReportLinkDerived bool
 }
 
 // LoadSecrets reads the secrets through getenv (os.Getenv in main).
 func LoadSecrets(getenv func(string) string) Secrets {
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	linkSecret, derived := get(EnvReportLinkSecret), false
+	if linkSecret == "" {
+		if admin := get(EnvAdminToken); admin != "" {
+			linkSecret, derived = deriveSecret(admin, "rolekeeper weekly report links"), true
+		}
+	}
 	return Secrets{
+		ReportLinkSecret:        linkSecret,
+		ReportLinkDerived:       derived,
 		BitbucketUsername:       get(EnvBitbucketUsername),
 		BitbucketToken:          get(EnvBitbucketToken),
 		BitbucketAccessToken:    get(EnvBitbucketAccessToken),
@@ -108,6 +127,7 @@ func (s Secrets) String() string {
 	add(EnvAdminToken, s.AdminToken != "")
 	add(EnvStoreDSN, s.StoreDSN != "")
 	add(EnvEvidenceKey, s.EvidenceKey != "") // evidence (h6)
+	add(EnvReportLinkSecret, s.ReportLinkSecret != "" && !s.ReportLinkDerived)
 	return "Secrets{" + strings.Join(set, " ") + "}"
 }
 
@@ -129,5 +149,15 @@ func (s Secrets) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddBool("admin_token", s.AdminToken != "")
 	enc.AddBool("store_dsn", s.StoreDSN != "")
 	enc.AddBool("evidence_key", s.EvidenceKey != "") // evidence (h6)
+	enc.AddBool("report_links", s.ReportLinkSecret != "")
 	return nil
+}
+
+// deriveSecret derives a secret for one purpose from another secret, so
+// that what it signs reveals nothing about the source and changing the
+// source revokes it.
+func deriveSecret(source, purpose string) string {
+	m := hmac.New(sha256.New, []byte(source))
+	m.Write([]byte(purpose))
+	return hex.EncodeToString(m.Sum(nil))
 }

@@ -225,7 +225,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, getenv func(s
 		return code
 	}
 	reportFile := saveReport(ctx, d, filepath.Join(dir, "reports"))
-	outro(p, o, base, rp, reportFile, sb)
+	reportLink := ""
+	if l, err := a.ReportLink(weekName); err == nil {
+		reportLink = l.URL
+	}
+	outro(p, o, base, rp, reportFile, reportLink, sb)
 	if inspect != nil {
 		inspect(&session{app: a, sb: sb, replay: rp, daemon: d})
 	}
@@ -262,6 +266,7 @@ func daemonConfig(addr, dir, token, adminToken string, sb *sandbox) (config.Conf
 		JiraWebhookSecrets:      []string{randomHex(20)},
 		APIToken:                token,
 		AdminToken:              adminToken,
+		ReportLinkSecret:        randomHex(20), // signs the report link the outro prints
 	}
 }
 
@@ -374,14 +379,18 @@ func intro(p printer, o options, moved bool, dir, base, token, adminToken string
 	p.say("  ", "Every event below is a signed webhook to POST /webhooks/…; what rolekeeper decided is read back from GET /api/v1/decisions, what it did from the sandbox.")
 }
 
-func outro(p printer, o options, base string, rp *replay, reportFile string, sb *sandbox) {
+func outro(p printer, o options, base string, rp *replay, reportFile, reportLink string, sb *sandbox) {
 	auth := `-H "Authorization: Bearer $ROLEKEEPER_ADMIN_TOKEN"`
 	pipeline := `-H "Authorization: Bearer $ROLEKEEPER_API_TOKEN"`
 	p.blank()
 	p.raw("", "%s", strings.Repeat("═", width))
 	p.say("", "The week is replayed: %d decisions, each with its reasons. Try:", len(rp.decisions))
 	p.blank()
-	p.say("  ", "the weekly report (the API needs the admin token; export it as printed above):")
+	if reportLink != "" {
+		p.say("  ", "the weekly report in a browser, no token needed (a signed link, valid 30 days):")
+		p.raw("    ", "%s", reportLink)
+	}
+	p.say("  ", "the weekly report through the API (it needs the admin token; export it as printed above):")
 	p.raw("    ", "%s/api/v1/reports/weekly?week=%s&format=html", base, weekName)
 	p.raw("    ", "curl %s '%s/api/v1/reports/weekly?week=%s&format=md'", auth, base, weekName)
 	if reportFile != "" {

@@ -270,6 +270,7 @@ func TestWeek(t *testing.T) {
 		"a self-approval does not count",
 		"APPROVED",
 		"/api/v1/reports/weekly?week=" + weekName + "&format=html",
+		"/reports/weekly/" + weekName + ".html?exp=", // issue 15: the signed link
 		"/decisions/",
 		"export ROLEKEEPER_API_TOKEN=",
 		"export ROLEKEEPER_ADMIN_TOKEN=",

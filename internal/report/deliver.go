@@ -90,10 +90,12 @@ func Recipients(org *roles.Org, now time.Time) (project string, people []*roles.
 
 // DeliverToJira files the week's report as one issue in project (the
 // configured project, or the report rule's), assigned to the first
-// recipient, Markdown in the body and the HTML attached. It does nothing and
-// returns "" when no project is known. Delivery is recorded under
-// "report:jira:<week>" so a second run returns the existing key.
-func DeliverToJira(ctx context.Context, filer IssueFiler, marks Marks, org *roles.Org, r *Report, project string, now time.Time) (string, error) {
+// recipient: the verdict, the signed link (when link.URL is set) and what
+// needs attention in the body, in Jira wiki markup, and the HTML attached.
+// It does nothing and returns "" when no project is known. Delivery is
+// recorded under "report:jira:<week>" so a second run returns the existing
+// key.
+func DeliverToJira(ctx context.Context, filer IssueFiler, marks Marks, org *roles.Org, r *Report, project string, now time.Time, link Link) (string, error) {
 	ruleProject, people := Recipients(org, now)
 	if project == "" {
 		project = ruleProject
@@ -118,11 +120,11 @@ func DeliverToJira(ctx context.Context, filer IssueFiler, marks Marks, org *role
 		}
 		// A previous run died between claiming and filing: file it now.
 	}
-	var md bytes.Buffer
-	if err := Markdown(&md, r); err != nil {
+	var wiki bytes.Buffer
+	if err := JiraWiki(&wiki, r, link); err != nil {
 		return "", err
 	}
-	body := md.String()
+	body := wiki.String()
 	assignee := ""
 	if len(people) > 0 {
 		assignee = people[0].AccountID

@@ -100,31 +100,33 @@ func TestDeliverToJira(t *testing.T) {
 	filer := &fakeFiler{}
 	marks := &memMarks{m: map[string]string{}}
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	key, err := DeliverToJira(context.Background(), filer, marks, org, r, "", now)
+	link := Link{URL: "https://rk.example/reports/weekly/2026-W47.html?exp=1&sig=ab", Expires: now.Add(LinkTTL)}
+	key, err := DeliverToJira(context.Background(), filer, marks, org, r, "", now, link)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if key != "PLAT-1" || len(filer.created) != 1 || !strings.HasSuffix(filer.created[0], "|acc-raj") {
 		t.Fatalf("created = %v, key %s", filer.created, key)
 	}
-	if !strings.Contains(filer.bodies[0], "# Compliance report 2026-W47") || !strings.Contains(filer.bodies[0], "[~accountid:acc-raj]") {
+	if !strings.Contains(filer.bodies[0], "h2. Compliance report 2026-W47") || !strings.Contains(filer.bodies[0], "[~accountid:acc-raj]") ||
+		!strings.Contains(filer.bodies[0], "[Read the full report|"+link.URL+"]") || !strings.Contains(filer.bodies[0], "*"+jiraEscape(r.Verdict)+"*") {
 		t.Errorf("body = %s", filer.bodies[0])
 	}
 	if len(filer.attached) != 1 || filer.attached[0] != "PLAT-1|rolekeeper-report-2026-W47.html" {
 		t.Errorf("attached = %v", filer.attached)
 	}
 	// The weekly job running again files nothing new.
-	key2, err := DeliverToJira(context.Background(), filer, marks, org, r, "", now)
+	key2, err := DeliverToJira(context.Background(), filer, marks, org, r, "", now, link)
 	if err != nil || key2 != "PLAT-1" || len(filer.created) != 1 {
 		t.Errorf("second delivery: key %s err %v created %v", key2, err, filer.created)
 	}
 	// The configured project wins over the rule's; no project at all: nothing.
 	org.Rules[2].Project = ""
 	r.Week = "2026-W46"
-	if key, err := DeliverToJira(context.Background(), filer, marks, org, r, "", now); key != "" || err != nil {
+	if key, err := DeliverToJira(context.Background(), filer, marks, org, r, "", now, Link{}); key != "" || err != nil {
 		t.Errorf("no project: key %q err %v", key, err)
 	}
-	if key, _ := DeliverToJira(context.Background(), filer, marks, org, r, "OPS", now); key != "OPS-1" {
+	if key, _ := DeliverToJira(context.Background(), filer, marks, org, r, "OPS", now, Link{}); key != "OPS-1" {
 		t.Errorf("configured project: key %q", key)
 	}
 }

@@ -6,7 +6,9 @@ package report
 
 import (
 	"context"
+	"html/template"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/evidence"
@@ -45,6 +47,25 @@ func (e *EvidenceSpan) Line() string {
 	}
 	return "Evidence chain: records " + strconv.FormatInt(e.FirstSeq, 10) + "–" + strconv.FormatInt(e.LastSeq, 10) +
 		" (" + strconv.FormatInt(e.Records, 10) + "); chain head at the end of the week: sha256:" + e.Head + "."
+}
+
+// LineHTML is Line for the HTML report: the 64-hex head may break after
+// every 16 characters (<wbr>, which copies as nothing), so that it never
+// pushes a phone's screen sideways.
+func (e *EvidenceSpan) LineHTML() template.HTML {
+	line := e.Line()
+	if e == nil || e.Head == "" {
+		return template.HTML(template.HTMLEscapeString(line))
+	}
+	var h strings.Builder
+	for i := 0; i < len(e.Head); i += 16 {
+		if i > 0 {
+			h.WriteString("<wbr>")
+		}
+		h.WriteString(template.HTMLEscapeString(e.Head[i:min(i+16, len(e.Head))]))
+	}
+	before, after, _ := strings.Cut(line, e.Head)
+	return template.HTML(template.HTMLEscapeString(before) + h.String() + template.HTMLEscapeString(after))
 }
 
 // csvColumns are the evidence values appended to every CSV row.

@@ -15,8 +15,10 @@ import (
 )
 
 // SchemaVersion is the version of the JSON schema (docs/report-schema.md).
-// Fields are only ever added within a version.
-const SchemaVersion = 1
+// Fields are only ever added within a version. Version 2 added the verdict,
+// needs-attention, the team × rule matrix, per-team trends and review times
+// with their 90th percentile; every version 1 field is still there.
+const SchemaVersion = 2
 
 // OrgTeam is the team id used for findings that belong to no team.
 const OrgTeam = "(organisation)"
@@ -52,6 +54,12 @@ type Report struct {
 	// docs/evidence.md): the outside witness Jira keeps. Absent when the
 	// source keeps no chain.
 	Evidence *EvidenceSpan `json:"evidence,omitempty"`
+	// Since schema version 2.
+	Verdict     string          `json:"verdict"`      // the week in one line
+	Empty       bool            `json:"empty"`        // nothing at all was recorded this week
+	Attention   []AttentionItem `json:"attention"`    // newest first
+	Matrix      Matrix          `json:"matrix"`       // which rules had something to check
+	ReviewTimes ReviewTimes     `json:"review_times"` // the whole organisation
 }
 
 // Summary totals the week.
@@ -76,6 +84,10 @@ type TeamReport struct {
 	PRsOpened  int         `json:"prs_opened"`
 	PRsMerged  int         `json:"prs_merged"`
 	Violations []Violation `json:"violations"`
+
+	// Since schema version 2.
+	Trend       []TrendPoint `json:"trend"` // the team's five weeks, as Report.Trend
+	ReviewTimes ReviewTimes  `json:"review_times"`
 }
 
 // RuleStats counts one rule's checks in a team.
@@ -206,6 +218,7 @@ func Build(ctx context.Context, src Source, org *roles.Org, w Week, opt Options)
 		Reviewers:     []ReviewerLoad{},
 	}
 	b := newBuilder(org, r)
+	b.now = now
 	b.findings(findings, start, end, w)
 	b.gates(gates, start, end, opt.PublicURL, w)
 	b.pullRequests(prs, start, end)
@@ -219,20 +232,27 @@ func Build(ctx context.Context, src Source, org *roles.Org, w Week, opt Options)
 		}
 		r.Evidence = NewEvidenceSpan(before, last)
 	}
+	b.attention(gates, end, opt.PublicURL)
+	b.verdict()
 	return r, nil
 }
 
 type builder struct {
-	org   *roles.Org
-	r     *Report
-	teams map[string]*TeamReport
-	rules map[string]map[string]*RuleStats // team → rule id → stats
-	trend map[string]*TrendPoint
+	org       *roles.Org
+	r         *Report
+	now       time.Time
+	teams     map[string]*TeamReport
+	rules     map[string]map[string]*RuleStats // team → rule id → stats
+	trend     map[string]*TrendPoint
+	teamTrend map[string]map[string]*TrendPoint // team → week → totals
+	latency   map[string]*latencySamples        // team → samples; "" is the organisation
+	owners    map[string]AttentionItem          // rule + team → role in words and who should act
 }
 
 func newBuilder(org *roles.Org, r *Report) *builder {
 	b := &builder{org: org, r: r, teams: map[string]*TeamReport{},
-		rules: map[string]map[string]*RuleStats{}, trend: map[string]*TrendPoint{}}
+		rules: map[string]map[string]*RuleStats{}, trend: map[string]*TrendPoint{},
+		teamTrend: map[string]map[string]*TrendPoint{}, latency: map[string]*latencySamples{}, owners: map[string]AttentionItem{}}
 	for _, t := range org.Teams {
 		tr := b.team(t.ID)
 		for _, rule := range org.Rules {
@@ -287,18 +307,7 @@ func (b *builder) findings(fs []model.Finding, start, end time.Time, w Week) {
 		if f.Kind == "break-glass" {
 			continue // listed from the gates themselves
 		}
-		wk := WeekOf(f.OccurredAt, w.Loc).String()
-		tp := b.trend[wk]
-		if tp == nil {
-			tp = &TrendPoint{Week: wk}
-			b.trend[wk] = tp
-		}
-		tp.Checked++
-		if f.Held {
-			tp.Held++
-		} else {
-			tp.Violated++
-		}
+		b.count(WeekOf(f.OccurredAt, w.Loc).String(), f.Team, f.Held)
 		if f.OccurredAt.Before(start) || !f.OccurredAt.Before(end) {
 			continue
 		}
@@ -324,6 +333,30 @@ func (b *builder) findings(fs []model.Finding, start, end time.Time, w Week) {
 	}
 }
 
+// count adds one check to a week's trend, the organisation's and the
+// team's.
+func (b *builder) count(week, team string, held bool) {
+	if team == "" {
+		team = OrgTeam
+	}
+	if b.teamTrend[team] == nil {
+		b.teamTrend[team] = map[string]*TrendPoint{}
+	}
+	for _, m := range []map[string]*TrendPoint{b.trend, b.teamTrend[team]} {
+		tp := m[week]
+		if tp == nil {
+			tp = &TrendPoint{Week: week}
+			m[week] = tp
+		}
+		tp.Checked++
+		if held {
+			tp.Held++
+		} else {
+			tp.Violated++
+		}
+	}
+}
+
 func (b *builder) gates(gs []store.Gate, start, end time.Time, publicURL string, w Week) {
 	for _, g := range gs {
 		if !g.CreatedAt.Before(start) && g.CreatedAt.Before(end) {
@@ -335,14 +368,7 @@ func (b *builder) gates(gs []store.Gate, start, end time.Time, publicURL string,
 		// uses are listed apart, and ungated environments are no check.
 		isCheck := !g.DecidedAt.IsZero() && !g.BreakGlass && g.RuleID != "" && g.State != store.GatePending
 		if isCheck {
-			wk := WeekOf(g.DecidedAt, w.Loc).String()
-			tp := b.trend[wk]
-			if tp == nil {
-				tp = &TrendPoint{Week: wk}
-				b.trend[wk] = tp
-			}
-			tp.Checked++
-			tp.Held++
+			b.count(WeekOf(g.DecidedAt, w.Loc).String(), g.Team, true)
 		}
 		if decidedInWeek && isCheck {
 			t := b.team(g.Team)
@@ -387,10 +413,14 @@ func (b *builder) pullRequests(prs []store.PRRecord, start, end time.Time) {
 			b.r.Summary.PRsMerged++
 		}
 		if in(pr.FirstReviewAt) && !pr.CreatedAt.IsZero() {
-			firstReview = append(firstReview, pr.FirstReviewAt.Sub(pr.CreatedAt).Hours())
+			h := pr.FirstReviewAt.Sub(pr.CreatedAt).Hours()
+			firstReview = append(firstReview, h)
+			b.samples(t.Team).firstReview = append(b.samples(t.Team).firstReview, h)
 		}
 		if in(pr.ApprovedAt) && !pr.CreatedAt.IsZero() {
-			approval = append(approval, pr.ApprovedAt.Sub(pr.CreatedAt).Hours())
+			h := pr.ApprovedAt.Sub(pr.CreatedAt).Hours()
+			approval = append(approval, h)
+			b.samples(t.Team).approval = append(b.samples(t.Team).approval, h)
 		}
 		reviewed := map[string]bool{}
 		for _, a := range pr.Approvals {
@@ -425,6 +455,7 @@ func (b *builder) pullRequests(prs []store.PRRecord, start, end time.Time) {
 		MedianFirstReviewHours: median(firstReview), FirstReviewSamples: len(firstReview),
 		MedianApprovalHours: median(approval), ApprovalSamples: len(approval),
 	}
+	b.r.ReviewTimes = ReviewTimes{FirstReview: latencyOf(firstReview), Approval: latencyOf(approval)}
 }
 
 func (b *builder) coverage(now time.Time) {
@@ -518,6 +549,9 @@ func (b *builder) finish() {
 			return t.Rules[i].RuleID < t.Rules[j].RuleID
 		})
 		sortViolations(t.Violations)
+		if l := b.latency[id]; l != nil {
+			t.ReviewTimes = ReviewTimes{FirstReview: latencyOf(l.firstReview), Approval: latencyOf(l.approval)}
+		}
 		b.r.Teams = append(b.r.Teams, *t)
 		b.r.Summary.Checked += t.Checked
 		b.r.Summary.Held += t.Held
@@ -535,13 +569,24 @@ func (b *builder) finish() {
 	for i := 0; i < 4; i++ {
 		weeks = append([]Week{weeks[0].Prev()}, weeks...)
 	}
+	b.r.Trend = trendOf(weeks, b.trend)
+	for i := range b.r.Teams {
+		b.r.Teams[i].Trend = trendOf(weeks, b.teamTrend[b.r.Teams[i].Team])
+	}
+	b.matrix()
+}
+
+// trendOf lists the weeks' totals, zero where nothing was recorded.
+func trendOf(weeks []Week, m map[string]*TrendPoint) []TrendPoint {
+	out := make([]TrendPoint, 0, len(weeks))
 	for _, wk := range weeks {
 		tp := TrendPoint{Week: wk.String()}
-		if p := b.trend[wk.String()]; p != nil {
+		if p := m[wk.String()]; p != nil {
 			tp = *p
 		}
-		b.r.Trend = append(b.r.Trend, tp)
+		out = append(out, tp)
 	}
+	return out
 }
 
 func sortViolations(v []Violation) {

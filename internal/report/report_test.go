@@ -291,14 +291,22 @@ func TestRenderers(t *testing.T) {
 		switch f {
 		case "md":
 			for _, want := range []string{"# Compliance report 2026-W47", "[reloadly/payments-api#2](https://bitbucket.org/reloadly/payments-api/pull-requests/2)",
-				"| technical-lead/code-review | technical-lead | Reviews code written by the engineers in the team | 2 | 1 | 1 |",
-				"Raj Patel opened the production gate", "Median time to first review: 3.0 h"} {
+				"**2 of 4 checks did not hold, 1 break-glass use: 3 things need attention.**",
+				"| Technical lead: Reviews code written by the engineers in the team (technical-lead/code-review) | **1 / 2** | **0 / 1** |",
+				"Raj Patel opened the production gate", "Median time to first review: 3.0 h",
+				"| all teams | 3.0 h · 4.0 h (2 PRs) | 2.0 h · 2.0 h (1 PRs) |", "| Mei Chen | 1 | 3 |",
+				"Who should act: Mei Chen, Kofi Mensah.", "nobody holds this role in Checkout",
+				"<summary>Manual responsibilities", "- Performs technical analysis for complex problems"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("markdown lacks %q:\n%s", want, out)
 				}
 			}
 		case "html":
-			for _, want := range []string{"<svg", "Checks per team", "Trend: held and violated", "Raj Patel", "payments outage hotfix", `href="https://bitbucket.org/reloadly/payments-api/pull-requests/2"`} {
+			for _, want := range []string{"<svg", "Payments: checks per week", "<desc>2026-W43: 0 checked", "Raj Patel", "payments outage hotfix",
+				`href="https://bitbucket.org/reloadly/payments-api/pull-requests/2"><bdi>reloadly/<wbr>payments-<wbr>api#<wbr>2</bdi></a>`,
+				`<p class="verdict attn" id="verdict">2 of 4 checks did not hold`, "<details><summary>Manual responsibilities",
+				`<td class="c bad" data-label="Payments"><span class="nw">1 / 2</span>`, `median 3.0&nbsp;h · p90 4.0&nbsp;h <span class="muted">(2&nbsp;PRs)</span>`,
+				"Mei Chen: asked on 3, reviewed 1"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("html lacks %q", want)
 				}
@@ -316,16 +324,36 @@ func TestRenderers(t *testing.T) {
 			if back.SchemaVersion != SchemaVersion || back.Summary != r.Summary || len(back.Teams) != len(r.Teams) {
 				t.Errorf("json round trip differs: %+v", back.Summary)
 			}
+			if back.Verdict != r.Verdict || len(back.Attention) != 3 || back.Attention[2].Ref != "reloadly/payments-api#2" ||
+				back.ReviewTimes != r.ReviewTimes || len(back.Teams[0].Trend) != 5 || len(back.Matrix.Rules) != 2 {
+				t.Errorf("json lacks the version 2 facts: %+v", back)
+			}
+			for _, key := range []string{`"verdict"`, `"attention"`, `"who_should_act"`, `"open_hours"`, `"matrix"`, `"idle_rules"`, `"review_times"`, `"p90_hours"`} {
+				if !strings.Contains(out, key) {
+					t.Errorf("json lacks %s", key)
+				}
+			}
 		case "csv":
 			rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rows) != 1+len(r.Violations) || strings.Join(rows[0], ",") != strings.Join(CSVHeader, ",") {
-				t.Errorf("csv rows = %v", rows)
+			if strings.Join(rows[0], ",") != strings.Join(CSVHeader, ",") || strings.Join(rows[0][:10], ",") != "week,team,rule_id,kind,subject,ref,url,occurred_at,actor,reason" {
+				t.Errorf("csv header = %v", rows[0])
 			}
-			if rows[1][5] != "reloadly/payments-api#2" {
+			if rows[1][5] != "reloadly/payments-api#2" || rows[1][10] != "violation" || rows[1][13] != "Mei Chen; Kofi Mensah" {
 				t.Errorf("csv first violation = %v", rows[1])
+			}
+			sections := map[string]int{}
+			for _, row := range rows[1:] {
+				sections[row[10]]++
+			}
+			want := map[string]int{"violation": 2, "verdict": 1, "break_glass": 1, "rule": 4, "trend": 15, "review_time": 18,
+				"reviewer": 4, "coverage": 6, "manual_responsibility": 1, "bus_factor": 8}
+			for k, n := range want {
+				if sections[k] != n {
+					t.Errorf("csv has %d %s rows, want %d (%v)", sections[k], k, n, sections)
+				}
 			}
 		}
 	}
