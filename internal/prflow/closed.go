@@ -21,7 +21,10 @@ const (
 // closed records the outcome of a merged or declined pull request and, for
 // a merge, whether its rules held. Nothing is written upstream.
 func (p *pass) closed(ctx context.Context) error {
-	if err := p.evaluate(ctx); err != nil {
+	if err := p.gather(ctx); err != nil {
+		return err
+	}
+	if err := p.record(ctx); err != nil {
 		return err
 	}
 	p.observe()

@@ -112,6 +112,49 @@ func (f *fakeHost) PullRequestDiffStat(_ context.Context, repo string, id int) (
 	return append([]model.ChangedFile(nil), d...), nil
 }
 
+// PullRequestCommits answers the head commit, by the pull request's author.
+func (f *fakeHost) PullRequestCommits(_ context.Context, repo string, id int) ([]model.Commit, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("PullRequestCommits"); err != nil {
+		return nil, err
+	}
+	pr := f.prs[prKey(repo, id)]
+	if pr == nil {
+		return nil, &fakeErr{404}
+	}
+	return []model.Commit{{Hash: pr.SourceCommit, Author: pr.Author}}, nil
+}
+
+// PullRequestActivity answers one update entry: the head pushed at the pull
+// request's update time.
+func (f *fakeHost) PullRequestActivity(_ context.Context, repo string, id int) ([]model.PRActivity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("PullRequestActivity"); err != nil {
+		return nil, err
+	}
+	pr := f.prs[prKey(repo, id)]
+	if pr == nil {
+		return nil, &fakeErr{404}
+	}
+	return []model.PRActivity{{Kind: model.ActivityUpdate, At: pr.CreatedAt, SourceCommit: pr.SourceCommit}}, nil
+}
+
+func (f *fakeHost) ResolveCommit(_ context.Context, repo, commit string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("ResolveCommit"); err != nil {
+		return "", err
+	}
+	for _, pr := range f.prs {
+		if pr.Repository == repo && len(pr.SourceCommit) == 40 && strings.HasPrefix(pr.SourceCommit, commit) {
+			return pr.SourceCommit, nil
+		}
+	}
+	return "", &fakeErr{404}
+}
+
 func (f *fakeHost) SetReviewers(_ context.Context, repo string, id int, title, _ string, reviewers []model.Actor) (*model.PullRequest, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
