@@ -62,6 +62,51 @@ func (f *fakeHost) add(pr model.PullRequest, files ...string) {
 	f.diffs[prKey(pr.Repository, pr.ID)] = cf
 }
 
+// mirror makes the fake's review state what the event shows: its
+// participants, then the event's own approval fact.
+func (f *fakeHost) mirror(ev *model.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ev.PullRequest == nil {
+		return
+	}
+	pr := f.prs[prKey(ev.PullRequest.Repository, ev.PullRequest.ID)]
+	if pr == nil {
+		return
+	}
+	parts := append([]model.Participant(nil), ev.PullRequest.Participants...)
+	who := ev.Actor.AccountID
+	if ev.Approval != nil && ev.Approval.AccountID != "" {
+		who = ev.Approval.AccountID
+	}
+	set := func(approved bool, st model.ReviewState) {
+		for i := range parts {
+			if parts[i].User.AccountID == who {
+				parts[i].Approved, parts[i].State = approved, st
+				return
+			}
+		}
+		if approved || st != model.ReviewNone {
+			parts = append(parts, model.Participant{User: ev.Actor, Approved: approved, State: st, On: ev.At})
+		}
+	}
+	switch ev.Kind {
+	case model.EventPRApproved:
+		set(true, model.ReviewApproved)
+	case model.EventPRUnapproved, model.EventPRChangesRequestRemoved:
+		set(false, model.ReviewNone)
+	case model.EventPRChangesRequested:
+		set(false, model.ReviewChangesRequested)
+	}
+	pr.Participants = parts
+	if closed(ev.PullRequest.State) {
+		pr.State, pr.MergeCommit, pr.ClosedBy = ev.PullRequest.State, ev.PullRequest.MergeCommit, ev.PullRequest.ClosedBy
+	}
+	if ev.PullRequest.UpdatedAt.After(pr.UpdatedAt) {
+		pr.UpdatedAt = ev.PullRequest.UpdatedAt
+	}
+}
+
 // record notes a call and returns the injected error for it, if any.
 func (f *fakeHost) record(method string) error {
 	f.calls = append(f.calls, method)

@@ -102,15 +102,36 @@ func (p *pass) superseded() string {
 	if p.in.truth || p.in.fromRecord || p.rec.UpdatedAt.IsZero() || p.pr.UpdatedAt.IsZero() {
 		return ""
 	}
-	if p.pr.UpdatedAt.Before(p.rec.UpdatedAt) {
+	// The store keeps milliseconds; Bitbucket sends microseconds.
+	got, seen := p.pr.UpdatedAt.Truncate(time.Millisecond), p.rec.UpdatedAt.Truncate(time.Millisecond)
+	if got.Before(seen) {
 		return fmt.Sprintf("event older than the state already decided from (updated_on %s before %s)",
 			p.pr.UpdatedAt.UTC().Format(time.RFC3339Nano), p.rec.UpdatedAt.UTC().Format(time.RFC3339Nano))
 	}
-	if p.pr.UpdatedAt.Equal(p.rec.UpdatedAt) && (p.pr.State == "" || p.pr.State == p.rec.State) &&
-		sameCommit(p.pr.SourceCommit, p.rec.SourceCommit) && sameFacts(p.pr.Approvals(), p.rec.Approvals) {
+	if got.Equal(seen) && (p.pr.State == "" || p.pr.State == p.rec.State) &&
+		sameCommit(p.pr.SourceCommit, p.rec.SourceCommit) && sameFacts(withClaim(p.pr.Approvals(), p.in.claim), p.rec.Approvals) {
 		return "nothing new: the state already decided from (a redelivery, or the echo of rolekeeper's own change)"
 	}
 	return ""
+}
+
+// withClaim is the review state a body shows once its event's own claim
+// (approved, withdrawn, …) is applied: only compared with the record, to
+// recognise a redelivery, never decided from.
+func withClaim(facts []model.Approval, claim *model.Approval) []model.Approval {
+	if claim == nil || claim.AccountID == "" {
+		return facts
+	}
+	out := make([]model.Approval, 0, len(facts)+1)
+	for _, f := range facts {
+		if f.AccountID != claim.AccountID {
+			out = append(out, f)
+		}
+	}
+	if claim.State == model.ReviewApproved || claim.State == model.ReviewChangesRequested {
+		out = append(out, *claim)
+	}
+	return out
 }
 
 func closed(s model.PRState) bool {

@@ -155,7 +155,8 @@ type input struct {
 	at       time.Time // when it happened upstream (zero: now)
 	actor    model.Actor
 
-	truth      bool // the pull request given was read from Bitbucket (the audit)
+	claim      *model.Approval // what a review event says happened (a claim, never decided from)
+	truth      bool            // the pull request given was read from Bitbucket (the audit)
 	review     bool // an approval or change request event: always verified
 	fromRecord bool // built from the record for a branch push: no state of its own
 }
@@ -189,6 +190,10 @@ func (h *Handler) Handle(ctx context.Context, ev *model.Event) error {
 			// What the body says about the review is a claim: the pass
 			// reads the pull request before deciding.
 			in.review = true
+			if ev.Approval != nil {
+				c := *ev.Approval
+				in.claim = &c
+			}
 		}
 		_, err := h.reconcile(ctx, pr, in)
 		return err
