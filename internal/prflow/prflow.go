@@ -157,8 +157,8 @@ type input struct {
 
 	claim      *model.Approval // what a review event says happened (a claim, never decided from)
 	truth      bool            // the pull request given was read from Bitbucket (the audit)
-	review     bool // an approval or change request event: always verified
-	fromRecord bool // built from the record for a branch push: no state of its own
+	review     bool            // an approval or change request event: always verified
+	fromRecord bool            // built from the record for a branch push: no state of its own
 }
 
 // Handle processes one event. Events it does not handle are ignored.
