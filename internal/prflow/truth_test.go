@@ -445,3 +445,32 @@ func putRaw(t *testing.T, srv *bitbuckettest.Server, body string, id int) (int, 
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// A pass that could not carry its decision out leaves the record's
+// updated_on behind, so that the retry and the audit do not skip it.
+func TestFailedPassIsNotSuperseded(t *testing.T) {
+	e := newBBEnv(t, testOrg(), bitbuckettest.PR{})
+	e.deliver("pullrequest:created", lena)
+	lead := e.srv.Reviewers(repoPay, e.id)[0]
+	e.must(e.srv.Approve(repoPay, e.id, lead))
+	body := e.srv.WebhookBody("pullrequest:approved", repoPay, e.id, lead)
+	ev, err := bitbucket.ParseWebhook("pullrequest:approved", body)
+	e.must(err)
+	e.srv.FailNext("POST", "/statuses/build", 503, 1, "")
+	if err := e.h.Handle(e.ctx, ev); err == nil {
+		t.Fatal("the failed status post was not reported")
+	}
+	rec, err := e.st.GetPR(e.ctx, repoPay, e.id)
+	e.must(err)
+	pr, _ := e.srv.PullRequest(repoPay, e.id)
+	if !rec.UpdatedAt.Before(pr.UpdatedAt.Truncate(time.Millisecond)) {
+		t.Errorf("record at %v after a failed pass on the state of %v: the audit would skip it", rec.UpdatedAt, pr.UpdatedAt)
+	}
+	// The retry (same body) is not superseded and turns the review green.
+	if n := e.handle("pullrequest:approved", body); n == 0 {
+		t.Error("the retry was skipped")
+	}
+	if st := e.review(); st.State != rules.StateSuccessful {
+		t.Errorf("review after the retry %+v", st)
+	}
+}
