@@ -773,7 +773,8 @@ func TestPullRequestActivity(t *testing.T) {
 	if acts[0].Comment == nil || acts[0].Comment.ID != "118571088" || acts[0].Comment.Body != "inline with to a dn from lines" || !acts[0].At.Equal(ts("2019-09-27T00:33:46.039178+00:00")) {
 		t.Errorf("comment %+v %+v", acts[0], acts[0].Comment)
 	}
-	if acts[1].State != model.PROpen || acts[1].User.Nickname != "Name" || !acts[1].At.Equal(ts("2019-05-10T06:48:25.305565+00:00")) {
+	if acts[1].State != model.PROpen || acts[1].User.Nickname != "Name" || !acts[1].At.Equal(ts("2019-05-10T06:48:25.305565+00:00")) ||
+		acts[1].SourceCommit != "728c8bad1813" {
 		t.Errorf("update %+v", acts[1])
 	}
 	if acts[2].User.DisplayName != "Name Lastname" || !acts[2].At.Equal(ts("2019-09-27T00:37:19.849534+00:00")) {
