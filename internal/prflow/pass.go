@@ -15,6 +15,7 @@ import (
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 // pass is one evaluation of one pull request: what it read, decided and
@@ -514,14 +515,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// permanent reports an error the upstream says can never succeed as sent.
-func permanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
-
-// notFound reports an upstream 404.
-func notFound(err error) bool {
-	var nf interface{ NotFound() bool }
-	return errors.As(err, &nf) && nf.NotFound()
-}
+// permanent reports an error that can never succeed as sent (an upstream
+// 4xx, or an event prflow refuses).
+func permanent(err error) bool { return upstream.IsPermanent(err) }
