@@ -11,6 +11,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 // An event is a hint that something changed; what rolekeeper decides from is
@@ -138,6 +139,12 @@ func (p *pass) know(ctx context.Context) error {
 	}
 	commits, err := p.h.host.PullRequestCommits(ctx, p.pr.Repository, p.pr.ID)
 	p.calls++
+	if err != nil && closed(p.pr.State) && upstream.IsNotFound(err) {
+		// A closed pull request whose branch is gone may list no commits:
+		// it is judged without them (nothing is written upstream).
+		p.log().Info("commits of a closed pull request not found: judged without commit authors", zap.Error(err))
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("prflow: commits of %s#%d: %w", p.pr.Repository, p.pr.ID, err)
 	}
