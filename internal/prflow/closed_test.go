@@ -187,24 +187,3 @@ func TestAuditFindsMerge(t *testing.T) {
 		t.Errorf("ClosedAt = %v, want %v", rec.ClosedAt, closedAt)
 	}
 }
-
-// A merged pull request whose commits Bitbucket no longer lists (the
-// branch is gone) is still judged; any other state needs them.
-func TestMergeWithoutCommits(t *testing.T) {
-	hs := newHarness(t)
-	pr := newPR()
-	hs.upstream(pr, goodFiles...)
-	hs.host.failNext("PullRequestCommits", &fakeErr{404})
-	if err := hs.handle(merged(pr, kofi, t0.Add(time.Hour))); err != nil {
-		t.Fatalf("merge: %v", err)
-	}
-	if fs, _ := hs.st.ListFindings(context.Background(), storeFilter()); len(fs) == 0 {
-		t.Error("no finding recorded")
-	}
-	hs2 := newHarness(t)
-	hs2.upstream(pr, goodFiles...)
-	hs2.host.failNext("PullRequestCommits", &fakeErr{404})
-	if err := hs2.handle(event(model.EventPRCreated, pr, lena)); err == nil {
-		t.Error("an open pull request was decided without its commits")
-	}
-}

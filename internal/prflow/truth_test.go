@@ -474,3 +474,28 @@ func TestFailedPassIsNotSuperseded(t *testing.T) {
 		t.Errorf("review after the retry %+v", st)
 	}
 }
+
+// A merged pull request whose commits Bitbucket no longer lists (the
+// branch is gone) is still judged; an open one is never decided without
+// its commits.
+func TestMergeWithoutCommits(t *testing.T) {
+	e := newBBEnv(t, testOrg(), bitbuckettest.PR{})
+	e.must(e.srv.Merge(repoPay, e.id, kofi, ""))
+	e.srv.FailNext("GET", "/commits", 404, 1, "")
+	e.deliver("pullrequest:fulfilled", kofi)
+	fs, err := e.st.ListFindings(e.ctx, store.FindingFilter{})
+	if err != nil || len(fs) == 0 {
+		t.Errorf("findings %v %v", fs, err)
+	}
+
+	open := newBBEnv(t, testOrg(), bitbuckettest.PR{})
+	open.srv.FailNext("GET", "/commits", 404, 1, "")
+	ev, err := bitbucket.ParseWebhook("pullrequest:created", open.srv.WebhookBody("pullrequest:created", repoPay, open.id, lena))
+	open.must(err)
+	if err := open.h.Handle(open.ctx, ev); err == nil {
+		t.Error("an open pull request was decided without its commits")
+	}
+	if revs := open.srv.Reviewers(repoPay, open.id); len(revs) != 0 {
+		t.Errorf("reviewers %+v asked without the commit authors", revs)
+	}
+}
