@@ -23,6 +23,7 @@ func runExplain(_ context.Context, args []string, stdout, stderr io.Writer, _ fu
 	format := fs.String("format", "text", "output `format`: text or json")
 	reviewers := fs.String("reviewers", "", "reviewers already on the pull request (account ids or handles, comma-separated)")
 	approvals := fs.String("approvals", "", "people who approved (account ids or handles, comma-separated)")
+	committers := fs.String("commit-authors", "", "people who wrote commits of the pull request besides its author (account ids or handles, comma-separated): never asked, their approvals do not count")
 	at := fs.String("at", "", "evaluate at this `RFC3339` time (default now): absences are judged then")
 	title := fs.String("title", "", "the pull request's title")
 	number := fs.Int("pr", 0, "the pull request's `number`")
@@ -87,6 +88,9 @@ func runExplain(_ context.Context, args []string, stdout, stderr io.Writer, _ fu
 	}
 	for _, r := range splitList(*reviewers) {
 		snap.Reviewers = append(snap.Reviewers, accountOf(org, r))
+	}
+	for _, c := range splitList(*committers) {
+		snap.CommitAuthors = append(snap.CommitAuthors, model.Actor{AccountID: accountOf(org, c)})
 	}
 	for _, a := range splitList(*approvals) {
 		id := accountOf(org, a)

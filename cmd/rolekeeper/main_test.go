@@ -167,6 +167,8 @@ func TestExplain(t *testing.T) {
 			[]string{"acme/payments-api", "team payments", "technical-lead/code-review", "rolekeeper-review"}, nil},
 		{"author by account id, approved by a lead", append(base, "--author", "712020:3f1c2d9e-0b4a-4c55-9e0f-2b7d1c9a8e11", "--files", "a.go", "--approvals", "kofi"), 0,
 			[]string{"technical-lead/code-review"}, nil},
+		{"a lead who wrote commits is excluded and their approval ignored", append(base, "--author", "amara", "--files", "a.go", "--commit-authors", "kofi", "--approvals", "kofi"), 0,
+			[]string{"excluded: Kofi", "wrote commits of this pull request", "ignored: approval by Kofi", "separation of duties"}, nil},
 		{"repository of no team", []string{"explain", "--roles", "testdata/roles.yaml", "--repo", "acme/other", "--author", "amara", "--files", "a.go"}, 0,
 			[]string{"acme/other"}, nil},
 		{"built-in roles", []string{"explain", "--repo", "reloadly/payments-api", "--author", "someone", "--files", "src/main.go"}, 0,

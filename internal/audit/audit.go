@@ -345,7 +345,11 @@ func (a *Auditor) unchanged(ctx context.Context, repo string, pr model.PullReque
 	if err != nil || rec == nil {
 		return false
 	}
-	return rec.UpdatedAt.Equal(pr.UpdatedAt) && rec.State == pr.State && sameCommit(rec.SourceCommit, pr.SourceCommit)
+	// The store keeps milliseconds; Bitbucket sends microseconds. prflow
+	// moves the record's time only once a state was fully carried out, so
+	// a pull request whose status it got wrong or could not post is synced.
+	return rec.UpdatedAt.Truncate(time.Millisecond).Equal(pr.UpdatedAt.Truncate(time.Millisecond)) &&
+		rec.State == pr.State && sameCommit(rec.SourceCommit, pr.SourceCommit)
 }
 
 func (a *Auditor) saveCursor(ctx context.Context, key string, t time.Time) {

@@ -87,7 +87,7 @@ func (r *fakeReconciler) Reconcile(_ context.Context, pr model.PullRequest, trig
 	r.up.mu.Unlock()
 	r.st.mu.Lock()
 	r.st.prs[fmt.Sprintf("%s#%d", pr.Repository, pr.ID)] = &store.PRRecord{Repository: pr.Repository, ID: pr.ID,
-		State: pr.State, SourceCommit: pr.SourceCommit, UpdatedAt: pr.UpdatedAt}
+		State: pr.State, SourceCommit: pr.SourceCommit, UpdatedAt: pr.UpdatedAt.Truncate(time.Millisecond)} // the store keeps milliseconds
 	r.st.mu.Unlock()
 	return nil
 }
@@ -191,7 +191,8 @@ func testOrg() *roles.Org {
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 func pr(repo string, id int, updated time.Time, state model.PRState) model.PullRequest {
-	return model.PullRequest{Repository: repo, ID: id, State: state, SourceCommit: fmt.Sprintf("%040d", id), UpdatedAt: updated,
+	// Bitbucket's updated_on carries microseconds.
+	return model.PullRequest{Repository: repo, ID: id, State: state, SourceCommit: fmt.Sprintf("%040d", id), UpdatedAt: updated.Add(123456 * time.Nanosecond).Truncate(time.Microsecond),
 		Participants: []model.Participant{}}
 }
 

@@ -14,6 +14,11 @@ import (
 // ErrBadEventKey is returned for an X-Event-Key that is not "namespace:event".
 var ErrBadEventKey = errors.New("bitbucket: malformed event key")
 
+// ErrBodyMismatch is returned for a body that is not what its event key
+// says: X-Event-Key is not covered by the signature, so a signed comment
+// body re-sent as "pullrequest:approved" must not pass as an approval.
+var ErrBodyMismatch = errors.New("body does not match its event key")
+
 // envelope is the top level of every Bitbucket Cloud webhook body.
 type envelope struct {
 	Actor          *wireAccount     `json:"actor"`
@@ -112,6 +117,9 @@ func ParseWebhook(eventKey string, body []byte) (*model.Event, error) {
 		if ev.Repository == "" {
 			return nil, fmt.Errorf("bitbucket: %s: no repository.full_name", eventKey)
 		}
+		if env.Push == nil {
+			return nil, fmt.Errorf("bitbucket: %s: %w: no push", eventKey, ErrBodyMismatch)
+		}
 		ev.Push, ev.At = env.Push.push()
 	case kind == model.EventCommitStatus:
 		if err := fillCommitStatus(ev, &env); err != nil {
@@ -138,6 +146,9 @@ func fillPullRequest(ev *model.Event, env *envelope, name string) error {
 	}
 	if env.PullRequest == nil || env.PullRequest.ID <= 0 {
 		return errors.New("no pullrequest.id")
+	}
+	if err := matchBody(env, name); err != nil {
+		return err
 	}
 	pr := env.PullRequest.pullRequest(ev.Repository)
 	// The event's repository is the destination: a fork's source differs.
@@ -173,6 +184,67 @@ func fillPullRequest(ev *model.Event, env *envelope, name string) error {
 		} else if !c.CreatedAt.IsZero() {
 			ev.At = c.CreatedAt
 		}
+	}
+	return nil
+}
+
+// matchBody checks that a pull request body carries what its event key
+// says it is about, and nothing another kind of event carries: an
+// approval event has approval{user, date} by the actor and no comment; a
+// change request event has changes_request{user, date} by the actor; a
+// comment event has a comment and no approval; no other event has a
+// comment. (Real rejected bodies may carry an approval: that is allowed.)
+func matchBody(env *envelope, name string) error {
+	mismatch := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBodyMismatch, fmt.Sprintf(format, args...))
+	}
+	comment := strings.HasPrefix(name, "comment_")
+	switch {
+	case name == "approved" || name == "unapproved":
+		if err := byActor(env.Approval, env.Actor, "approval"); err != nil {
+			return mismatch("%v", err)
+		}
+		if env.ChangesRequest != nil {
+			return mismatch("an approval event carries a changes_request")
+		}
+	case name == "changes_request_created" || name == "changes_request_removed":
+		if err := byActor(env.ChangesRequest, env.Actor, "changes_request"); err != nil {
+			return mismatch("%v", err)
+		}
+		if env.Approval != nil {
+			return mismatch("a change request event carries an approval")
+		}
+	case comment:
+		if env.Comment == nil {
+			return mismatch("no comment")
+		}
+		if env.Approval != nil || env.ChangesRequest != nil {
+			return mismatch("a comment event carries an approval or a change request")
+		}
+	}
+	if !comment && env.Comment != nil {
+		return mismatch("a %s event carries a comment", name)
+	}
+	return nil
+}
+
+// byActor checks an approval{user, date} object: present, dated, and given
+// by the event's actor.
+func byActor(w *wireApproval, actor *wireAccount, what string) error {
+	switch {
+	case w == nil:
+		return fmt.Errorf("no %s", what)
+	case w.User.empty():
+		return fmt.Errorf("no %s.user", what)
+	case w.Date.IsZero():
+		return fmt.Errorf("no %s.date", what)
+	case actor.empty():
+		return errors.New("no actor")
+	}
+	u := w.User
+	if u.AccountID != "" && actor.AccountID != "" && u.AccountID != actor.AccountID ||
+		u.UUID != "" && actor.UUID != "" && !strings.EqualFold(u.UUID, actor.UUID) {
+		return fmt.Errorf("%s.user is not the actor", what)
 	}
 	return nil
 }

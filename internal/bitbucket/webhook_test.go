@@ -372,6 +372,7 @@ func TestParseWebhookRejects(t *testing.T) {
 		{"push without repository", "repo:push", `{"push":{"changes":[]}}`, false},
 		{"status without key", "repo:commit_status_created", `{"repository":{"full_name":"a/b"},"commit_status":{"state":"FAILED"}}`, false},
 		{"author of the wrong type", "pullrequest:created", `{"repository":{"full_name":"a/b"},"pullrequest":{"id":3,"author":"bob"}}`, false},
+		{"resolved comment without comment", "pullrequest:comment_resolved", `{"repository":{"full_name":"a/b"},"pullrequest":{"id":2}}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -390,7 +391,7 @@ func TestParseWebhookOtherKeys(t *testing.T) {
 	tests := []struct{ key, body string }{
 		{"repo:fork", `{"repository":{"full_name":"Acme/Api"},"actor":{"account_id":"x"}}`},
 		{"issue:created", `{}`},
-		{"pullrequest:comment_resolved", `{"repository":{"full_name":"a/b"},"pullrequest":{"id":2}}`},
+		{"pullrequest:comment_resolved", `{"repository":{"full_name":"a/b"},"pullrequest":{"id":2},"comment":{"id":7}}`},
 	}
 	for _, tt := range tests {
 		ev, err := bitbucket.ParseWebhook(tt.key, []byte(tt.body))

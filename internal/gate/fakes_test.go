@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 const testRepo = "reloadly/payments-api"
@@ -140,7 +140,7 @@ func (h *fakeHost) CommitPullRequests(_ context.Context, _ string, commit string
 	}
 	defer h.mu.Unlock()
 	if h.noIndex {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
 	}
 	var ids []int
 	for id, p := range h.prs {
@@ -164,7 +164,7 @@ func (h *fakeHost) GetPullRequest(_ context.Context, _ string, id int) (*model.P
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	if p == nil {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}", Message: "not found"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}", Message: "not found"}
 	}
 	return h.modelPR(p, true), nil
 }
@@ -176,7 +176,7 @@ func (h *fakeHost) ListComments(_ context.Context, _ string, id int, _ int) ([]m
 	}
 	defer h.mu.Unlock()
 	if h.prs[id] == nil {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}/comments"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}/comments"}
 	}
 	return slices.Clone(h.prs[id].comments), nil
 }
@@ -189,7 +189,7 @@ func (h *fakeHost) CreateComment(_ context.Context, _ string, id int, body strin
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	if p == nil {
-		return model.Comment{}, &bitbucket.Error{Status: 404, Method: "POST", Endpoint: "pullrequests/{id}/comments"}
+		return model.Comment{}, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "POST", Endpoint: "pullrequests/{id}/comments"}
 	}
 	h.seq++
 	c := model.Comment{ID: fmt.Sprint(900000 + h.seq), Author: model.Actor{AccountID: "acc-bot"}, Body: body, CreatedAt: h.now()}
@@ -205,7 +205,7 @@ func (h *fakeHost) SetCommitStatus(_ context.Context, _ string, commit string, s
 	}
 	defer h.mu.Unlock()
 	if st.URL == "" || st.Key == "" {
-		return &bitbucket.Error{Status: 400, Method: "POST", Endpoint: "commit/{hash}/statuses/build", Message: "url and key are required"}
+		return &upstream.Error{Service: "bitbucket", StatusCode: 400, Method: "POST", Endpoint: "commit/{hash}/statuses/build", Message: "url and key are required"}
 	}
 	h.statuses[commit+"|"+st.Key] = st
 	return nil

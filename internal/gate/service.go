@@ -18,11 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 // Host is what the gate reads from and writes to Bitbucket; the bitbucket
@@ -593,7 +593,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 	}
 	for _, id := range ids {
 		pr, err := s.o.Host.GetPullRequest(ctx, g.Repository, id)
-		if errors.Is(err, bitbucket.ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+		if upstream.IsNotFound(err) || errors.Is(err, store.ErrNotFound) {
 			f.moved[id] = "pull request #" + strconv.Itoa(id) + " no longer exists"
 			continue
 		}

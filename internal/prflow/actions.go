@@ -12,6 +12,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/rules"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 // commentKey is the entry of PRRecord.Statuses that remembers what the
@@ -28,6 +29,57 @@ const commentDeleted = "deleted"
 // who is no longer on the pull request is not asked again (someone removed
 // them: rolekeeper does not fight people).
 func (p *pass) reviewers(ctx context.Context) error {
+	pr := &p.pr
+	add := p.toAdd()
+	if len(add) == 0 {
+		p.h.m.action(actionReviewers, outcomeSkipped)
+		return nil
+	}
+	names := pickNames(add)
+	p.changed = true
+	if p.h.dryRun {
+		p.h.m.action(actionReviewers, outcomeDryRun)
+		p.note("would ask " + strings.Join(names, ", "))
+		return nil
+	}
+	if !p.read {
+		// Unreachable: gather reads before deciding to add anyone.
+		return fmt.Errorf("prflow: reviewers of %s#%d decided without reading the pull request", pr.Repository, pr.ID)
+	}
+	desired := append([]model.Actor(nil), pr.Reviewers...)
+	for _, pk := range add {
+		desired = append(desired, model.Actor{AccountID: pk.AccountID, DisplayName: pk.Name})
+	}
+	// The PUT replaces the pull request: it carries the title and the
+	// description read in this pass.
+	got, err := p.h.host.SetReviewers(ctx, pr.Repository, pr.ID, pr.Title, pr.Description, desired)
+	p.calls++
+	if err != nil {
+		p.h.m.action(actionReviewers, outcomeError)
+		return fmt.Errorf("prflow: ask %s on %s#%d: %w", strings.Join(names, ", "), pr.Repository, pr.ID, err)
+	}
+	p.h.m.action(actionReviewers, outcomeOK)
+	for _, pk := range add {
+		p.rec.Requested = append(p.rec.Requested, pk.AccountID)
+	}
+	p.rec.Reviewers = accountIDs(desired)
+	if got != nil {
+		if len(got.Reviewers) > 0 {
+			p.rec.Reviewers = accountIDs(got.Reviewers)
+		}
+		// Bitbucket echoes the change as pullrequest:updated with this
+		// updated_on: that event then costs nothing.
+		p.doneAt = later(p.doneAt, got.UpdatedAt)
+	}
+	p.note("asked " + strings.Join(names, ", "))
+	p.log().Info("reviewers requested", zap.Strings("reviewers", names))
+	return p.save(ctx)
+}
+
+// toAdd lists the decision's picks who are not reviewers yet: never the
+// author, never someone rolekeeper asked before who is no longer on the
+// pull request (someone removed them: rolekeeper does not fight people).
+func (p *pass) toAdd() []rules.Pick {
 	pr := &p.pr
 	if pr.Draft && !p.h.assignDrafts {
 		return nil
@@ -50,51 +102,7 @@ func (p *pass) reviewers(ctx context.Context) error {
 		}
 		add = append(add, pk)
 	}
-	if len(add) == 0 {
-		p.h.m.action(actionReviewers, outcomeSkipped)
-		return nil
-	}
-	names := pickNames(add)
-	p.changed = true
-	if p.h.dryRun {
-		p.h.m.action(actionReviewers, outcomeDryRun)
-		p.note("would ask " + strings.Join(names, ", "))
-		return nil
-	}
-	desired := append([]model.Actor(nil), pr.Reviewers...)
-	for _, pk := range add {
-		desired = append(desired, model.Actor{AccountID: pk.AccountID, DisplayName: pk.Name})
-	}
-	title := pr.Title
-	if p.payloadOlder() && p.rec.Title != "" {
-		title = p.rec.Title
-	}
-	got, err := p.h.host.SetReviewers(ctx, pr.Repository, pr.ID, title, desired)
-	p.calls++
-	if err != nil {
-		p.h.m.action(actionReviewers, outcomeError)
-		return fmt.Errorf("prflow: ask %s on %s#%d: %w", strings.Join(names, ", "), pr.Repository, pr.ID, err)
-	}
-	p.h.m.action(actionReviewers, outcomeOK)
-	for _, pk := range add {
-		p.rec.Requested = append(p.rec.Requested, pk.AccountID)
-	}
-	p.rec.Reviewers = accountIDs(desired)
-	if got != nil {
-		if len(got.Reviewers) > 0 {
-			p.rec.Reviewers = accountIDs(got.Reviewers)
-		}
-		if !got.UpdatedAt.IsZero() {
-			p.rec.UpdatedAt = got.UpdatedAt
-		}
-		p.upgradeCommit(got.SourceCommit)
-		if len(got.SourceCommit) < 40 && sameCommit(got.SourceCommit, p.commit) {
-			p.h.abbreviates.Store(true)
-		}
-	}
-	p.note("asked " + strings.Join(names, ", "))
-	p.log().Info("reviewers requested", zap.Strings("reviewers", names))
-	return p.save(ctx)
+	return add
 }
 
 // statuses posts rolekeeper-review and rolekeeper-tests on the source
@@ -150,33 +158,19 @@ func (p *pass) statuses(ctx context.Context) error {
 
 func statusValue(s rules.Status) string { return s.State + "|" + s.Description }
 
-// fullCommit returns the hash to post statuses on: the full one when
-// known. Payload hashes are often abbreviated (12 characters); the record
-// may know the full one (from a push, or an earlier answer); otherwise the
-// pull request is read once. Bitbucket's own pull-request answers carry the
-// same abbreviation, and its commit endpoints resolve abbreviations, so once
-// the host has answered with an abbreviation the handler stops asking and
-// posts on the abbreviation: a read that cannot help is not worth a call.
+// fullCommit returns the 40-hex hash to post statuses on: gather learnt it
+// from the pull request's commits; a head it could not find is resolved
+// (one read).
 func (p *pass) fullCommit(ctx context.Context) (string, error) {
-	if len(p.commit) >= 40 || p.resolved || (p.commit != "" && p.h.abbreviates.Load()) {
+	if len(p.commit) >= 40 || p.commit == "" {
 		return p.commit, nil
 	}
-	got, err := p.h.host.GetPullRequest(ctx, p.pr.Repository, p.pr.ID)
+	full, err := p.h.host.ResolveCommit(ctx, p.pr.Repository, p.commit)
 	p.calls++
-	p.resolved = true
 	if err != nil {
-		return "", fmt.Errorf("prflow: get %s#%d for its head commit: %w", p.pr.Repository, p.pr.ID, err)
+		return "", fmt.Errorf("prflow: resolve %s in %s: %w", p.commit, p.pr.Repository, err)
 	}
-	if got != nil {
-		if p.commit == "" {
-			p.commit = got.SourceCommit
-			p.rec.SourceCommit = got.SourceCommit
-		}
-		p.upgradeCommit(got.SourceCommit)
-		if len(got.SourceCommit) < 40 && sameCommit(got.SourceCommit, p.commit) {
-			p.h.abbreviates.Store(true)
-		}
-	}
+	p.upgradeCommit(full)
 	return p.commit, nil
 }
 
@@ -214,12 +208,9 @@ func (p *pass) comment(ctx context.Context) error {
 			p.h.unsaved.Delete(p.key())
 		}
 	}
-	if rec.CommentID == "" {
-		return p.createComment(ctx)
-	}
 	mark := rec.Statuses[commentKey]
-	if mark == commentDeleted {
-		return nil
+	if rec.CommentID == "" || mark == commentDeleted {
+		return p.postComment(ctx, mark == commentDeleted)
 	}
 	// The digest leaves the link out: an unchanged explanation keeps its
 	// comment and the link to the decision it was written from.
@@ -237,12 +228,16 @@ func (p *pass) comment(ctx context.Context) error {
 	err := p.h.host.UpdateComment(ctx, p.pr.Repository, p.pr.ID, rec.CommentID, body)
 	p.calls++
 	if err != nil {
-		if notFound(err) {
-			// Someone deleted it: respect that, never post another.
+		if upstream.IsNotFound(err) {
+			// Someone deleted it: the explanation of this change is
+			// posted again as a new comment.
 			p.h.m.action(actionCommentUpdate, outcomeSkipped)
-			rec.Statuses[commentKey] = commentDeleted
-			p.note("comment deleted upstream, not recreated")
-			return p.save(ctx)
+			p.log().Info("rolekeeper's comment was deleted: posting it again", zap.String("comment_id", rec.CommentID))
+			rec.CommentID, rec.Statuses[commentKey] = "", commentDeleted
+			if err := p.save(ctx); err != nil {
+				return err
+			}
+			return p.postComment(ctx, true)
 		}
 		p.h.m.action(actionCommentUpdate, outcomeError)
 		return fmt.Errorf("prflow: update comment %s on %s#%d: %w", rec.CommentID, p.pr.Repository, p.pr.ID, err)
@@ -253,8 +248,10 @@ func (p *pass) comment(ctx context.Context) error {
 	return p.save(ctx)
 }
 
-func (p *pass) createComment(ctx context.Context) error {
-	if !p.worthComment() {
+// postComment creates the comment when one is due, or again (again) when
+// someone deleted the previous one and the explanation is being updated.
+func (p *pass) postComment(ctx context.Context, again bool) error {
+	if !again && !p.worthComment() {
 		return nil
 	}
 	body := rules.Comment(p.d, p.decisionURL())
@@ -273,7 +270,11 @@ func (p *pass) createComment(ctx context.Context) error {
 	p.h.m.action(actionCommentCreate, outcomeOK)
 	p.rec.CommentID = c.ID
 	p.rec.Statuses[commentKey] = p.mark()
-	p.note("comment created")
+	if again {
+		p.note("comment posted again (the previous one was deleted)")
+	} else {
+		p.note("comment created")
+	}
 	p.h.unsaved.Store(p.key(), unsavedComment{id: c.ID, mark: p.rec.Statuses[commentKey]})
 	if err := p.save(ctx); err != nil {
 		return fmt.Errorf("prflow: comment %s created on %s#%d but not recorded yet: %w",

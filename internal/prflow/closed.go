@@ -21,7 +21,16 @@ const (
 // closed records the outcome of a merged or declined pull request and, for
 // a merge, whether its rules held. Nothing is written upstream.
 func (p *pass) closed(ctx context.Context) error {
-	if err := p.evaluate(ctx); err != nil {
+	if err := p.gather(ctx); err != nil {
+		return err
+	}
+	if !closed(p.pr.State) {
+		// The event said closed; Bitbucket, read for the approvals, says
+		// open. Nothing is judged on a claim.
+		p.log().Warn("closing event for a pull request Bitbucket shows open: ignored")
+		return permanentf("prflow: %s#%d: %s event but Bitbucket shows the pull request %s", p.pr.Repository, p.pr.ID, p.in.trigger, p.pr.State)
+	}
+	if err := p.record(ctx); err != nil {
 		return err
 	}
 	p.observe()

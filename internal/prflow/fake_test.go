@@ -62,6 +62,51 @@ func (f *fakeHost) add(pr model.PullRequest, files ...string) {
 	f.diffs[prKey(pr.Repository, pr.ID)] = cf
 }
 
+// mirror makes the fake's review state what the event shows: its
+// participants, then the event's own approval fact.
+func (f *fakeHost) mirror(ev *model.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ev.PullRequest == nil {
+		return
+	}
+	pr := f.prs[prKey(ev.PullRequest.Repository, ev.PullRequest.ID)]
+	if pr == nil {
+		return
+	}
+	parts := append([]model.Participant(nil), ev.PullRequest.Participants...)
+	who := ev.Actor.AccountID
+	if ev.Approval != nil && ev.Approval.AccountID != "" {
+		who = ev.Approval.AccountID
+	}
+	set := func(approved bool, st model.ReviewState) {
+		for i := range parts {
+			if parts[i].User.AccountID == who {
+				parts[i].Approved, parts[i].State = approved, st
+				return
+			}
+		}
+		if approved || st != model.ReviewNone {
+			parts = append(parts, model.Participant{User: ev.Actor, Approved: approved, State: st, On: ev.At})
+		}
+	}
+	switch ev.Kind {
+	case model.EventPRApproved:
+		set(true, model.ReviewApproved)
+	case model.EventPRUnapproved, model.EventPRChangesRequestRemoved:
+		set(false, model.ReviewNone)
+	case model.EventPRChangesRequested:
+		set(false, model.ReviewChangesRequested)
+	}
+	pr.Participants = parts
+	if closed(ev.PullRequest.State) {
+		pr.State, pr.MergeCommit, pr.ClosedBy = ev.PullRequest.State, ev.PullRequest.MergeCommit, ev.PullRequest.ClosedBy
+	}
+	if ev.PullRequest.UpdatedAt.After(pr.UpdatedAt) {
+		pr.UpdatedAt = ev.PullRequest.UpdatedAt
+	}
+}
+
 // record notes a call and returns the injected error for it, if any.
 func (f *fakeHost) record(method string) error {
 	f.calls = append(f.calls, method)
@@ -112,7 +157,50 @@ func (f *fakeHost) PullRequestDiffStat(_ context.Context, repo string, id int) (
 	return append([]model.ChangedFile(nil), d...), nil
 }
 
-func (f *fakeHost) SetReviewers(_ context.Context, repo string, id int, title string, reviewers []model.Actor) (*model.PullRequest, error) {
+// PullRequestCommits answers the head commit, by the pull request's author.
+func (f *fakeHost) PullRequestCommits(_ context.Context, repo string, id int) ([]model.Commit, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("PullRequestCommits"); err != nil {
+		return nil, err
+	}
+	pr := f.prs[prKey(repo, id)]
+	if pr == nil {
+		return nil, &fakeErr{404}
+	}
+	return []model.Commit{{Hash: pr.SourceCommit, Author: pr.Author}}, nil
+}
+
+// PullRequestActivity answers one update entry: the head pushed at the pull
+// request's update time.
+func (f *fakeHost) PullRequestActivity(_ context.Context, repo string, id int) ([]model.PRActivity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("PullRequestActivity"); err != nil {
+		return nil, err
+	}
+	pr := f.prs[prKey(repo, id)]
+	if pr == nil {
+		return nil, &fakeErr{404}
+	}
+	return []model.PRActivity{{Kind: model.ActivityUpdate, At: pr.CreatedAt, SourceCommit: pr.SourceCommit}}, nil
+}
+
+func (f *fakeHost) ResolveCommit(_ context.Context, repo, commit string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("ResolveCommit"); err != nil {
+		return "", err
+	}
+	for _, pr := range f.prs {
+		if pr.Repository == repo && len(pr.SourceCommit) == 40 && strings.HasPrefix(pr.SourceCommit, commit) {
+			return pr.SourceCommit, nil
+		}
+	}
+	return "", &fakeErr{404}
+}
+
+func (f *fakeHost) SetReviewers(_ context.Context, repo string, id int, title, _ string, reviewers []model.Actor) (*model.PullRequest, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.record("SetReviewers"); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 // pass is one evaluation of one pull request: what it read, decided and
@@ -26,9 +27,16 @@ type pass struct {
 	in   input
 	now  time.Time
 
-	rec      *store.PRRecord
-	commit   string // best-known hash of the source commit
-	resolved bool   // GetPullRequest was asked for the full hash already
+	rec    *store.PRRecord
+	commit string // best-known hash of the source commit (40 hex once known)
+
+	read     bool             // the pull request was read from Bitbucket in this pass
+	facts    []model.Approval // verified approvals and change requests decided from
+	authors  []model.Actor    // commit authors of the head (accounts Bitbucket mapped)
+	lastPush time.Time        // when the head was pushed (zero: not read)
+	snap     rules.PRSnapshot
+	others   map[string]int // open review requests of other pull requests
+	doneAt   time.Time      // updated_on of the state carried out (the PUT's own included)
 
 	evaluated  bool
 	d          rules.Decision
@@ -86,6 +94,47 @@ func (p *pass) stale() bool {
 	return closed(p.rec.State) && !closed(p.pr.State)
 }
 
+// superseded says why an event brings nothing the record has not already
+// decided from ("" when it may): a body older than the state last decided
+// from never undoes it, and a body of that same state with the same review
+// facts is a redelivery or the echo of rolekeeper's own change. Times are
+// Bitbucket's updated_on.
+func (p *pass) superseded() string {
+	if p.in.truth || p.in.fromRecord || p.rec.UpdatedAt.IsZero() || p.pr.UpdatedAt.IsZero() {
+		return ""
+	}
+	// The store keeps milliseconds; Bitbucket sends microseconds.
+	got, seen := p.pr.UpdatedAt.Truncate(time.Millisecond), p.rec.UpdatedAt.Truncate(time.Millisecond)
+	if got.Before(seen) {
+		return fmt.Sprintf("event older than the state already decided from (updated_on %s before %s)",
+			p.pr.UpdatedAt.UTC().Format(time.RFC3339Nano), p.rec.UpdatedAt.UTC().Format(time.RFC3339Nano))
+	}
+	if got.Equal(seen) && (p.pr.State == "" || p.pr.State == p.rec.State) &&
+		sameCommit(p.pr.SourceCommit, p.rec.SourceCommit) && sameFacts(withClaim(p.pr.Approvals(), p.in.claim), p.rec.Approvals) {
+		return "nothing new: the state already decided from (a redelivery, or the echo of rolekeeper's own change)"
+	}
+	return ""
+}
+
+// withClaim is the review state a body shows once its event's own claim
+// (approved, withdrawn, …) is applied: only compared with the record, to
+// recognise a redelivery, never decided from.
+func withClaim(facts []model.Approval, claim *model.Approval) []model.Approval {
+	if claim == nil || claim.AccountID == "" {
+		return facts
+	}
+	out := make([]model.Approval, 0, len(facts)+1)
+	for _, f := range facts {
+		if f.AccountID != claim.AccountID {
+			out = append(out, f)
+		}
+	}
+	if claim.State == model.ReviewApproved || claim.State == model.ReviewChangesRequested {
+		out = append(out, *claim)
+	}
+	return out
+}
+
 func closed(s model.PRState) bool {
 	return s == model.PRMerged || s == model.PRDeclined || s == model.PRSuperseded
 }
@@ -98,7 +147,10 @@ func (p *pass) payloadOlder() bool {
 
 // open evaluates an open pull request and carries the decision out.
 func (p *pass) open(ctx context.Context) error {
-	if err := p.evaluate(ctx); err != nil {
+	if err := p.gather(ctx); err != nil {
+		return err
+	}
+	if err := p.record(ctx); err != nil {
 		return err
 	}
 	p.observe()
@@ -119,63 +171,63 @@ func (p *pass) open(ctx context.Context) error {
 	return p.finish(ctx)
 }
 
-// evaluate builds the snapshot, runs the engine and stores the decision.
-func (p *pass) evaluate(ctx context.Context) error {
-	files, err := p.files(ctx)
-	if err != nil {
-		return err
-	}
+// decide builds the snapshot from the facts gathered and runs the engine.
+// It is pure: gather calls it again after reading more.
+func (p *pass) decide(files []string) {
 	state := p.pr.State
 	if state == "" {
 		state = model.PROpen
 	}
-	// The load counts other pull requests only, so that re-evaluating this
-	// one gives the same picks. Nobody is asked on a closed one.
-	var others []store.PRRecord
-	if state == model.PROpen {
-		open, err := p.h.st.ListPRs(ctx, store.PRFilter{State: model.PROpen})
-		if err != nil {
-			return fmt.Errorf("prflow: review load: %w", err)
-		}
-		for _, o := range open {
-			if o.Repository != p.pr.Repository || o.ID != p.pr.ID {
-				others = append(others, o)
-			}
-		}
+	p.snap = rules.PRSnapshot{
+		Repository:    p.pr.Repository,
+		Number:        p.pr.ID,
+		Title:         p.pr.Title,
+		Author:        p.pr.Author,
+		Draft:         p.pr.Draft,
+		State:         state,
+		SourceCommit:  p.commit,
+		ChangedFiles:  files,
+		Reviewers:     accountIDs(p.pr.Reviewers),
+		Approvals:     append([]model.Approval(nil), p.facts...),
+		CommitAuthors: append([]model.Actor(nil), p.authors...),
+		LastPush:      p.lastPush,
+		Load:          p.others,
+		Now:           p.now,
+		AssignDrafts:  p.h.assignDrafts,
 	}
-	// A payload older than what the record saw (a late delivery, or one
-	// rendered before our own reviewers PUT) carries a stale reviewer list:
-	// take the record's, so that nobody is swapped or dropped.
-	if p.payloadOlder() && p.rec.Reviewers != nil {
-		p.pr.Reviewers = make([]model.Actor, len(p.rec.Reviewers))
-		for i, id := range p.rec.Reviewers {
-			p.pr.Reviewers[i] = model.Actor{AccountID: id}
-		}
-	}
-	snap := rules.PRSnapshot{
-		Repository:   p.pr.Repository,
-		Number:       p.pr.ID,
-		Title:        p.pr.Title,
-		Author:       p.pr.Author,
-		Draft:        p.pr.Draft,
-		State:        state,
-		SourceCommit: p.commit,
-		ChangedFiles: files,
-		Reviewers:    accountIDs(p.pr.Reviewers),
-		Approvals:    p.pr.Approvals(),
-		Load:         store.ReviewLoad(others),
-		Now:          p.now,
-		AssignDrafts: p.h.assignDrafts,
-	}
-	p.d = p.h.engineFor(p.org).Evaluate(snap)
+	p.d = p.h.engineFor(p.org).Evaluate(p.snap)
 	p.evaluated = true
-	p.h.m.decided(&p.d)
+}
 
+// reviewLoad counts the open review requests of other pull requests, so
+// that re-evaluating this one gives the same picks. Nobody is asked on a
+// closed one.
+func (p *pass) reviewLoad(ctx context.Context) error {
+	if closed(p.pr.State) {
+		return nil
+	}
+	open, err := p.h.st.ListPRs(ctx, store.PRFilter{State: model.PROpen})
+	if err != nil {
+		return fmt.Errorf("prflow: review load: %w", err)
+	}
+	var others []store.PRRecord
+	for _, o := range open {
+		if o.Repository != p.pr.Repository || o.ID != p.pr.ID {
+			others = append(others, o)
+		}
+	}
+	p.others = store.ReviewLoad(others)
+	return nil
+}
+
+// record stores the decision with the snapshot it was made from.
+func (p *pass) record(ctx context.Context) error {
+	p.h.m.decided(&p.d)
 	dj, err := json.Marshal(p.d)
 	if err != nil {
 		return fmt.Errorf("prflow: encode decision: %w", err)
 	}
-	sj, err := json.Marshal(snap)
+	sj, err := json.Marshal(p.snap)
 	if err != nil {
 		return fmt.Errorf("prflow: encode snapshot: %w", err)
 	}
@@ -256,10 +308,8 @@ func (p *pass) observe() {
 		rec.Title = pr.Title
 		rec.Draft = pr.Draft
 		rec.Reviewers = accountIDs(pr.Reviewers)
-		if !pr.UpdatedAt.IsZero() {
-			rec.UpdatedAt = pr.UpdatedAt
-		}
 	}
+	p.doneAt = later(p.doneAt, pr.UpdatedAt)
 	if pr.Author.AccountID != "" {
 		rec.AuthorAccountID = pr.Author.AccountID
 	}
@@ -277,7 +327,7 @@ func (p *pass) observe() {
 	if p.commit != "" && !sameCommit(rec.SourceCommit, p.commit) {
 		// A new head: nothing has been posted on it yet.
 		for k := range rec.Statuses {
-			if k != commentKey {
+			if strings.HasPrefix(k, "rolekeeper-") {
 				delete(rec.Statuses, k)
 			}
 		}
@@ -285,7 +335,8 @@ func (p *pass) observe() {
 	if p.commit != "" {
 		rec.SourceCommit = p.commit
 	}
-	rec.Approvals = pr.Approvals()
+	// Only verified facts are kept: what the next pass may decide from.
+	rec.Approvals = append([]model.Approval(nil), p.facts...)
 	for _, a := range rec.Approvals {
 		if a.AccountID == "" || a.AccountID == rec.AuthorAccountID {
 			continue
@@ -373,7 +424,23 @@ func (p *pass) finish(ctx context.Context) error {
 	if err := p.h.st.SetOutcome(ctx, p.decisionID, p.outcomeText()); err != nil {
 		return errors.Join(append(p.deferred, fmt.Errorf("prflow: record outcome: %w", err))...)
 	}
+	if len(p.deferred) == 0 && p.doneAt.After(p.rec.UpdatedAt) {
+		// Everything decided for this state is done upstream: events of
+		// this state or older now cost nothing (superseded). A pass that
+		// failed leaves it, so that its retry (and the audit) redo it.
+		p.rec.UpdatedAt = p.doneAt
+		if err := p.save(ctx); err != nil {
+			return err
+		}
+	}
 	return errors.Join(p.deferred...)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // summary is the decision in one line.
@@ -447,14 +514,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// permanent reports an error the upstream says can never succeed as sent.
-func permanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
-
-// notFound reports an upstream 404.
-func notFound(err error) bool {
-	var nf interface{ NotFound() bool }
-	return errors.As(err, &nf) && nf.NotFound()
-}
+// permanent reports an error that can never succeed as sent (an upstream
+// 4xx, or an event prflow refuses).
+func permanent(err error) bool { return upstream.IsPermanent(err) }

@@ -26,11 +26,14 @@ import (
 )
 
 // Host is the part of Bitbucket the workflow needs. internal/bitbucket's
-// client implements it; tests use a hand-written fake.
+// client implements it (tests run it against bitbuckettest).
 type Host interface {
 	GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error)
 	PullRequestDiffStat(ctx context.Context, repo string, id int) ([]model.ChangedFile, error)
-	SetReviewers(ctx context.Context, repo string, id int, title string, reviewers []model.Actor) (*model.PullRequest, error)
+	PullRequestCommits(ctx context.Context, repo string, id int) ([]model.Commit, error)
+	PullRequestActivity(ctx context.Context, repo string, id int) ([]model.PRActivity, error)
+	ResolveCommit(ctx context.Context, repo, commit string) (string, error)
+	SetReviewers(ctx context.Context, repo string, id int, title, description string, reviewers []model.Actor) (*model.PullRequest, error)
 	SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error
 	CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error)
 	UpdateComment(ctx context.Context, repo string, id int, commentID, body string) error
@@ -77,10 +80,7 @@ type Handler struct {
 	m            metrics
 
 	engine atomic.Pointer[compiled]
-	// abbreviates is set once the host answered a pull request with an
-	// abbreviated head hash: asking it for the full hash is then useless.
-	abbreviates atomic.Bool
-	locks       [64]sync.Mutex // striped per pull request
+	locks  [64]sync.Mutex // striped per pull request
 	// unsaved holds comments created upstream whose id could not be
 	// stored yet ("repo#id" → unsavedComment), so a retry edits instead of
 	// posting a second one.
@@ -154,6 +154,11 @@ type input struct {
 	delivery string    // webhook delivery id
 	at       time.Time // when it happened upstream (zero: now)
 	actor    model.Actor
+
+	claim      *model.Approval // what a review event says happened (a claim, never decided from)
+	truth      bool            // the pull request given was read from Bitbucket (the audit)
+	review     bool            // an approval or change request event: always verified
+	fromRecord bool            // built from the record for a branch push: no state of its own
 }
 
 // Handle processes one event. Events it does not handle are ignored.
@@ -181,8 +186,15 @@ func (h *Handler) Handle(ctx context.Context, ev *model.Event) error {
 			pr.State = model.PRMerged
 		case model.EventPRDeclined:
 			pr.State = model.PRDeclined
+		case model.EventPRApproved, model.EventPRUnapproved, model.EventPRChangesRequested, model.EventPRChangesRequestRemoved:
+			// What the body says about the review is a claim: the pass
+			// reads the pull request before deciding.
+			in.review = true
+			if ev.Approval != nil {
+				c := *ev.Approval
+				in.claim = &c
+			}
 		}
-		applyReview(&pr, ev)
 		_, err := h.reconcile(ctx, pr, in)
 		return err
 	case model.EventRepoPush:
@@ -196,7 +208,7 @@ func (h *Handler) Handle(ctx context.Context, ev *model.Event) error {
 // carries the decision out: the scheduled audit's path. trigger is stored
 // with the decision ("audit").
 func (h *Handler) Reconcile(ctx context.Context, pr model.PullRequest, trigger string) (Result, error) {
-	return h.reconcile(ctx, clonePR(&pr), input{trigger: trigger})
+	return h.reconcile(ctx, clonePR(&pr), input{trigger: trigger, truth: true})
 }
 
 func (h *Handler) reconcile(ctx context.Context, pr model.PullRequest, in input) (Result, error) {
@@ -229,6 +241,13 @@ func (h *Handler) reconcile(ctx context.Context, pr model.PullRequest, in input)
 		r.Skipped = "pull request already " + strings.ToLower(string(p.rec.State))
 		return r, nil
 	}
+	if why := p.superseded(); why != "" {
+		h.log.Info("event changes nothing", zap.String("repo", pr.Repository), zap.Int("pr", pr.ID),
+			zap.String("event", in.trigger), zap.String("delivery_id", in.delivery), zap.String("why", why))
+		r := p.result()
+		r.Skipped = why
+		return r, nil
+	}
 	var err error
 	if pr.State == model.PROpen || pr.State == "" {
 		err = p.open(ctx)
@@ -239,8 +258,8 @@ func (h *Handler) reconcile(ctx context.Context, pr model.PullRequest, in input)
 }
 
 // push re-evaluates the open pull requests whose head a branch push moved.
-// The push payload carries full hashes; the pull request itself is read
-// again because Bitbucket may have reset its approvals.
+// The push payload carries full hashes; the pull request is read only when
+// the record holds approvals (Bitbucket may have reset them).
 func (h *Handler) push(ctx context.Context, ev *model.Event, in input) error {
 	repo := strings.ToLower(ev.Repository)
 	if ev.Push == nil || repo == "" {
@@ -268,18 +287,19 @@ func (h *Handler) push(ctx context.Context, ev *model.Event, in input) error {
 				continue
 			}
 			done[rec.ID] = true
-			pr, err := h.host.GetPullRequest(ctx, repo, rec.ID)
-			if err != nil {
-				return fmt.Errorf("prflow: get %s#%d: %w", repo, rec.ID, err)
+			// The record stands in for the pull request; the pass reads it
+			// when the record holds approvals the push may have reset.
+			pr := model.PullRequest{
+				Repository: repo, ID: rec.ID, Title: rec.Title, State: model.PROpen, Draft: rec.Draft,
+				Author: model.Actor{AccountID: rec.AuthorAccountID}, SourceCommit: c.NewCommit,
+				DestinationBranch: rec.DestinationBranch, CreatedAt: rec.CreatedAt,
 			}
-			cp := clonePR(pr)
-			if cp.Repository == "" {
-				cp.Repository = repo
+			for _, id := range rec.Reviewers {
+				pr.Reviewers = append(pr.Reviewers, model.Actor{AccountID: id})
 			}
-			if sameCommit(cp.SourceCommit, c.NewCommit) && len(c.NewCommit) > len(cp.SourceCommit) {
-				cp.SourceCommit = c.NewCommit
-			}
-			if _, err := h.reconcile(ctx, cp, in); err != nil {
+			pin := in
+			pin.fromRecord = true
+			if _, err := h.reconcile(ctx, pr, pin); err != nil {
 				return err
 			}
 		}
@@ -301,60 +321,6 @@ func (h *Handler) engineFor(org *roles.Org) *rules.Engine {
 	c := &compiled{org: org, e: rules.Compile(org)}
 	h.engine.Store(c)
 	return c.e
-}
-
-// applyReview folds the event's own approval fact into the participants,
-// in case the payload's list lags behind it.
-func applyReview(pr *model.PullRequest, ev *model.Event) {
-	who := ev.Actor
-	if ev.Approval != nil && ev.Approval.AccountID != "" {
-		who = model.Actor{AccountID: ev.Approval.AccountID, DisplayName: ev.Approval.Name}
-	}
-	if who.AccountID == "" {
-		return
-	}
-	var at time.Time
-	if ev.Approval != nil {
-		at = ev.Approval.At
-	}
-	if at.IsZero() {
-		at = ev.At
-	}
-	idx := -1
-	for i := range pr.Participants {
-		if pr.Participants[i].User.AccountID == who.AccountID {
-			idx = i
-			break
-		}
-	}
-	set := func(approved bool, st model.ReviewState) {
-		if idx < 0 {
-			if !approved && st == model.ReviewNone {
-				return
-			}
-			pr.Participants = append(pr.Participants, model.Participant{User: who, Role: "PARTICIPANT", Approved: approved, State: st, On: at})
-			return
-		}
-		p := &pr.Participants[idx]
-		p.Approved, p.State = approved, st
-		if p.On.IsZero() {
-			p.On = at
-		}
-	}
-	switch ev.Kind {
-	case model.EventPRApproved:
-		set(true, model.ReviewApproved)
-	case model.EventPRUnapproved:
-		if idx >= 0 && (pr.Participants[idx].Approved || pr.Participants[idx].State == model.ReviewApproved) {
-			set(false, model.ReviewNone)
-		}
-	case model.EventPRChangesRequested:
-		set(false, model.ReviewChangesRequested)
-	case model.EventPRChangesRequestRemoved:
-		if idx >= 0 && pr.Participants[idx].State == model.ReviewChangesRequested {
-			set(false, model.ReviewNone)
-		}
-	}
 }
 
 func clonePR(p *model.PullRequest) model.PullRequest {

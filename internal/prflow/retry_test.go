@@ -74,13 +74,13 @@ func TestRetries(t *testing.T) {
 			name:       "diffstat fails: nothing else happens, the retry does it all",
 			inject:     func(hs *harness) { hs.host.failNext("PullRequestDiffStat", &fakeErr{502}) },
 			wantErr:    temporary,
-			retryCalls: []string{"PullRequestDiffStat", "SetReviewers", "SetCommitStatus", "SetCommitStatus", "CreateComment"},
+			retryCalls: []string{"PullRequestCommits", "PullRequestDiffStat", "GetPullRequest", "SetReviewers", "SetCommitStatus", "SetCommitStatus", "CreateComment"},
 		},
 		{
 			name:       "reviewers refused for good: statuses and comment still posted",
 			inject:     func(hs *harness) { hs.host.failNext("SetReviewers", &fakeErr{400}) },
 			wantErr:    permanent,
-			retryCalls: []string{"SetReviewers"},
+			retryCalls: []string{"GetPullRequest", "SetReviewers"},
 		},
 	}
 	for _, tt := range tests {
@@ -130,17 +130,23 @@ func TestCommentDeletedUpstream(t *testing.T) {
 	hs.host.deleteComments(repoPay, 7)
 	lead := model.Actor{AccountID: hs.host.reviewerIDs(repoPay, 7)[0]}
 
+	// The edit finds it gone (404): the explanation is posted again.
 	calls := hs.mustHandle(approvalEvent(hs.current(repoPay, 7), lead, t0.Add(time.Hour)))
-	wantCalls(t, calls, "SetCommitStatus", "UpdateComment")
-	if out := hs.st.lastDecision().Outcome; !strings.Contains(out, "not recreated") {
+	wantCalls(t, calls, "GetPullRequest", "SetCommitStatus", "UpdateComment", "CreateComment")
+	if out := hs.st.lastDecision().Outcome; !strings.Contains(out, "comment posted again") {
 		t.Errorf("outcome %q", out)
 	}
-	// Later changes leave it alone: no edit, no new comment.
+	cs := hs.host.commentsOn(repoPay, 7)
+	if len(cs) != 1 {
+		t.Fatalf("%d comments", len(cs))
+	}
+	// Later changes edit the new one.
 	un := event(model.EventPRUnapproved, hs.current(repoPay, 7), lead)
+	un.Approval = &model.Approval{AccountID: lead.AccountID, State: model.ReviewNone}
 	calls = hs.mustHandle(un)
-	wantCalls(t, calls, "SetCommitStatus")
-	if n := len(hs.host.commentsOn(repoPay, 7)); n != 0 {
-		t.Errorf("%d comments", n)
+	wantCalls(t, calls, "GetPullRequest", "SetCommitStatus", "UpdateComment")
+	if got := hs.host.commentsOn(repoPay, 7); len(got) != 1 || got[0].ID != cs[0].ID {
+		t.Errorf("comments %+v", got)
 	}
 }
 
@@ -149,7 +155,7 @@ func TestDryRun(t *testing.T) {
 	pr := newPR()
 	hs.upstream(pr, goodFiles...)
 	calls := hs.mustHandle(event(model.EventPRCreated, pr, lena))
-	wantCalls(t, calls, "PullRequestDiffStat") // reads only
+	wantCalls(t, calls, "PullRequestCommits", "PullRequestDiffStat", "GetPullRequest") // reads only
 	d := hs.st.lastDecision()
 	for _, part := range []string{"dry-run: would ask", "would post review INPROGRESS", "would post tests SUCCESSFUL", "would create comment"} {
 		if !strings.Contains(d.Outcome, part) {
@@ -174,7 +180,7 @@ func TestDryRun(t *testing.T) {
 	if len(fs) == 0 {
 		t.Error("dry-run recorded no finding")
 	}
-	if v := testutil.ToFloat64(hs.h.m.actions.WithLabelValues(actionReviewers, outcomeDryRun)); v != 2 {
+	if v := testutil.ToFloat64(hs.h.m.actions.WithLabelValues(actionReviewers, outcomeDryRun)); v != 1 {
 		t.Errorf("reviewers dry_run = %v", v)
 	}
 }
@@ -184,7 +190,9 @@ func TestMetrics(t *testing.T) {
 	pr := newPR()
 	hs.upstream(pr, goodFiles...)
 	hs.mustHandle(event(model.EventPRCreated, pr, lena))
-	hs.mustHandle(event(model.EventPRUpdated, hs.current(repoPay, 7), lena))
+	edited := hs.current(repoPay, 7)
+	edited.Title, edited.UpdatedAt = "Add refunds (v2)", edited.UpdatedAt.Add(time.Hour)
+	hs.mustHandle(event(model.EventPRUpdated, edited, lena))
 
 	decisions := map[[2]string]float64{
 		{"technical-lead/code-review", "unmet"}:         2,

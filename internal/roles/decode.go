@@ -48,9 +48,9 @@ func defaultIssueTypes(k Kind) []string {
 func settingKeys(k Kind) []string {
 	switch k {
 	case KindCodeReview:
-		return []string{"reviewers", "approvals", "teams"}
+		return []string{"reviewers", "approvals", "invalidate_on_push", "teams"}
 	case KindPathReview:
-		return []string{"paths", "reviewers", "approvals", "teams"}
+		return []string{"paths", "reviewers", "approvals", "invalidate_on_push", "teams"}
 	case KindUnitTests:
 		return []string{"source_paths", "test_paths", "teams"}
 	case KindDeployApproval:
@@ -350,6 +350,11 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 	if q, ok := f["approvals"]; ok {
 		if v, ok := l.integer(q.val, where+": approvals", 0); ok {
 			rule.Approvals = v
+		}
+	}
+	if q, ok := f["invalidate_on_push"]; ok {
+		if v, ok := l.boolean(q.val, where+": invalidate_on_push"); ok {
+			rule.InvalidateOnPush = v
 		}
 	}
 	if (k == KindCodeReview || k == KindPathReview) && rule.Approvals > rule.Reviewers {

@@ -96,6 +96,9 @@ type Rule struct {
 	Reviewers int      // people to ask (default 1)
 	Approvals int      // approvals required from the role (default 1; 0 = advisory)
 	Paths     []string // path-review: globs ("**" crosses directories)
+	// InvalidateOnPush: approvals given before the pull request's last push
+	// do not count (code-review, path-review: default false, as Bitbucket).
+	InvalidateOnPush bool
 
 	// unit-tests
 	SourcePaths []string // globs of source files (default: common source extensions)

@@ -19,6 +19,9 @@ type ChooseOptions struct {
 	// ExcludeWhy completes "<name> ..." in notes about excluded people, e.g.
 	// "is the author of the pull request". Default "is excluded".
 	ExcludeWhy string
+	// ExcludeReasons gives the reason of one excluded account id where it
+	// differs from ExcludeWhy.
+	ExcludeReasons map[string]string
 
 	// Keep lists account ids already assigned (current reviewers): an
 	// eligible one is kept before anyone new is asked (sticky), Kept=true.
@@ -83,7 +86,10 @@ func choose(cands []*roles.Person, n int, opt *ChooseOptions, load func(string) 
 			continue
 		}
 		if containsString(opt.Exclude, p.AccountID) {
-			why := opt.ExcludeWhy
+			why := opt.ExcludeReasons[p.AccountID]
+			if why == "" {
+				why = opt.ExcludeWhy
+			}
 			if why == "" {
 				why = "is excluded"
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/reloadly/rolekeeper/internal/glob"
@@ -242,8 +243,11 @@ type evaluation struct {
 	seed      string
 	request   bool // reviewers may be requested
 	approvals []model.Approval
-	asked     []string       // account ids picked so far, in order
-	extra     map[string]int // new picks made so far (added to the load)
+	// committers are the account ids of commit authors other than the
+	// pull request's author.
+	committers []string
+	asked      []string       // account ids picked so far, in order
+	extra      map[string]int // new picks made so far (added to the load)
 }
 
 // Evaluate decides about one pull request. It is pure: the same engine and
@@ -275,6 +279,11 @@ func (e *Engine) Evaluate(s PRSnapshot) Decision {
 		seed:      strings.ToLower(s.Repository) + "#" + strconv.Itoa(s.Number),
 		request:   true,
 		approvals: latestApprovals(s.Approvals),
+	}
+	for _, a := range s.CommitAuthors {
+		if a.AccountID != "" && a.AccountID != ev.author && !containsString(ev.committers, a.AccountID) {
+			ev.committers = append(ev.committers, a.AccountID)
+		}
 	}
 	switch {
 	case s.State != "" && s.State != model.PROpen:
@@ -390,8 +399,18 @@ func (ev *evaluation) review(p *plan) RuleResult {
 	}
 	rr.Triggered = true
 
+	// Separation of duties: whoever wrote commits of the pull request is
+	// never asked and their approval does not count.
+	for _, id := range ev.committers {
+		if holds(p.holders, id) {
+			rr.Excluded = append(rr.Excluded, ev.name(id, "")+" "+committerWhy)
+		}
+	}
+
 	// Approvals: only holders of the role for the team count, never the
-	// author; a standing change request from a holder blocks the rule.
+	// author nor a commit author, and (invalidate_on_push) only those given
+	// after the last push; a standing change request from a holder blocks
+	// the rule.
 	var blocking []string
 	for _, a := range ev.approvals {
 		who := ev.name(a.AccountID, a.Name)
@@ -400,6 +419,10 @@ func (ev *evaluation) review(p *plan) RuleResult {
 			if a.State == model.ReviewApproved {
 				rr.Ignored = append(rr.Ignored, who+" approved their own pull request: a self-approval does not count")
 			}
+		case a.State == model.ReviewApproved && containsString(ev.committers, a.AccountID):
+			rr.Ignored = append(rr.Ignored, fmt.Sprintf("approval by %s does not count: %s wrote commits of this pull request (separation of duties)", who, who))
+		case a.State == model.ReviewApproved && r.InvalidateOnPush && holds(p.holders, a.AccountID) && !ev.afterLastPush(a):
+			rr.Ignored = append(rr.Ignored, fmt.Sprintf("approval by %s does not count: %s (invalidate_on_push)", who, ev.staleWhy(a)))
 		case !holds(p.holders, a.AccountID):
 			if a.State == model.ReviewApproved {
 				rr.Ignored = append(rr.Ignored, fmt.Sprintf("approval by %s does not count: not %s", who, p.why))
@@ -439,15 +462,24 @@ func (ev *evaluation) review(p *plan) RuleResult {
 	if !ev.request || r.Reviewers <= 0 || (rr.Met && rr.Required > 0) {
 		return rr
 	}
+	exclude := append([]string{ev.author}, ev.committers...)
+	var reasons map[string]string
+	for _, id := range ev.committers {
+		if reasons == nil {
+			reasons = map[string]string{}
+		}
+		reasons[id] = committerWhy
+	}
 	opt := ChooseOptions{
-		Exclude:    []string{ev.author},
-		ExcludeWhy: "is the author of the pull request",
-		Keep:       ev.s.Reviewers,
-		Prefer:     ev.asked,
-		PreferWhy:  "already asked for another rule of this pull request",
-		Seed:       ev.seed,
-		Now:        ev.s.Now,
-		Why:        p.why,
+		Exclude:        exclude,
+		ExcludeWhy:     "is the author of the pull request",
+		ExcludeReasons: reasons,
+		Keep:           ev.s.Reviewers,
+		Prefer:         ev.asked,
+		PreferWhy:      "already asked for another rule of this pull request",
+		Seed:           ev.seed,
+		Now:            ev.s.Now,
+		Why:            p.why,
 	}
 	picks, notes := choose(p.holders, r.Reviewers, &opt, ev.load)
 	rr.Picks = picks
@@ -458,13 +490,32 @@ func (ev *evaluation) review(p *plan) RuleResult {
 	return rr
 }
 
-// ableToApprove counts holders who could still approve: not the author,
-// with an account id, not already counted. Away people count: they may
-// come back before the merge.
+// committerWhy completes "<name> …" for a commit author left out.
+const committerWhy = "wrote commits of this pull request: not asked, and an approval would not count (separation of duties)"
+
+// afterLastPush reports whether an approval was given after the source
+// commit was pushed, both by Bitbucket's clock.
+func (ev *evaluation) afterLastPush(a model.Approval) bool {
+	return !ev.s.LastPush.IsZero() && !a.At.IsZero() && a.At.After(ev.s.LastPush)
+}
+
+func (ev *evaluation) staleWhy(a model.Approval) string {
+	switch {
+	case ev.s.LastPush.IsZero():
+		return "the time of the last push is unknown"
+	case a.At.IsZero():
+		return "the time of the approval is unknown"
+	}
+	return fmt.Sprintf("given %s, before the last push (%s)", a.At.UTC().Format(time.RFC3339), ev.s.LastPush.UTC().Format(time.RFC3339))
+}
+
+// ableToApprove counts holders who could still approve: not the author nor
+// a commit author, with an account id, not already counted. Away people
+// count: they may come back before the merge.
 func (ev *evaluation) ableToApprove(p *plan, approved []string) int {
 	n := 0
 	for _, h := range p.holders {
-		if h.AccountID != "" && h.AccountID != ev.author && !containsString(approved, h.AccountID) {
+		if h.AccountID != "" && h.AccountID != ev.author && !containsString(ev.committers, h.AccountID) && !containsString(approved, h.AccountID) {
 			n++
 		}
 	}

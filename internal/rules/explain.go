@@ -42,6 +42,9 @@ func Explain(d Decision) string {
 			for _, p := range r.Picks {
 				fmt.Fprintf(&b, "      %s\n", p.Reason)
 			}
+			for _, s := range r.Excluded {
+				fmt.Fprintf(&b, "      excluded: %s\n", s)
+			}
 			for _, s := range r.Ignored {
 				fmt.Fprintf(&b, "      ignored: %s\n", s)
 			}
@@ -107,7 +110,14 @@ func Comment(d Decision, decisionURL string) string {
 			if line := approvalLine(r); line != "" {
 				fmt.Fprintf(&b, "    * %s\n", mdEscape(line))
 			}
-			// An approval ignored for several rules is said once.
+			// A person excluded or an approval ignored for several rules
+			// is said once.
+			for _, s := range r.Excluded {
+				if !containsString(shown, s) {
+					shown = append(shown, s)
+					fmt.Fprintf(&b, "    * excluded: %s\n", mdEscape(s))
+				}
+			}
 			for _, s := range r.Ignored {
 				if !containsString(shown, s) {
 					shown = append(shown, s)

@@ -34,9 +34,17 @@ type PRSnapshot struct {
 	SourceCommit string           //
 	ChangedFiles []string         // every path touched (both sides of a rename)
 	Reviewers    []string         // account ids currently requested as reviewers
-	Approvals    []model.Approval // current approvals and change requests
-	Load         map[string]int   // open review requests per account id (from the store)
-	Now          time.Time        //
+	Approvals    []model.Approval // current approvals and change requests (At: when given, by Bitbucket's clock)
+	// CommitAuthors are the accounts Bitbucket mapped the pull request's
+	// commits to. None of them is asked to review, and their approvals do
+	// not count for code-review and path-review (separation of duties).
+	CommitAuthors []model.Actor
+	// LastPush is when the source commit was pushed (the activity's update
+	// entries; commit dates never count). Zero: unknown, and then rules
+	// with invalidate_on_push count no approval.
+	LastPush time.Time
+	Load     map[string]int // open review requests per account id (from the store)
+	Now      time.Time      //
 
 	// AssignDrafts asks for reviewers on draft pull requests too.
 	AssignDrafts bool
@@ -88,9 +96,12 @@ type RuleResult struct {
 	// ApprovedNames are the display names of ApprovedBy, in the same order.
 	ApprovedNames []string `json:"approved_names,omitempty"`
 	Ignored       []string `json:"ignored,omitempty"` // approvals that do not count, with why
-	Met           bool     `json:"met"`
-	Notes         []string `json:"notes,omitempty"` // e.g. "Kofi is away until 2 Jan"
-	Shortfall     string   `json:"shortfall,omitempty"`
+	// Excluded names the role holders never asked for this rule and why
+	// (they wrote code of the pull request).
+	Excluded  []string `json:"excluded,omitempty"`
+	Met       bool     `json:"met"`
+	Notes     []string `json:"notes,omitempty"` // e.g. "Kofi is away until 2 Jan"
+	Shortfall string   `json:"shortfall,omitempty"`
 }
 
 // Pick is one person chosen (or kept) as reviewer, with the reason.
