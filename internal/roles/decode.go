@@ -54,7 +54,7 @@ func settingKeys(k Kind) []string {
 	case KindUnitTests:
 		return []string{"source_paths", "test_paths", "teams"}
 	case KindDeployApproval:
-		return []string{"environments", "teams"}
+		return []string{"environments", "invalidate_on_push", "teams"}
 	case KindTestPlan, KindDesignReview:
 		return []string{"issue_types", "teams"}
 	case KindStoryPoints:
@@ -338,6 +338,8 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 		rule.SourcePaths, rule.TestPaths = DefaultSourcePaths(), DefaultTestPaths()
 	case KindStoryPoints:
 		rule.UserStoryPattern = DefaultUserStoryPattern
+	case KindDeployApproval:
+		rule.InvalidateOnPush = true // an approval belongs to the commit it saw
 	}
 	where := fmt.Sprintf("role %s: %s", r.ID, k)
 	f := l.fields(p.val, where, where+" settings must be a mapping", settingKeys(k)...)
@@ -372,6 +374,11 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 		rule.Environments = values(l.nonEmpty(q, where+": environments", "environment", "like [production]"))
 	} else if k == KindDeployApproval {
 		l.errf(p.key, "%s: missing environments (a list of deployment environments, like [production])", where)
+	}
+	if q, ok := f["invalidate_on_push"]; ok {
+		if v, ok := l.boolean(q.val, where+": invalidate_on_push"); ok {
+			rule.InvalidateOnPush = v
+		}
 	}
 	if q, ok := f["issue_types"]; ok {
 		rule.IssueTypes = values(l.nonEmpty(q, where+": issue_types", "issue type", fmt.Sprintf("like %v", defaultIssueTypes(k))))

@@ -362,6 +362,19 @@ func (l *loader) integer(n *yaml.Node, what string, min int) (int, bool) {
 	return v, true
 }
 
+// boolean decodes a true/false scalar.
+func (l *loader) boolean(n *yaml.Node, what string) (bool, bool) {
+	if n = l.visit(n); n == nil {
+		return false, false
+	}
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&v) != nil {
+		l.errf(n, "%s must be true or false, got %s", what, describe(n))
+		return false, false
+	}
+	return v, true
+}
+
 // item is one string of a list, with its node for messages.
 type item struct {
 	val  string

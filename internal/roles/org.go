@@ -103,6 +103,9 @@ type Rule struct {
 
 	// deploy-approval
 	Environments []string
+	// InvalidateOnPush: an approval counts only when given after the last
+	// push to the pull request (deploy-approval default true).
+	InvalidateOnPush bool
 
 	// test-plan, design-review, story-points
 	IssueTypes []string // test-plan default [Epic], design-review default [Design], story-points default [Story]
