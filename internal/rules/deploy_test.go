@@ -223,7 +223,7 @@ people: []
 func TestDeployStatusKey(t *testing.T) {
 	wantEq(t, "short", DeployStatusKey("Production"), "rolekeeper-deploy-production")
 	wantEq(t, "22 characters fit", DeployStatusKey(strings.Repeat("e", 22)), "rolekeeper-deploy-"+strings.Repeat("e", 22))
-	long := "production-eu-west-1-blue"  // 25 characters
+	long := "production-eu-west-1-blue"   // 25 characters
 	other := "production-eu-west-1-green" // same first 13 characters
 	k := DeployStatusKey(long)
 	if len(k) != 40 || !strings.HasPrefix(k, "rolekeeper-deploy-production-e") || k != DeployStatusKey(strings.ToUpper(long)) {
