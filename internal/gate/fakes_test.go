@@ -72,9 +72,11 @@ func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // fakeHost is an in-memory Bitbucket behind the gate's narrow interface,
-// answering as the real client does: commit lookups by containment,
-// participants with approvals, comments oldest first, ErrNotFound for a
-// missing pull request.
+// answering as the real client does: commit lookups by full hash,
+// short hashes (12, as payloads carry) in pull requests, participants with
+// approvals, dated activity, commits with authors, comments oldest first,
+// a 404 for a missing pull request or a hash that resolves to no single
+// commit.
 type fakeHost struct {
 	mu       sync.Mutex
 	now      func() time.Time
@@ -83,6 +85,7 @@ type fakeHost struct {
 	posted   []postedComment
 	calls    int
 	failAll  error // every call fails with it while set
+	resolves int   // ResolveCommit calls
 	noIndex  bool  // no pull request commit-links index: commit lookups answer 404
 	seq      int
 }
@@ -93,8 +96,10 @@ type fakePR struct {
 	state     model.PRState
 	head      string
 	commits   []string
+	authors   map[string]string // commit → author account ("" for an unmapped email)
 	merge     string
 	approvals map[string]time.Time
+	updates   []Activity // creation, pushes, merge or decline, oldest first
 	comments  []model.Comment
 }
 
@@ -144,7 +149,7 @@ func (h *fakeHost) CommitPullRequests(_ context.Context, _ string, commit string
 	}
 	var ids []int
 	for id, p := range h.prs {
-		if slices.ContainsFunc(append([]string{p.merge}, p.commits...), func(c string) bool { return c != "" && sameCommit(c, commit) }) {
+		if slices.ContainsFunc(append([]string{p.merge}, p.commits...), func(c string) bool { return model.SameCommit(c, commit) }) {
 			ids = append(ids, id)
 		}
 	}
@@ -167,6 +172,63 @@ func (h *fakeHost) GetPullRequest(_ context.Context, _ string, id int) (*model.P
 		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}", Message: "not found"}
 	}
 	return h.modelPR(p, true), nil
+}
+
+func (h *fakeHost) PullRequestCommits(_ context.Context, _ string, id int, _ int) ([]Commit, error) {
+	if err := h.begin(); err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
+	defer h.mu.Unlock()
+	p := h.prs[id]
+	if p == nil {
+		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}/commits"}
+	}
+	var out []Commit
+	for i := len(p.commits) - 1; i >= 0; i-- { // newest first
+		c := p.commits[i]
+		out = append(out, Commit{Hash: c, Author: model.Actor{AccountID: p.authors[c]}, AuthorRaw: "Someone <" + p.authors[c] + "@example.com>"})
+	}
+	return out, nil
+}
+
+func (h *fakeHost) PullRequestActivity(_ context.Context, _ string, id int, _ int) ([]Activity, error) {
+	if err := h.begin(); err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
+	defer h.mu.Unlock()
+	p := h.prs[id]
+	if p == nil {
+		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}/activity"}
+	}
+	out := slices.Clone(p.updates)
+	for who, at := range p.approvals {
+		out = append(out, Activity{Kind: activityApproval, User: model.Actor{AccountID: who}, At: at})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) }) // newest first
+	return out, nil
+}
+
+func (h *fakeHost) ResolveCommit(_ context.Context, _ string, hash string) (string, error) {
+	if err := h.begin(); err != nil {
+		h.mu.Unlock()
+		return "", err
+	}
+	defer h.mu.Unlock()
+	h.resolves++
+	var found []string
+	for _, p := range h.prs {
+		for _, c := range append([]string{p.merge}, p.commits...) {
+			if c != "" && len(hash) >= 7 && strings.HasPrefix(c, strings.ToLower(hash)) && !slices.Contains(found, c) {
+				found = append(found, c)
+			}
+		}
+	}
+	if len(found) != 1 {
+		return "", &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "commit/{hash}", Message: "no single commit " + hash}
+	}
+	return found[0], nil
 }
 
 func (h *fakeHost) ListComments(_ context.Context, _ string, id int, _ int) ([]model.Comment, error) {
@@ -216,33 +278,50 @@ func (h *fakeHost) SetCommitStatus(_ context.Context, _ string, commit string, s
 func (h *fakeHost) addPR(id int, author, head string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.prs[id] = &fakePR{id: id, author: author, state: model.PROpen, head: head, commits: []string{head}, approvals: map[string]time.Time{}}
+	h.prs[id] = &fakePR{id: id, author: author, state: model.PROpen, head: head, commits: []string{head},
+		authors: map[string]string{head: author}, approvals: map[string]time.Time{},
+		updates: []Activity{{Kind: activityUpdate, User: model.Actor{AccountID: author}, At: h.now(), State: model.PROpen}}}
 }
 
-func (h *fakeHost) push(id int, head string) {
+// push pushes head onto the pull request as its author.
+func (h *fakeHost) push(id int, head string) { h.pushBy(id, head, h.prs[id].author) }
+
+// pushBy pushes head onto the pull request, authored by who (a colleague
+// pushing onto someone's branch). Approvals survive, as in Bitbucket.
+func (h *fakeHost) pushBy(id int, head, who string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	p.head = head
 	p.commits = append(p.commits, head)
+	p.authors[head] = who
+	p.updates = append(p.updates, Activity{Kind: activityUpdate, User: model.Actor{AccountID: who}, At: h.now(), State: model.PROpen})
 }
 
 func (h *fakeHost) merge(id int, mergeCommit string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.prs[id].state, h.prs[id].merge = model.PRMerged, mergeCommit
+	p := h.prs[id]
+	p.state, p.merge = model.PRMerged, mergeCommit
+	p.updates = append(p.updates, Activity{Kind: activityUpdate, User: model.Actor{AccountID: p.author}, At: h.now(), State: model.PRMerged})
 }
 
 func (h *fakeHost) decline(id int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.prs[id].state = model.PRDeclined
+	p := h.prs[id]
+	p.state = model.PRDeclined
+	p.updates = append(p.updates, Activity{Kind: activityUpdate, User: model.Actor{AccountID: p.author}, At: h.now(), State: model.PRDeclined})
 }
 
+// approve approves as who; approving again keeps the first approval's date,
+// as Bitbucket does.
 func (h *fakeHost) approve(id int, who string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.prs[id].approvals[who] = h.now()
+	if _, ok := h.prs[id].approvals[who]; !ok {
+		h.prs[id].approvals[who] = h.now()
+	}
 }
 
 func (h *fakeHost) unapprove(id int, who string) {
@@ -385,7 +464,7 @@ func (m *memStore) PRsByCommit(_ context.Context, repo, commit string) ([]store.
 	defer m.mu.Unlock()
 	var out []store.PRRecord
 	for _, r := range m.prs {
-		if r.Repository == repo && (sameCommit(r.MergeCommit, commit) || sameCommit(r.SourceCommit, commit)) {
+		if r.Repository == repo && (prefixOf(r.MergeCommit, commit) || prefixOf(r.SourceCommit, commit)) {
 			out = append(out, r)
 		}
 	}
@@ -438,6 +517,10 @@ func (f *followUps) CreateFollowUp(_ context.Context, project, summary, _, assig
 	f.created = append(f.created, project+"|"+assignee+"|"+summary)
 	return fmt.Sprintf("%s-%d", project, 40+len(f.created)), nil
 }
+
+// prefixOf is how the SQL stores match their records (a candidate list
+// the gate must check by full hash).
+func prefixOf(short, full string) bool { return len(short) >= 7 && strings.HasPrefix(full, short) }
 
 // hex40 makes a full commit hash from n whose 12-character prefix (what
 // payloads carry) is distinct too.
