@@ -225,6 +225,9 @@ func (s *Service) mentionText(g *store.Gate, p Policy, decisionID int64) string 
 		}
 		fmt.Fprintf(&b, "Who may approve: %s — %s.\n\n", strings.Join(who, ", "), p.Deploy.Reason)
 		fmt.Fprintf(&b, "To approve, approve this pull request or comment `/approve-deploy %s`; to stop it, comment `/reject-deploy %s <reason>`.", g.Environment, g.Environment)
+		if p.Deploy.InvalidateOnPush {
+			b.WriteString(" An approval given before the last push does not count: approve again.")
+		}
 	} else {
 		fmt.Fprintf(&b, "Nobody can approve it: %s.", strings.Join(append([]string{p.Deploy.Reason}, p.Deploy.Notes...), "; "))
 	}

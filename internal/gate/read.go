@@ -97,11 +97,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 		if err != nil {
 			return f, err
 		}
-		cs, err := s.commitsOf(ctx, g, d, pr, head)
-		if err != nil {
-			return f, err
-		}
-		why, err := s.carries(ctx, g, pr, head, cs)
+		why, cs, err := s.carries(ctx, g, d, pr, head)
 		if err != nil {
 			return f, err
 		}
@@ -218,30 +214,33 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 }
 
 // carries says why a pull request does not carry the gate's commit ("" when
-// it does), comparing full hashes only. A merged one carries it when it is
-// the merge commit, the head or one of its commits; an open one while it is
-// its head, so that a newer commit needs its own approval.
-func (s *Service) carries(ctx context.Context, g *store.Gate, pr *model.PullRequest, head string, cs prCommits) (string, error) {
+// it does), comparing full hashes only, and returns its commits when it
+// does. A merged one carries it when it is the merge commit, the head or
+// one of its commits; an open one while it is its head, so that a newer
+// commit needs its own approval. Commits are read only when needed.
+func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *model.PullRequest, head string) (string, prCommits, error) {
 	switch pr.State {
 	case model.PRMerged:
-		if model.SameCommit(head, g.Commit) || cs.Contains {
-			return "", nil
-		}
 		merge, err := s.full(ctx, g.Repository, pr.MergeCommit)
 		if err != nil {
-			return "", err
+			return "", prCommits{}, err
 		}
-		if model.SameCommit(merge, g.Commit) {
-			return "", nil
+		cs, err := s.commitsOf(ctx, g, d, pr, head)
+		if err != nil {
+			return "", prCommits{}, err
 		}
-		return fmt.Sprintf("pull request #%d did not bring commit %s", pr.ID, short(g.Commit)), nil
+		if model.SameCommit(merge, g.Commit) || model.SameCommit(head, g.Commit) || cs.Contains {
+			return "", cs, nil
+		}
+		return fmt.Sprintf("pull request #%d did not bring commit %s", pr.ID, short(g.Commit)), prCommits{}, nil
 	case model.PROpen:
-		if model.SameCommit(head, g.Commit) {
-			return "", nil
+		if !model.SameCommit(head, g.Commit) {
+			return fmt.Sprintf("pull request #%d moved on to commit %s", pr.ID, short(orDefault(head, pr.SourceCommit))), prCommits{}, nil
 		}
-		return fmt.Sprintf("pull request #%d moved on to commit %s", pr.ID, short(orDefault(head, pr.SourceCommit))), nil
+		cs, err := s.commitsOf(ctx, g, d, pr, head)
+		return "", cs, err
 	}
-	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State))), nil
+	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State))), prCommits{}, nil
 }
 
 // maxResolved bounds the cache of resolved hashes.
