@@ -149,7 +149,7 @@ func (h *fakeHost) CommitPullRequests(_ context.Context, _ string, commit string
 	}
 	var ids []int
 	for id, p := range h.prs {
-		if slices.ContainsFunc(append([]string{p.merge}, p.commits...), func(c string) bool { return model.SameCommit(c, commit) }) {
+		if slices.ContainsFunc(append([]string{p.merge}, p.commits...), func(c string) bool { return model.SameFullCommit(c, commit) }) {
 			ids = append(ids, id)
 		}
 	}

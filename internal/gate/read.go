@@ -196,7 +196,7 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 	c := prCommits{Head: head}
 	seen := map[string]bool{}
 	for _, cm := range list {
-		if model.SameCommit(cm.Hash, g.Commit) {
+		if model.SameFullCommit(cm.Hash, g.Commit) {
 			c.Contains = true
 		}
 		switch acc := cm.Author.AccountID; {
@@ -229,12 +229,12 @@ func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *mod
 		if err != nil {
 			return "", prCommits{}, err
 		}
-		if model.SameCommit(merge, g.Commit) || model.SameCommit(head, g.Commit) || cs.Contains {
+		if model.SameFullCommit(merge, g.Commit) || model.SameFullCommit(head, g.Commit) || cs.Contains {
 			return "", cs, nil
 		}
 		return fmt.Sprintf("pull request #%d did not bring commit %s", pr.ID, short(g.Commit)), prCommits{}, nil
 	case model.PROpen:
-		if !model.SameCommit(head, g.Commit) {
+		if !model.SameFullCommit(head, g.Commit) {
 			return fmt.Sprintf("pull request #%d moved on to commit %s", pr.ID, short(orDefault(head, pr.SourceCommit))), prCommits{}, nil
 		}
 		cs, err := s.commitsOf(ctx, g, d, pr, head)

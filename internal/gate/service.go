@@ -489,7 +489,7 @@ func (s *Service) Handle(ctx context.Context, ev *model.Event) error {
 					}
 				}
 			}
-			if !slices.ContainsFunc(brought, func(c string) bool { return model.SameCommit(c, g.Commit) }) {
+			if !slices.ContainsFunc(brought, func(c string) bool { return model.SameFullCommit(c, g.Commit) }) {
 				continue
 			}
 			hints = []int{pr.ID}

@@ -19,11 +19,11 @@ func IsFullCommit(s string) bool {
 	return true
 }
 
-// SameCommit reports whether a and b name the same commit: both are full
+// SameFullCommit reports whether a and b name the same commit: both are full
 // hashes and equal (without case). A short hash, as webhook payloads and
 // pull request resources carry, is never the same as anything: resolve it
 // to the full hash through the API first. Two different commits can share
 // a 12-hex prefix, so prefix matching lets one commit stand for another.
-func SameCommit(a, b string) bool {
+func SameFullCommit(a, b string) bool {
 	return IsFullCommit(a) && IsFullCommit(b) && strings.EqualFold(a, b)
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestSameCommit(t *testing.T) {
+func TestSameFullCommit(t *testing.T) {
 	full := "3f1c2d9e0b4a4c559e0f2b7d1c9a8e113f1c2d9e"
 	twin := full[:12] + strings.Repeat("0", 28) // shares the 12-hex prefix payloads carry
 	for _, tt := range []struct {
@@ -21,8 +21,8 @@ func TestSameCommit(t *testing.T) {
 		{"", "", false},
 		{strings.Repeat("g", 40), strings.Repeat("g", 40), false},
 	} {
-		if got := SameCommit(tt.a, tt.b); got != tt.want {
-			t.Errorf("SameCommit(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		if got := SameFullCommit(tt.a, tt.b); got != tt.want {
+			t.Errorf("SameFullCommit(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
 	}
 	if !IsFullCommit(full) || IsFullCommit(full[:39]) || IsFullCommit(full+"0") || IsFullCommit("") {
