@@ -308,3 +308,11 @@ func TestLongEnvironmentStatusKey(t *testing.T) {
 		t.Error("the fake accepted a 48-character status key")
 	}
 }
+
+// pushAs pushes a commit authored (and pushed) by who onto a pull request.
+func (e *e2e) pushAs(t *testing.T, pr int, who, hash string) {
+	t.Helper()
+	if _, err := e.bb.Push(testRepo, pr, bitbuckettest.Commit{Hash: hash, Author: e.user[who], Pusher: e.user[who]}); err != nil {
+		t.Fatal(err)
+	}
+}
