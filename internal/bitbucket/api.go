@@ -148,7 +148,7 @@ func (c *Client) PullRequestDiffStat(ctx context.Context, repo string, id int) (
 		resp.Body.Close()
 		loc := resp.Header.Get("Location")
 		if loc == "" {
-			return nil, &Error{Status: resp.StatusCode, Method: http.MethodGet, Endpoint: c.endpointOf(first), Message: "redirect without Location"}
+			return nil, apiError(resp.StatusCode, http.MethodGet, c.endpointOf(first), "redirect without Location", 0, nil)
 		}
 		target, err := c.sameHost(first, loc)
 		if err != nil {
@@ -194,13 +194,14 @@ type reviewerRef struct {
 
 // SetReviewers replaces the pull request's reviewers with exactly the given
 // list (read, merge, then call this) and returns the updated pull request.
-// The body holds only the current title and the reviewers, so nothing else
-// of the pull request changes. Bitbucket refuses the author as a reviewer
-// and any change to a pull request that is not open.
+// Bitbucket's PUT replaces the resource: a field left out is dropped, so the
+// body carries the current title and description, read just before, with
+// the reviewers. Bitbucket refuses the author as a reviewer and any change
+// to a pull request that is not open.
 //
 // Raw REST: go-bitbucket's PullRequests.Update sends an empty title and
 // description and close_source_branch false, blanking the pull request.
-func (c *Client) SetReviewers(ctx context.Context, repo string, id int, title string, reviewers []model.Actor) (*model.PullRequest, error) {
+func (c *Client) SetReviewers(ctx context.Context, repo string, id int, title, description string, reviewers []model.Actor) (*model.PullRequest, error) {
 	ws, slug, err := splitRepo(repo)
 	if err != nil {
 		return nil, err
@@ -227,9 +228,10 @@ func (c *Client) SetReviewers(ctx context.Context, repo string, id int, title st
 		}
 	}
 	body := struct {
-		Title     string        `json:"title"`
-		Reviewers []reviewerRef `json:"reviewers"`
-	}{title, refs}
+		Title       string        `json:"title"`
+		Description string        `json:"description"`
+		Reviewers   []reviewerRef `json:"reviewers"`
+	}{title, description, refs}
 	var w wirePullRequest
 	if err := c.call(ctx, http.MethodPut, c.url(nil, "repositories", ws, slug, "pullrequests", strconv.Itoa(id)), body, &w); err != nil {
 		return nil, err
@@ -237,22 +239,10 @@ func (c *Client) SetReviewers(ctx context.Context, repo string, id int, title st
 	return w.pullRequest(repo), nil
 }
 
-// Activity kinds.
-const (
-	ActivityApproval       = "approval"
-	ActivityChangesRequest = "changes_request"
-	ActivityComment        = "comment"
-	ActivityUpdate         = "update"
-)
-
-// Activity is one entry of a pull request's activity log.
-type Activity struct {
-	Kind    string // ActivityApproval, ActivityChangesRequest, ActivityComment, ActivityUpdate
-	User    model.Actor
-	At      time.Time
-	Comment *model.Comment // comment entries only
-	State   model.PRState  // update entries: the state after the update
-}
+// maxActivityPages bounds the activity read: 10 pages of 50, newest first,
+// reach far beyond the last push of any pull request a person still
+// reviews.
+const maxActivityPages = 10
 
 type wireActivity struct {
 	Approval       *wireApproval `json:"approval"`
@@ -262,14 +252,18 @@ type wireActivity struct {
 		Author *wireAccount `json:"author"`
 		Date   wireTime     `json:"date"`
 		State  string       `json:"state"`
+		Source wireEndpoint `json:"source"`
 	} `json:"update"`
 }
 
-// PullRequestActivity reads the activity log (newest first, as Bitbucket
-// sends it): dated approvals, change requests, comments and updates.
+// PullRequestActivity reads the activity log, newest first as Bitbucket
+// sends it: dated approvals, change requests, comments and updates (an
+// update names the source commit after it, so pushes show as updates whose
+// commit changed). At most 10 pages of 50 are read; a longer log is cut at
+// its oldest end.
 //
 // Raw REST: go-bitbucket's PullRequests.Activity reads the first page only.
-func (c *Client) PullRequestActivity(ctx context.Context, repo string, id int, maxPages int) ([]Activity, error) {
+func (c *Client) PullRequestActivity(ctx context.Context, repo string, id int) ([]model.PRActivity, error) {
 	ws, slug, err := splitRepo(repo)
 	if err != nil {
 		return nil, err
@@ -278,26 +272,123 @@ func (c *Client) PullRequestActivity(ctx context.Context, repo string, id int, m
 		return nil, err
 	}
 	q := url.Values{"pagelen": {strconv.Itoa(pageLenPR)}}
-	var out []Activity
-	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "activity"), maxPages, func(raw json.RawMessage) error {
+	var out []model.PRActivity
+	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "activity"), maxActivityPages, func(raw json.RawMessage) error {
 		var w wireActivity
 		if err := json.Unmarshal(raw, &w); err != nil {
 			return fmt.Errorf("bitbucket: activity of %s#%d: %w", repo, id, err)
 		}
 		switch {
 		case w.Approval != nil:
-			out = append(out, Activity{Kind: ActivityApproval, User: w.Approval.User.actor(), At: w.Approval.Date.Time})
+			out = append(out, model.PRActivity{Kind: model.ActivityApproval, User: w.Approval.User.actor(), At: w.Approval.Date.Time})
 		case w.ChangesRequest != nil:
-			out = append(out, Activity{Kind: ActivityChangesRequest, User: w.ChangesRequest.User.actor(), At: w.ChangesRequest.Date.Time})
+			out = append(out, model.PRActivity{Kind: model.ActivityChangesRequest, User: w.ChangesRequest.User.actor(), At: w.ChangesRequest.Date.Time})
 		case w.Comment != nil:
 			cm := w.Comment.comment()
-			out = append(out, Activity{Kind: ActivityComment, User: cm.Author, At: cm.CreatedAt, Comment: &cm})
+			out = append(out, model.PRActivity{Kind: model.ActivityComment, User: cm.Author, At: cm.CreatedAt, Comment: &cm})
 		case w.Update != nil:
-			out = append(out, Activity{Kind: ActivityUpdate, User: w.Update.Author.actor(), At: w.Update.Date.Time, State: prState(w.Update.State)})
+			out = append(out, model.PRActivity{Kind: model.ActivityUpdate, User: w.Update.Author.actor(), At: w.Update.Date.Time,
+				State: prState(w.Update.State), SourceCommit: strings.ToLower(w.Update.Source.commit())})
 		}
 		return nil
 	})
 	return out, err
+}
+
+type wireCommitFull struct {
+	Hash   string   `json:"hash"`
+	Date   wireTime `json:"date"`
+	Author struct {
+		Raw  string       `json:"raw"`
+		User *wireAccount `json:"user"`
+	} `json:"author"`
+}
+
+func (w *wireCommitFull) commit() model.Commit {
+	return model.Commit{Hash: strings.ToLower(w.Hash), Author: w.Author.User.actor(), AuthorRaw: w.Author.Raw, Date: w.Date.Time}
+}
+
+// maxCommitPages bounds the commits read: 40 pages of 50 (the endpoint's
+// page size is not documented above 50 everywhere; 50 is accepted).
+const maxCommitPages = 40
+
+// PullRequestCommits lists the commits a pull request brings, newest first,
+// with their authors: Author is set only when Bitbucket mapped the commit's
+// email to an account (AuthorRaw always is). A list longer than 2,000
+// commits is cut and reported as an error, since a caller deciding who
+// wrote the code must not judge on part of it.
+//
+// Raw REST: go-bitbucket's PullRequests.Commits reads one page of 10.
+func (c *Client) PullRequestCommits(ctx context.Context, repo string, id int) ([]model.Commit, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLenPR)}}
+	var out []model.Commit
+	u := c.url(q, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "commits")
+	for n := 1; ; n++ {
+		var p page
+		if err := c.call(ctx, http.MethodGet, u, nil, &p); err != nil {
+			return nil, err
+		}
+		next, err := c.walk(u, &p, func(raw json.RawMessage) error {
+			var w wireCommitFull
+			if err := json.Unmarshal(raw, &w); err != nil {
+				return fmt.Errorf("bitbucket: commits of %s#%d: %w", repo, id, err)
+			}
+			out = append(out, w.commit())
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if next == "" {
+			return out, nil
+		}
+		if n >= maxCommitPages {
+			return nil, fmt.Errorf("bitbucket: commits of %s#%d: more than %d pages", repo, id, maxCommitPages)
+		}
+		u = next
+	}
+}
+
+// GetCommit reads one commit; a short hash (7 to 39 hex, such as the 12 of
+// webhook payloads) comes back with its full 40-hex hash. A hash that names
+// no commit, or more than one, is a 404 (upstream.IsNotFound).
+//
+// Raw REST: go-bitbucket's Commits.GetCommit answers an untyped map and
+// drops the error body.
+func (c *Client) GetCommit(ctx context.Context, repo, commit string) (model.Commit, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return model.Commit{}, err
+	}
+	if err := checkCommit(commit); err != nil {
+		return model.Commit{}, err
+	}
+	var w wireCommitFull
+	if err := c.call(ctx, http.MethodGet, c.url(nil, "repositories", ws, slug, "commit", commit), nil, &w); err != nil {
+		return model.Commit{}, err
+	}
+	got := w.commit()
+	if len(got.Hash) != 40 || !strings.HasPrefix(got.Hash, strings.ToLower(commit)) {
+		return model.Commit{}, fmt.Errorf("bitbucket: commit %s of %s: answer names %q", commit, repo, w.Hash)
+	}
+	return got, nil
+}
+
+// ResolveCommit expands a short hash to the full 40-hex one Bitbucket
+// knows; a full hash is checked to exist.
+func (c *Client) ResolveCommit(ctx context.Context, repo, commit string) (string, error) {
+	got, err := c.GetCommit(ctx, repo, commit)
+	if err != nil {
+		return "", err
+	}
+	return got.Hash, nil
 }
 
 // SetCommitStatus creates or overwrites (same key) a build status on a
@@ -324,7 +415,7 @@ func (c *Client) SetCommitStatus(ctx context.Context, repo, commit string, st mo
 	return nil
 }
 
-// GetCommitStatus reads one build status; errors.Is(err, ErrNotFound) when
+// GetCommitStatus reads one build status; upstream.IsNotFound(err) when
 // there is none with that key. (go-bitbucket's Commits.GetCommitStatus.)
 func (c *Client) GetCommitStatus(ctx context.Context, repo, commit, key string) (*model.CommitStatus, error) {
 	ws, slug, err := splitRepo(repo)
@@ -366,7 +457,7 @@ func (c *Client) PullRequestStatuses(ctx context.Context, repo string, id int) (
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	q := url.Values{"pagelen": {strconv.Itoa(pageLen)}}
+	q := url.Values{"pagelen": {strconv.Itoa(pageLenPR)}}
 	var out []model.CommitStatus
 	err = c.pages(ctx, c.url(q, "repositories", ws, slug, "pullrequests", strconv.Itoa(id), "statuses"), 0, func(raw json.RawMessage) error {
 		var w wireStatus
@@ -451,7 +542,7 @@ func (c *Client) ListComments(ctx context.Context, repo string, id int, maxPages
 }
 
 // CommitPullRequests lists the pull requests that contain a commit. It
-// needs Bitbucket's pull request commit-links index: a 404 (ErrNotFound)
+// needs Bitbucket's pull request commit-links index: a 404 (upstream.IsNotFound)
 // may mean the index does not exist, a Temporary error that it is being
 // built.
 //
@@ -600,7 +691,7 @@ func (c *Client) CurrentUser(ctx context.Context) (a model.Actor, err error) {
 	defer func() {
 		// Profile type-asserts the answer to an object and panics otherwise.
 		if r := recover(); r != nil {
-			a, err = model.Actor{}, &Error{Status: http.StatusOK, Method: http.MethodGet, Endpoint: "GET /user", Message: fmt.Sprint("undecodable answer: ", r)}
+			a, err = model.Actor{}, apiError(http.StatusOK, http.MethodGet, "GET /user", fmt.Sprint("undecodable answer: ", r), 0, nil)
 		}
 	}()
 	u, err := lc.User.Profile()

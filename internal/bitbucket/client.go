@@ -201,7 +201,7 @@ func (c *Client) lib(ctx context.Context) (*gobb.Client, *callState) {
 	return lc, st
 }
 
-// libError turns a go-bitbucket error into an *Error (or ctx's error).
+// libError turns a go-bitbucket error into an *upstream.Error (or ctx's error).
 func (c *Client) libError(ctx context.Context, method string, segs []string, err error, st *callState) error {
 	ep := EndpointTemplate(method, "/"+strings.Join(segs, "/"))
 	if ctxErr := ctx.Err(); ctxErr != nil {
@@ -209,9 +209,9 @@ func (c *Client) libError(ctx context.Context, method string, segs []string, err
 	}
 	var ue *gobb.UnexpectedResponseStatusError
 	if errors.As(err, &ue) {
-		return &Error{Status: ue.StatusCode, Method: method, Endpoint: ep, Message: errorMessage(ue.StatusCode, ue.Body), retryAfter: st.retryAfter}
+		return apiError(ue.StatusCode, method, ep, errorMessage(ue.StatusCode, ue.Body), st.retryAfter, nil)
 	}
-	return &Error{Method: method, Endpoint: ep, err: err}
+	return apiError(0, method, ep, "", 0, err)
 }
 
 // fromLib re-decodes go-bitbucket's interface{} result into a wire type.
@@ -224,7 +224,7 @@ func fromLib(res any, out any) error {
 }
 
 // send performs one logical request (retries happen below) and returns a
-// 2xx or 3xx answer, or an *Error with the body read and closed.
+// 2xx or 3xx answer, or an *upstream.Error with the body read and closed.
 func (c *Client) send(ctx context.Context, hc *http.Client, method, u string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
@@ -251,16 +251,16 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, u string, bo
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, &Error{Method: method, Endpoint: ep, err: err}
+		return nil, apiError(0, method, ep, "", 0, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
 		return resp, nil
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &Error{Status: resp.StatusCode, Method: method, Endpoint: ep, Message: errorMessage(resp.StatusCode, b)}
+	e := apiError(resp.StatusCode, method, ep, errorMessage(resp.StatusCode, b), 0, nil)
 	if d, ok := upstream.RetryAfter(resp.Header, c.now()); ok {
-		e.retryAfter = d
+		e.Retry = d
 	}
 	return nil, e
 }
@@ -279,7 +279,7 @@ func (c *Client) decode(ctx context.Context, method string, resp *http.Response,
 	ep := c.endpoint(method, resp.Request.URL)
 	if resp.StatusCode == http.StatusAccepted && method == http.MethodGet {
 		// commit/{hash}/pullrequests: "still being indexed".
-		return &Error{Status: resp.StatusCode, Method: method, Endpoint: ep, Message: "not ready yet"}
+		return apiError(resp.StatusCode, method, ep, "not ready yet", 0, nil)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
@@ -289,7 +289,7 @@ func (c *Client) decode(ctx context.Context, method string, resp *http.Response,
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("bitbucket: %s: %w", ep, ctxErr)
 		}
-		return &Error{Status: resp.StatusCode, Method: method, Endpoint: ep, Message: "undecodable answer", err: err}
+		return apiError(resp.StatusCode, method, ep, "undecodable answer", 0, err)
 	}
 	return nil
 }

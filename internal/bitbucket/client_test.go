@@ -22,6 +22,7 @@ import (
 	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/fixtures"
 	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 // api is an httptest server mounted under /prefix/2.0 (absolute-URL bugs
@@ -211,7 +212,7 @@ func TestGetPullRequestFixtures(t *testing.T) {
 	}
 }
 
-func TestSetReviewersSendsOnlyTitleAndReviewers(t *testing.T) {
+func TestSetReviewersSendsTitleDescriptionAndReviewers(t *testing.T) {
 	a := newAPI(t)
 	a.on("PUT /repositories/amuniz/test-repos/pullrequests/1", fixture(t, "pullrequest_get__jenkins-bbs.json"))
 	c := a.client(t, nil)
@@ -220,7 +221,7 @@ func TestSetReviewersSendsOnlyTitleAndReviewers(t *testing.T) {
 		{UUID: "{b0b}", DisplayName: "Bob (no account id)"},
 		{AccountID: "557058:aaaa", DisplayName: "Ana again"},
 	}
-	pr, err := c.SetReviewers(context.Background(), "amuniz/test-repos", 1, "Release/release 1", revs)
+	pr, err := c.SetReviewers(context.Background(), "amuniz/test-repos", 1, "Release/release 1", "Ships the release.", revs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +232,9 @@ func TestSetReviewersSendsOnlyTitleAndReviewers(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.body(0)), &body); err != nil {
 		t.Fatal(err)
 	}
-	if len(body) != 2 || string(body["title"]) != `"Release/release 1"` {
-		t.Errorf("body %s: want only title and reviewers", a.body(0))
+	// The PUT replaces the resource: a description left out would be wiped.
+	if len(body) != 3 || string(body["title"]) != `"Release/release 1"` || string(body["description"]) != `"Ships the release."` {
+		t.Errorf("body %s: want title, description and reviewers", a.body(0))
 	}
 	if got := string(body["reviewers"]); got != `[{"account_id":"557058:aaaa"},{"uuid":"{b0b}"}]` {
 		t.Errorf("reviewers %s", got)
@@ -245,7 +247,7 @@ func TestSetReviewersSendsOnlyTitleAndReviewers(t *testing.T) {
 		title string
 		revs  []model.Actor
 	}{{"", revs}, {"  ", revs}, {"t", []model.Actor{{DisplayName: "nobody"}}}} {
-		if _, err := c.SetReviewers(context.Background(), "amuniz/test-repos", 1, bad.title, bad.revs); err == nil {
+		if _, err := c.SetReviewers(context.Background(), "amuniz/test-repos", 1, bad.title, "", bad.revs); err == nil {
 			t.Errorf("title %q reviewers %v: want an error", bad.title, bad.revs)
 		}
 	}
@@ -283,8 +285,8 @@ func TestRetries(t *testing.T) {
 			handler:   status(404, nil, string(fixtures.Read(t, "bitbucket/api/error_not_found__go-scm.json"))),
 			wantCalls: 1,
 			wantErr: func(err error) bool {
-				var e *bitbucket.Error
-				return errors.Is(err, bitbucket.ErrNotFound) && errors.As(err, &e) && e.Permanent() && !e.Temporary() &&
+				var e *upstream.Error
+				return upstream.IsNotFound(err) && errors.As(err, &e) && e.Permanent() && !e.Temporary() &&
 					e.Message == "Repository dev/null not found" && e.Endpoint == "GET /repositories/{ws}/{repo}/pullrequests/{id}"
 			},
 		},
@@ -293,8 +295,8 @@ func TestRetries(t *testing.T) {
 			handler:   status(500, nil, fmt.Sprintf(errorJSON, "Something went wrong")),
 			wantCalls: 5, wantWaits: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second},
 			wantErr: func(err error) bool {
-				var e *bitbucket.Error
-				return errors.As(err, &e) && e.Temporary() && !e.Permanent() && e.Status == 500 && !errors.Is(err, bitbucket.ErrNotFound)
+				var e *upstream.Error
+				return errors.As(err, &e) && e.Temporary() && !e.Permanent() && e.StatusCode == 500 && !upstream.IsNotFound(err)
 			},
 		},
 		{
@@ -302,7 +304,7 @@ func TestRetries(t *testing.T) {
 			handler:   status(429, map[string]string{"Retry-After": "3600"}, fmt.Sprintf(errorJSON, "Rate limit for this resource has been exceeded")),
 			wantCalls: 1,
 			wantErr: func(err error) bool {
-				var e *bitbucket.Error
+				var e *upstream.Error
 				return errors.As(err, &e) && e.Temporary() && e.RetryAfter() == time.Hour
 			},
 		},
@@ -334,8 +336,8 @@ func TestPostRetriedOnlyWhenNotProcessed(t *testing.T) {
 	))
 	c := a.client(t, nil)
 	_, err := c.CreateComment(context.Background(), "ws/repo", 3, "hello")
-	var e *bitbucket.Error
-	if !errors.As(err, &e) || e.Status != 500 || !e.Temporary() {
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 500 || !e.Temporary() {
 		t.Fatalf("err %v", err)
 	}
 	if n := len(a.requests()); n != 2 {
@@ -650,7 +652,7 @@ func TestCommitStatuses(t *testing.T) {
 	if got.State != "FAILED" || got.Commit != commit || got.Name != "test » feature/test #36" || got.RefName != "" || !got.UpdatedAt.Equal(ts("2024-11-27T16:21:27.750703+00:00")) {
 		t.Errorf("status %+v", got)
 	}
-	if _, err := c.GetCommitStatus(ctx, "amuniz/test-repos", commit, "missing"); !errors.Is(err, bitbucket.ErrNotFound) {
+	if _, err := c.GetCommitStatus(ctx, "amuniz/test-repos", commit, "missing"); !upstream.IsNotFound(err) {
 		t.Errorf("missing: %v", err)
 	}
 	for _, bad := range []model.CommitStatus{{State: "FAILED", URL: "u"}, {Key: "k", URL: "u"}, {Key: "k", State: "FAILED"}} {
@@ -757,11 +759,11 @@ func TestPullRequestActivity(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(out)
 	})
 	c := a.client(t, nil)
-	acts, err := c.PullRequestActivity(context.Background(), "atlassian/atlaskit-mk-2", 5695, 5)
+	acts, err := c.PullRequestActivity(context.Background(), "atlassian/atlaskit-mk-2", 5695)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kinds []string
+	var kinds []model.PRActivityKind
 	for _, x := range acts {
 		kinds = append(kinds, x.Kind)
 	}
@@ -833,7 +835,7 @@ func TestCommitPullRequestsIndexing(t *testing.T) {
 	))
 	c := a.client(t, nil)
 	_, err := c.CommitPullRequests(context.Background(), "ws/repo", commit)
-	var e *bitbucket.Error
+	var e *upstream.Error
 	if !errors.As(err, &e) || !e.Temporary() {
 		t.Fatalf("202: err %v, want a temporary error", err)
 	}
@@ -852,14 +854,14 @@ func TestErrorMessages(t *testing.T) {
 		`{"type":"error","error":{"message":"Bad request","fields":{"reviewers":["Ana is the author and cannot be included as a reviewer."]}}}`))
 	a.on("GET /repositories/ws/repo/pullrequests/2", status(403, nil, "<html>forbidden</html>"))
 	c := a.client(t, nil)
-	_, err := c.SetReviewers(context.Background(), "ws/repo", 2, "t", []model.Actor{{AccountID: "x"}})
-	var e *bitbucket.Error
-	if !errors.As(err, &e) || e.Status != 400 || !e.Permanent() || e.Method != "PUT" ||
+	_, err := c.SetReviewers(context.Background(), "ws/repo", 2, "t", "d", []model.Actor{{AccountID: "x"}})
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 400 || !e.Permanent() || e.Method != "PUT" ||
 		e.Message != "Bad request: reviewers: Ana is the author and cannot be included as a reviewer." {
 		t.Errorf("400: %#v", err)
 	}
 	_, err = c.GetPullRequest(context.Background(), "ws/repo", 2)
-	if !errors.As(err, &e) || e.Status != 403 || e.Message != "Forbidden" || !e.Permanent() {
+	if !errors.As(err, &e) || e.StatusCode != 403 || e.Message != "Forbidden" || !e.Permanent() {
 		t.Errorf("403: %#v", err)
 	}
 }

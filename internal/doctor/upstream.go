@@ -26,14 +26,8 @@ type outcome struct {
 // the server for network errors.
 func describe(err error, host string) outcome {
 	status, detail := 0, err.Error()
-	var be *bitbucket.Error
 	var ue *upstream.Error
 	switch {
-	case errors.As(err, &be):
-		status, detail = be.Status, be.Message
-		if status == 0 {
-			detail = strings.TrimPrefix(be.Error(), "bitbucket: "+be.Endpoint+": ")
-		}
 	case errors.As(err, &ue):
 		status, detail = ue.StatusCode, ue.Message
 		if status == 0 && ue.Err != nil {

@@ -345,6 +345,7 @@ func TestEndToEndAPI(t *testing.T) {
 		if g["state"] != "pending" {
 			t.Fatalf("gate = %v", g)
 		}
+		e.clk.add(time.Minute)
 		if err := e.bb.Approve(testRepo, pr5, e.user["bo"]); err != nil {
 			t.Fatal(err)
 		}

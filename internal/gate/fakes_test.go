@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 const testRepo = "reloadly/payments-api"
@@ -99,7 +99,7 @@ type fakePR struct {
 	authors   map[string]string // commit → author account ("" for an unmapped email)
 	merge     string
 	approvals map[string]time.Time
-	updates   []Activity // creation, pushes, merge or decline, oldest first
+	updates   []model.PRActivity // creation, pushes, merge or decline, oldest first
 	comments  []model.Comment
 }
 
@@ -145,7 +145,7 @@ func (h *fakeHost) CommitPullRequests(_ context.Context, _ string, commit string
 	}
 	defer h.mu.Unlock()
 	if h.noIndex {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
 	}
 	var ids []int
 	for id, p := range h.prs {
@@ -169,12 +169,12 @@ func (h *fakeHost) GetPullRequest(_ context.Context, _ string, id int) (*model.P
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	if p == nil {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}", Message: "not found"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}", Message: "not found"}
 	}
 	return h.modelPR(p, true), nil
 }
 
-func (h *fakeHost) PullRequestCommits(_ context.Context, _ string, id int, _ int) ([]Commit, error) {
+func (h *fakeHost) PullRequestCommits(_ context.Context, _ string, id int) ([]model.Commit, error) {
 	if err := h.begin(); err != nil {
 		h.mu.Unlock()
 		return nil, err
@@ -182,17 +182,17 @@ func (h *fakeHost) PullRequestCommits(_ context.Context, _ string, id int, _ int
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	if p == nil {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}/commits"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}/commits"}
 	}
-	var out []Commit
+	var out []model.Commit
 	for i := len(p.commits) - 1; i >= 0; i-- { // newest first
 		c := p.commits[i]
-		out = append(out, Commit{Hash: c, Author: model.Actor{AccountID: p.authors[c]}, AuthorRaw: "Someone <" + p.authors[c] + "@example.com>"})
+		out = append(out, model.Commit{Hash: c, Author: model.Actor{AccountID: p.authors[c]}, AuthorRaw: "Someone <" + p.authors[c] + "@example.com>"})
 	}
 	return out, nil
 }
 
-func (h *fakeHost) PullRequestActivity(_ context.Context, _ string, id int, _ int) ([]Activity, error) {
+func (h *fakeHost) PullRequestActivity(_ context.Context, _ string, id int) ([]model.PRActivity, error) {
 	if err := h.begin(); err != nil {
 		h.mu.Unlock()
 		return nil, err
@@ -200,11 +200,11 @@ func (h *fakeHost) PullRequestActivity(_ context.Context, _ string, id int, _ in
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	if p == nil {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}/activity"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}/activity"}
 	}
 	out := slices.Clone(p.updates)
 	for who, at := range p.approvals {
-		out = append(out, Activity{Kind: activityApproval, User: model.Actor{AccountID: who}, At: at})
+		out = append(out, model.PRActivity{Kind: model.ActivityApproval, User: model.Actor{AccountID: who}, At: at})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) }) // newest first
 	return out, nil
@@ -226,7 +226,7 @@ func (h *fakeHost) ResolveCommit(_ context.Context, _ string, hash string) (stri
 		}
 	}
 	if len(found) != 1 {
-		return "", &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "commit/{hash}", Message: "no single commit " + hash}
+		return "", &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "commit/{hash}", Message: "no single commit " + hash}
 	}
 	return found[0], nil
 }
@@ -238,7 +238,7 @@ func (h *fakeHost) ListComments(_ context.Context, _ string, id int, _ int) ([]m
 	}
 	defer h.mu.Unlock()
 	if h.prs[id] == nil {
-		return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "pullrequests/{id}/comments"}
+		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}/comments"}
 	}
 	return slices.Clone(h.prs[id].comments), nil
 }
@@ -251,7 +251,7 @@ func (h *fakeHost) CreateComment(_ context.Context, _ string, id int, body strin
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	if p == nil {
-		return model.Comment{}, &bitbucket.Error{Status: 404, Method: "POST", Endpoint: "pullrequests/{id}/comments"}
+		return model.Comment{}, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "POST", Endpoint: "pullrequests/{id}/comments"}
 	}
 	h.seq++
 	c := model.Comment{ID: fmt.Sprint(900000 + h.seq), Author: model.Actor{AccountID: "acc-bot"}, Body: body, CreatedAt: h.now()}
@@ -267,7 +267,7 @@ func (h *fakeHost) SetCommitStatus(_ context.Context, _ string, commit string, s
 	}
 	defer h.mu.Unlock()
 	if st.URL == "" || st.Key == "" {
-		return &bitbucket.Error{Status: 400, Method: "POST", Endpoint: "commit/{hash}/statuses/build", Message: "url and key are required"}
+		return &upstream.Error{Service: "bitbucket", StatusCode: 400, Method: "POST", Endpoint: "commit/{hash}/statuses/build", Message: "url and key are required"}
 	}
 	h.statuses[commit+"|"+st.Key] = st
 	return nil
@@ -280,7 +280,7 @@ func (h *fakeHost) addPR(id int, author, head string) {
 	defer h.mu.Unlock()
 	h.prs[id] = &fakePR{id: id, author: author, state: model.PROpen, head: head, commits: []string{head},
 		authors: map[string]string{head: author}, approvals: map[string]time.Time{},
-		updates: []Activity{{Kind: activityUpdate, User: model.Actor{AccountID: author}, At: h.now(), State: model.PROpen}}}
+		updates: []model.PRActivity{{Kind: model.ActivityUpdate, User: model.Actor{AccountID: author}, At: h.now(), State: model.PROpen, SourceCommit: head[:12]}}}
 }
 
 // push pushes head onto the pull request as its author.
@@ -295,7 +295,7 @@ func (h *fakeHost) pushBy(id int, head, who string) {
 	p.head = head
 	p.commits = append(p.commits, head)
 	p.authors[head] = who
-	p.updates = append(p.updates, Activity{Kind: activityUpdate, User: model.Actor{AccountID: who}, At: h.now(), State: model.PROpen})
+	p.updates = append(p.updates, model.PRActivity{Kind: model.ActivityUpdate, User: model.Actor{AccountID: who}, At: h.now(), State: model.PROpen, SourceCommit: head[:12]})
 }
 
 func (h *fakeHost) merge(id int, mergeCommit string) {
@@ -303,7 +303,7 @@ func (h *fakeHost) merge(id int, mergeCommit string) {
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	p.state, p.merge = model.PRMerged, mergeCommit
-	p.updates = append(p.updates, Activity{Kind: activityUpdate, User: model.Actor{AccountID: p.author}, At: h.now(), State: model.PRMerged})
+	p.updates = append(p.updates, model.PRActivity{Kind: model.ActivityUpdate, User: model.Actor{AccountID: p.author}, At: h.now(), State: model.PRMerged, SourceCommit: p.head[:12]})
 }
 
 func (h *fakeHost) decline(id int) {
@@ -311,7 +311,7 @@ func (h *fakeHost) decline(id int) {
 	defer h.mu.Unlock()
 	p := h.prs[id]
 	p.state = model.PRDeclined
-	p.updates = append(p.updates, Activity{Kind: activityUpdate, User: model.Actor{AccountID: p.author}, At: h.now(), State: model.PRDeclined})
+	p.updates = append(p.updates, model.PRActivity{Kind: model.ActivityUpdate, User: model.Actor{AccountID: p.author}, At: h.now(), State: model.PRDeclined, SourceCommit: p.head[:12]})
 }
 
 // approve approves as who; approving again keeps the first approval's date,

@@ -95,8 +95,9 @@ type Input struct {
 	// dated approval found) and the pull request's last push (zero: none
 	// seen). With invalidate_on_push an approval counts only when given
 	// after the last push.
-	ApprovedAt time.Time `json:"approved_at,omitzero"`
-	PushedAt   time.Time `json:"pushed_at,omitzero"`
+	ApprovedAt  time.Time `json:"approved_at,omitzero"`
+	PushedAt    time.Time `json:"pushed_at,omitzero"`
+	PushUnknown bool      `json:"push_unknown,omitempty"` // the activity does not show when the head was pushed
 }
 
 // Policy is who may decide, computed from roles.yaml for the gate's team
@@ -337,6 +338,9 @@ func staleApproval(in Input, p Policy) string {
 	}
 	if in.ApprovedAt.IsZero() {
 		return "Bitbucket's activity shows no dated approval; approve again"
+	}
+	if in.PushUnknown {
+		return "Bitbucket's activity does not show when pull request #" + strconv.Itoa(in.PR) + "'s head was pushed, so no approval can be dated after it"
 	}
 	if !in.PushedAt.IsZero() && !in.ApprovedAt.After(in.PushedAt) {
 		return "the approval at " + in.ApprovedAt.UTC().Format(time.RFC3339) + " was given before the last push to pull request #" +

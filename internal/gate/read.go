@@ -25,9 +25,9 @@ type Host interface {
 	GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error)
 	// PullRequestCommits lists a pull request's commits with full hashes
 	// and their authors (an account only when Bitbucket maps the email).
-	PullRequestCommits(ctx context.Context, repo string, id int, maxPages int) ([]Commit, error)
+	PullRequestCommits(ctx context.Context, repo string, id int) ([]model.Commit, error)
 	// PullRequestActivity lists dated approvals and updates (pushes).
-	PullRequestActivity(ctx context.Context, repo string, id int, maxPages int) ([]Activity, error)
+	PullRequestActivity(ctx context.Context, repo string, id int) ([]model.PRActivity, error)
 	// ResolveCommit returns the full hash of a (short) hash; NotFound when
 	// no commit, or more than one, has it.
 	ResolveCommit(ctx context.Context, repo, hash string) (string, error)
@@ -48,15 +48,16 @@ type prCommits struct {
 
 // facts is what one re-read of Bitbucket found.
 type facts struct {
-	now        time.Time
-	found      []int                      // pull requests found to carry the commit
-	prs        map[int]*model.PullRequest // re-read pull requests that carry it
-	moved      map[int]string             // pull requests that no longer carry it, and why
-	comments   map[int][]model.Comment
-	commits    map[int]prCommits
-	approvedAt map[int]map[string]time.Time // Bitbucket's date of each current approval
-	pushedAt   map[int]time.Time            // the last push, as the activity dates it
-	policy     Policy
+	now         time.Time
+	found       []int                      // pull requests found to carry the commit
+	prs         map[int]*model.PullRequest // re-read pull requests that carry it
+	moved       map[int]string             // pull requests that no longer carry it, and why
+	comments    map[int][]model.Comment
+	commits     map[int]prCommits
+	approvedAt  map[int]map[string]time.Time // Bitbucket's date of each current approval
+	pushedAt    map[int]time.Time            // the last push, as the activity dates it
+	pushUnknown map[int]bool                 // the activity does not show the last push
+	policy      Policy
 }
 
 // read gathers a gate's facts. An environment no rule gates, or a gate past
@@ -68,7 +69,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 	now := s.now()
 	d := readDetails(g)
 	f := facts{now: now, prs: map[int]*model.PullRequest{}, moved: map[int]string{}, comments: map[int][]model.Comment{},
-		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}}
+		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}}
 	f.policy = s.policy(org, g, authorshipOf(d), now)
 	if !f.policy.Deploy.Gated || !now.Before(g.ExpiresAt) {
 		return f, nil
@@ -134,11 +135,20 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			if !approvedByEligible(pr, f.policy) {
 				continue
 			}
-			acts, err := s.o.Host.PullRequestActivity(ctx, g.Repository, id, s.o.MaxCommentPages)
+			acts, err := s.o.Host.PullRequestActivity(ctx, g.Repository, id)
 			if err != nil {
 				return f, &UpstreamError{fmt.Errorf("activity of %s#%d: %w", g.Repository, id, err)}
 			}
-			f.approvedAt[id], f.pushedAt[id] = approvalDates(acts), lastPush(acts)
+			// When the head became the head: Bitbucket's own date of the
+			// push (title edits and the merge carry the same head). Not
+			// found (the log is truncated): no approval can be dated after
+			// it, so none counts.
+			f.approvedAt[id] = approvalDates(acts)
+			if at, ok := model.LastPush(acts, orDefault(f.commits[id].Head, pr.SourceCommit)); ok {
+				f.pushedAt[id] = at
+			} else {
+				f.pushUnknown[id] = true
+			}
 		}
 	}
 	return f, nil
@@ -155,31 +165,14 @@ func approvedByEligible(pr *model.PullRequest, p Policy) bool {
 
 // approvalDates is the date of each account's current approval (the
 // activity lists current approvals; the newest one counts).
-func approvalDates(acts []Activity) map[string]time.Time {
+func approvalDates(acts []model.PRActivity) map[string]time.Time {
 	out := map[string]time.Time{}
 	for _, a := range acts {
-		if a.Kind == activityApproval && a.User.AccountID != "" && a.At.After(out[a.User.AccountID]) {
+		if a.Kind == model.ActivityApproval && a.User.AccountID != "" && a.At.After(out[a.User.AccountID]) {
 			out[a.User.AccountID] = a.At
 		}
 	}
 	return out
-}
-
-// lastPush is when the pull request last changed under its approvers: the
-// newest update entry while it was open. Bitbucket dates these itself;
-// commit dates are the author's to choose and never count. The update that
-// merges or declines it is not a push.
-func lastPush(acts []Activity) time.Time {
-	var last time.Time
-	for _, a := range acts {
-		if a.Kind != activityUpdate || (a.State != "" && a.State != model.PROpen) {
-			continue
-		}
-		if a.At.After(last) {
-			last = a.At
-		}
-	}
-	return last
 }
 
 // commitsOf returns what the gate knows of a pull request's commits,
@@ -189,7 +182,7 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 	if c, ok := d.Commits[key]; ok && head != "" && c.Head == head {
 		return c, nil
 	}
-	list, err := s.o.Host.PullRequestCommits(ctx, g.Repository, pr.ID, s.o.MaxCommentPages)
+	list, err := s.o.Host.PullRequestCommits(ctx, g.Repository, pr.ID)
 	if err != nil {
 		return prCommits{}, &UpstreamError{fmt.Errorf("commits of %s#%d: %w", g.Repository, pr.ID, err)}
 	}

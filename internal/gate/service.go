@@ -657,7 +657,7 @@ func (f facts) inputs(st State) []Input {
 		for _, a := range approvers {
 			present[strconv.Itoa(id)+":"+a] = true
 			out = append(out, Input{Kind: InApproval, At: f.now, Account: a, PR: id,
-				ApprovedAt: f.approvedAt[id][a], PushedAt: f.pushedAt[id]})
+				ApprovedAt: f.approvedAt[id][a], PushedAt: f.pushedAt[id], PushUnknown: f.pushUnknown[id]})
 		}
 	}
 	for _, key := range st.Seen {

@@ -13,11 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 func openStore(t testing.TB) *sqlite.Store {
@@ -391,7 +391,7 @@ func TestServiceNewCommitNeedsItsOwnApproval(t *testing.T) {
 type notIndexed struct{ *fakeHost }
 
 func (notIndexed) CommitPullRequests(context.Context, string, string) ([]model.PullRequest, error) {
-	return nil, &bitbucket.Error{Status: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
+	return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
 }
 
 func TestServiceFindsPullRequests(t *testing.T) {
@@ -459,7 +459,7 @@ func TestServiceUpstreamTrouble(t *testing.T) {
 	merge := hex40(5)
 	e.host.addPR(6, "acc-tom", hex40(60))
 	e.host.merge(6, merge)
-	e.host.failAll = &bitbucket.Error{Status: 503, Method: "GET", Endpoint: "x", Message: "unavailable"}
+	e.host.failAll = &upstream.Error{Service: "bitbucket", StatusCode: 503, Method: "GET", Endpoint: "x", Message: "unavailable"}
 
 	g := mustAsk(t, e, ask(merge, "production"), true) // stored, though Bitbucket is down
 	if g.State != store.GatePending || len(readDetails(g).History) == 0 {

@@ -302,3 +302,86 @@ type Deployment struct {
 	At           time.Time `json:"at,omitempty"`
 	URL          string    `json:"url,omitempty"`
 }
+
+// Commit is one commit of a pull request as Bitbucket lists it.
+type Commit struct {
+	Hash      string    `json:"hash"`                 // 40 hex
+	Author    Actor     `json:"author,omitempty"`     // set only when Bitbucket mapped the author's email to an account
+	AuthorRaw string    `json:"author_raw,omitempty"` // "Name <email>", as written in the commit
+	Date      time.Time `json:"date,omitempty"`       // chosen by the committer: never order or judge by it
+}
+
+// PRActivityKind is the kind of a pull request activity entry.
+type PRActivityKind string
+
+const (
+	ActivityUpdate         PRActivityKind = "update" // a push, an edit, a state change
+	ActivityApproval       PRActivityKind = "approval"
+	ActivityChangesRequest PRActivityKind = "changes_request"
+	ActivityComment        PRActivityKind = "comment"
+)
+
+// PRActivity is one entry of a pull request's activity log. At is
+// Bitbucket's own clock, unlike commit dates.
+type PRActivity struct {
+	Kind         PRActivityKind `json:"kind"`
+	User         Actor          `json:"user"`                    // who approved, requested changes, commented or updated
+	At           time.Time      `json:"at"`                      //
+	State        PRState        `json:"state,omitempty"`         // update: the state after it
+	SourceCommit string         `json:"source_commit,omitempty"` // update: the source head after it (often 12 hex)
+	Comment      *Comment       `json:"comment,omitempty"`       // comment entries only
+}
+
+// LastPush is when head became the pull request's source commit: the oldest
+// of the newest run of update entries whose source commit is head (acts
+// newest first, as Bitbucket lists them; hashes compared by their common
+// prefix, since activity entries carry 12 hex). ok is false when no update
+// entry shows head (the log is truncated or the head is unknown): callers
+// then treat every approval as possibly stale.
+func LastPush(acts []PRActivity, head string) (at time.Time, ok bool) {
+	for _, a := range acts {
+		if a.Kind != ActivityUpdate || a.SourceCommit == "" {
+			continue
+		}
+		if !SameCommit(a.SourceCommit, head) {
+			if ok {
+				return at, true
+			}
+			continue // a newer head than the one asked about: skip
+		}
+		at, ok = a.At, true
+	}
+	return at, ok
+}
+
+// SameCommit reports whether two hashes name the same commit: equal, or one
+// a prefix (of at least 12 hex) of the other. Only for hashes Bitbucket
+// itself shortened within one pull request, never for matching a claim.
+func SameCommit(a, b string) bool {
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	if len(a) < 12 {
+		return a != "" && a == b
+	}
+	return len(b) >= len(a) && equalFoldASCII(b[:len(a)], a)
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -69,7 +69,7 @@ func (p *pass) reviewers(ctx context.Context) error {
 	if p.payloadOlder() && p.rec.Title != "" {
 		title = p.rec.Title
 	}
-	got, err := p.h.host.SetReviewers(ctx, pr.Repository, pr.ID, title, desired)
+	got, err := p.h.host.SetReviewers(ctx, pr.Repository, pr.ID, title, pr.Description, desired)
 	p.calls++
 	if err != nil {
 		p.h.m.action(actionReviewers, outcomeError)

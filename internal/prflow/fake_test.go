@@ -112,7 +112,7 @@ func (f *fakeHost) PullRequestDiffStat(_ context.Context, repo string, id int) (
 	return append([]model.ChangedFile(nil), d...), nil
 }
 
-func (f *fakeHost) SetReviewers(_ context.Context, repo string, id int, title string, reviewers []model.Actor) (*model.PullRequest, error) {
+func (f *fakeHost) SetReviewers(_ context.Context, repo string, id int, title, _ string, reviewers []model.Actor) (*model.PullRequest, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.record("SetReviewers"); err != nil {

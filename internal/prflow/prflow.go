@@ -30,7 +30,7 @@ import (
 type Host interface {
 	GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error)
 	PullRequestDiffStat(ctx context.Context, repo string, id int) ([]model.ChangedFile, error)
-	SetReviewers(ctx context.Context, repo string, id int, title string, reviewers []model.Actor) (*model.PullRequest, error)
+	SetReviewers(ctx context.Context, repo string, id int, title, description string, reviewers []model.Actor) (*model.PullRequest, error)
 	SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error
 	CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error)
 	UpdateComment(ctx context.Context, repo string, id int, commentID, body string) error

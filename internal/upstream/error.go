@@ -43,12 +43,14 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether trying again later may succeed: 429, 5xx,
-// 408/409/425 and network errors (not a cancelled context).
+// 408/409/425, network errors (not a cancelled context) and 202, an answer
+// that says "not ready yet" (Bitbucket's commit/{hash}/pullrequests while
+// it indexes).
 func (e *Error) Temporary() bool {
 	if e.StatusCode == 0 {
 		return e.Err != nil && !errors.Is(e.Err, context.Canceled)
 	}
-	return RetryableStatus(e.StatusCode)
+	return e.StatusCode == http.StatusAccepted || RetryableStatus(e.StatusCode)
 }
 
 // RetryAfter is how long the upstream asked to wait (0 when it did not say).

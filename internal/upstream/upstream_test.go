@@ -194,6 +194,7 @@ func TestErrorClassification(t *testing.T) {
 		err                  error
 		temporary, permanent bool
 	}{
+		{202, nil, true, false}, // "not ready yet" (Bitbucket indexing)
 		{400, nil, false, true},
 		{401, nil, false, true},
 		{404, nil, false, true},

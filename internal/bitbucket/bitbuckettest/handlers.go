@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -140,7 +141,7 @@ func (s *Server) repoRoute(r *http.Request, body []byte, rp *repo, rest []string
 		return s.prRoute(r, body, rp, p, rest[2:])
 	case rest[0] == "diffstat" && n >= 2:
 		return s.only(r, http.MethodGet, func() reply { return s.diffstat(r, rp) })
-	case rest[0] == "commit" && n >= 3:
+	case rest[0] == "commit" && n >= 2:
 		return s.commitRoute(r, body, rp, strings.ToLower(rest[1]), rest[2:])
 	case rest[0] == "deployments" && n == 1:
 		return s.only(r, http.MethodGet, func() reply {
@@ -188,6 +189,18 @@ func (s *Server) prRoute(r *http.Request, body []byte, rp *repo, p *pullRequest,
 		})
 	case rest[0] == "statuses" && n == 1:
 		return s.only(r, http.MethodGet, func() reply { return s.listStatuses(r, rp, p.srcCommit) })
+	case rest[0] == "commits" && n == 1:
+		return s.only(r, http.MethodGet, func() reply {
+			var vals []any
+			seen := map[string]bool{}
+			for i := len(p.commits) - 1; i >= 0; i-- {
+				if h := p.commits[i]; !seen[h] {
+					seen[h] = true
+					vals = append(vals, s.commitJSON(rp, h))
+				}
+			}
+			return s.paged(r, vals, 10, 100)
+		})
 	case rest[0] == "comments" && n == 1 && r.Method == http.MethodGet:
 		var vals []any
 		for _, c := range p.comments {
@@ -242,9 +255,10 @@ func (s *Server) commentRoute(r *http.Request, body []byte, rp *repo, p *pullReq
 	return fail(http.StatusMethodNotAllowed, "Method not allowed")
 }
 
-// putPR applies a pull request PUT as Bitbucket does: only the fields
-// present change; reviewers replace the list; the author cannot be a
-// reviewer; only open pull requests change.
+// putPR applies a pull request PUT as Bitbucket does: the body replaces
+// the resource, so a title is required and a description or reviewer list
+// left out is dropped (git-spice #1161); the author cannot be a reviewer;
+// only open pull requests change.
 func (s *Server) putPR(rp *repo, p *pullRequest, body []byte) reply {
 	p.puts++
 	p.lastPut = append([]byte(nil), body...)
@@ -255,18 +269,16 @@ func (s *Server) putPR(rp *repo, p *pullRequest, body []byte) reply {
 	if err := json.Unmarshal(body, &in); err != nil {
 		return badRequest("Bad request", "")
 	}
-	title, desc := p.title, p.description
-	if raw, ok := in["title"]; ok {
-		if json.Unmarshal(raw, &title) != nil || strings.TrimSpace(title) == "" {
-			return badRequest("This field is required.", "title")
-		}
+	var title, desc string
+	if raw, ok := in["title"]; !ok || json.Unmarshal(raw, &title) != nil || strings.TrimSpace(title) == "" {
+		return badRequest("This field is required.", "title")
 	}
 	if raw, ok := in["description"]; ok {
 		if json.Unmarshal(raw, &desc) != nil {
 			return badRequest("Invalid description.", "description")
 		}
 	}
-	reviewers := p.reviewers
+	var reviewers []model.Actor
 	if raw, ok := in["reviewers"]; ok {
 		var refs []struct {
 			AccountID string `json:"account_id"`
@@ -275,7 +287,6 @@ func (s *Server) putPR(rp *repo, p *pullRequest, body []byte) reply {
 		if err := json.Unmarshal(raw, &refs); err != nil {
 			return badRequest("Malformed reviewers list.", "reviewers")
 		}
-		reviewers = nil
 		for _, ref := range refs {
 			id := ref.AccountID
 			if id == "" {
@@ -299,7 +310,7 @@ func (s *Server) putPR(rp *repo, p *pullRequest, body []byte) reply {
 	}
 	now := s.now()
 	p.title, p.description, p.reviewers, p.updated = title, desc, reviewers, now
-	p.activity = append(p.activity, activity{kind: "update", user: s.me, at: now, state: p.state})
+	p.activity = append(p.activity, activity{kind: "update", user: s.me, at: now, state: p.state, commit: p.srcCommit})
 	return ok(s.prJSON(rp, p, true))
 }
 
@@ -373,6 +384,14 @@ func (s *Server) commitRoute(r *http.Request, body []byte, rp *repo, hash string
 	commit := rp.resolve(hash)
 	known := rp.commits[commit]
 	n := len(rest)
+	if n == 0 {
+		return s.only(r, http.MethodGet, func() reply {
+			if !known { // unknown, or a prefix of several commits
+				return fail(http.StatusNotFound, fmt.Sprintf("Commit not found: %s", hash))
+			}
+			return ok(s.commitJSON(rp, commit))
+		})
+	}
 	switch {
 	case rest[0] == "pullrequests" && n == 1:
 		return s.only(r, http.MethodGet, func() reply {
@@ -441,6 +460,9 @@ func (s *Server) commitRoute(r *http.Request, body []byte, rp *repo, hash string
 	return fail(http.StatusNotFound, "Resource not found")
 }
 
+// maxStatusKey is the longest build status key Bitbucket accepts.
+const maxStatusKey = 40
+
 func decodeStatus(body []byte, create bool) (model.CommitStatus, reply, bool) {
 	var in struct {
 		Key         string  `json:"key"`
@@ -458,6 +480,8 @@ func decodeStatus(body []byte, create bool) (model.CommitStatus, reply, bool) {
 		return model.CommitStatus{}, badRequest("This field is required.", "key"), false
 	case create && in.URL == "":
 		return model.CommitStatus{}, badRequest("This field is required.", "url"), false
+	case utf8.RuneCountInString(in.Key) > maxStatusKey:
+		return model.CommitStatus{}, badRequest(fmt.Sprintf("Ensure this value has at most %d characters (it has %d).", maxStatusKey, utf8.RuneCountInString(in.Key)), "key"), false
 	case create || in.State != "":
 		switch in.State {
 		case "SUCCESSFUL", "FAILED", "INPROGRESS", "STOPPED":

@@ -303,13 +303,41 @@ func (s *Server) activityJSON(r *repo, p *pullRequest, a activity) obj {
 			"description": p.description,
 			"title":       p.title,
 			"destination": s.endpoint(r, p.dstBranch, p.dstCommit, false),
-			"source":      s.endpoint(r, p.srcBranch, p.srcCommit, false),
+			"source":      s.endpoint(r, p.srcBranch, a.commit, false),
 			"reason":      "",
 			"state":       string(a.state),
 			"author":      s.account(a.user),
 			"date":        when(a.at),
 		},
 		"pull_request": ref,
+	}
+}
+
+// commitJSON renders a commit as pullrequests/{id}/commits and commit/{hash}
+// do: the author's raw line always, the user only when mapped.
+func (s *Server) commitJSON(r *repo, hash string) obj {
+	author := obj{"type": "author", "raw": ""}
+	var date any
+	if ci := r.commitInfo[hash]; ci != nil {
+		author["raw"] = ci.raw
+		if ci.author != (model.Actor{}) {
+			author["user"] = s.account(ci.author)
+		}
+		date = when(ci.date)
+	}
+	return obj{
+		"type":       "commit",
+		"hash":       hash,
+		"date":       date,
+		"author":     author,
+		"message":    "",
+		"repository": s.repoShort(r),
+		"parents":    []obj{},
+		"links": obj{
+			"self":     href(s.apiURL("repositories", r.fullName, "commit", hash)),
+			"html":     href(s.htmlURL(r.fullName, "commits", hash)),
+			"statuses": href(s.apiURL("repositories", r.fullName, "commit", hash, "statuses")),
+		},
 	}
 }
 

@@ -66,6 +66,7 @@ type repo struct {
 	prs          map[int]*pullRequest
 	nextID       int
 	commits      map[string]bool               // full hashes known in this repository
+	commitInfo   map[string]*commitRec         // authors and dates of commits pushed onto pull requests
 	statuses     map[string]map[string]*status // commit → key → status
 	environments []*environment                //
 	deployments  []*deployment                 // oldest first
@@ -95,6 +96,14 @@ type pullRequest struct {
 	lastPut            []byte
 }
 
+// commitRec is what a commit says about itself: the author (an account
+// only when Bitbucket maps the email to one) and the author-chosen date.
+type commitRec struct {
+	author model.Actor
+	raw    string
+	date   time.Time
+}
+
 type participant struct {
 	user     model.Actor
 	approved bool
@@ -116,6 +125,7 @@ type activity struct {
 	at      time.Time
 	comment *comment
 	state   model.PRState
+	commit  string // update: the source head after it
 }
 
 type status struct {
@@ -238,6 +248,7 @@ func (s *Server) repo(fullName string, create bool) *repo {
 			uuid:        uuidFor("repo:" + key),
 			prs:         map[int]*pullRequest{},
 			commits:     map[string]bool{},
+			commitInfo:  map[string]*commitRec{},
 			statuses:    map[string]map[string]*status{},
 			statusOrder: map[string][]string{},
 		}
@@ -301,7 +312,10 @@ func (s *Server) AddPullRequest(fullName string, in PR) int {
 	}
 	p.commits = []string{p.srcCommit}
 	r.commits[p.srcCommit], r.commits[p.dstCommit] = true, true
-	p.activity = append(p.activity, activity{kind: "update", user: p.author, at: now, state: model.PROpen})
+	if r.commitInfo[p.srcCommit] == nil {
+		r.commitInfo[p.srcCommit] = &commitRec{author: p.author, raw: rawAuthor(p.author), date: now}
+	}
+	p.activity = append(p.activity, activity{kind: "update", user: p.author, at: now, state: model.PROpen, commit: p.srcCommit})
 	r.prs[p.id] = p
 	return p.id
 }
@@ -457,35 +471,110 @@ func (s *Server) close(fullName string, id int, by model.Actor, st model.PRState
 		p.mergeCommit = mergeCommit
 		r.commits[mergeCommit] = true
 	}
-	p.activity = append(p.activity, activity{kind: "update", user: by, at: now, state: st})
+	p.activity = append(p.activity, activity{kind: "update", user: by, at: now, state: st, commit: p.srcCommit})
 	return nil
 }
 
-// PushCommit moves an open pull request's source branch to newHash; files,
-// when not nil, become its changed files.
+// PushCommit moves an open pull request's source branch to newHash (a
+// commit by the pull request's author, pushed by them); files, when not
+// nil, become its changed files.
 func (s *Server) PushCommit(fullName string, id int, newHash string, files []model.ChangedFile) error {
+	_, err := s.Push(fullName, id, Commit{Hash: newHash, Files: files})
+	return err
+}
+
+// Commit is a commit pushed onto a pull request's source branch with Push.
+type Commit struct {
+	Hash      string              // 40 hex; generated when empty
+	Author    model.Actor         // the account Bitbucket maps the commit's email to; zero: unmapped
+	AuthorRaw string              // "Name <email>"; derived from Author when empty
+	Date      time.Time           // the commit's own date, chosen by its author (default: now)
+	Pusher    model.Actor         // who pushed (default: the pull request's author)
+	Files     []model.ChangedFile // not nil: the pull request's changed files after the push
+}
+
+// Push pushes a commit onto an open pull request's source branch, as
+// Bitbucket sees a push: a dated `update` activity entry naming the new
+// head, the commit (with its author) in the pull request's commits, and
+// approvals kept (Bitbucket keeps them unless the repository resets them).
+// It returns the commit's full hash. With Author zero and AuthorRaw empty
+// the commit is the pull request author's.
+func (s *Server) Push(fullName string, id int, c Commit) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, p, err := s.pr(fullName, id)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if p.state != model.PROpen {
-		return fmt.Errorf("bitbuckettest: %s#%d is %s", fullName, id, p.state)
+		return "", fmt.Errorf("bitbuckettest: %s#%d is %s", fullName, id, p.state)
 	}
-	newHash = strings.ToLower(newHash)
-	if newHash == "" {
-		newHash = hashFor(fmt.Sprintf("%s#%d:push%d", r.fullName, p.id, len(p.commits)))
+	hash := strings.ToLower(c.Hash)
+	if hash == "" {
+		hash = hashFor(fmt.Sprintf("%s#%d:push%d", r.fullName, p.id, len(p.commits)))
+	}
+	if len(hash) != 40 || !isHex(hash) {
+		return "", fmt.Errorf("bitbuckettest: push %q: want 40 hex", c.Hash)
 	}
 	now := s.now()
-	p.srcCommit, p.updated = newHash, now
-	p.commits = append(p.commits, newHash)
-	r.commits[newHash] = true
-	if files != nil {
-		p.files = append([]model.ChangedFile(nil), files...)
+	author, raw := c.Author, c.AuthorRaw
+	if author == (model.Actor{}) && raw == "" {
+		author = p.author
 	}
-	p.activity = append(p.activity, activity{kind: "update", user: p.author, at: now, state: p.state})
-	return nil
+	if author != (model.Actor{}) {
+		author = s.addUser(author)
+	}
+	if raw == "" {
+		raw = rawAuthor(author)
+	}
+	date := c.Date
+	if date.IsZero() {
+		date = now
+	}
+	pusher := p.author
+	if c.Pusher != (model.Actor{}) {
+		pusher = s.addUser(c.Pusher)
+	}
+	p.srcCommit, p.updated = hash, now
+	p.commits = append(p.commits, hash)
+	r.commits[hash] = true
+	r.commitInfo[hash] = &commitRec{author: author, raw: raw, date: date.UTC()}
+	if c.Files != nil {
+		p.files = append([]model.ChangedFile(nil), c.Files...)
+	}
+	p.activity = append(p.activity, activity{kind: "update", user: pusher, at: now, state: p.state, commit: hash})
+	return hash, nil
+}
+
+// DeleteComment deletes a comment as a person would in the web interface:
+// it disappears from lists, and reading or editing it answers 404.
+func (s *Server) DeleteComment(fullName string, id int, commentID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p, err := s.pr(fullName, id)
+	if err != nil {
+		return err
+	}
+	for _, c := range p.comments {
+		if fmt.Sprint(c.id) == commentID && !c.deleted {
+			c.deleted = true
+			return nil
+		}
+	}
+	return fmt.Errorf("bitbuckettest: no comment %s on %s#%d", commentID, fullName, id)
+}
+
+// rawAuthor is the "Name <email>" a commit by a carries.
+func rawAuthor(a model.Actor) string {
+	name := a.DisplayName
+	if name == "" {
+		name = "Someone"
+	}
+	nick := a.Nickname
+	if nick == "" {
+		nick = "someone"
+	}
+	return fmt.Sprintf("%s <%s@example.com>", name, strings.ToLower(strings.ReplaceAll(nick, " ", ".")))
 }
 
 // AddComment posts a comment as author and returns its id ("" when there

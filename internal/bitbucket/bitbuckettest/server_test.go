@@ -18,6 +18,7 @@ import (
 	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/fixtures"
 	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 var (
@@ -250,7 +251,7 @@ func TestClientAgainstFake(t *testing.T) {
 	})
 
 	t.Run("reviewers", func(t *testing.T) {
-		pr, err := c.SetReviewers(ctx, repo, id, "Big change", []model.Actor{ben, cai})
+		pr, err := c.SetReviewers(ctx, repo, id, "Big change", "", []model.Actor{ben, cai})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,20 +260,20 @@ func TestClientAgainstFake(t *testing.T) {
 			t.Errorf("reviewers %+v / %+v", got, pr.Reviewers)
 		}
 		var put map[string]any
-		if err := json.Unmarshal(s.LastPut(repo, id), &put); err != nil || len(put) != 2 {
+		if err := json.Unmarshal(s.LastPut(repo, id), &put); err != nil || len(put) != 3 {
 			t.Errorf("put body %s", s.LastPut(repo, id))
 		}
 		// The list is replaced, not merged.
-		if _, err := c.SetReviewers(ctx, repo, id, "Big change", []model.Actor{cai}); err != nil {
+		if _, err := c.SetReviewers(ctx, repo, id, "Big change", "", []model.Actor{cai}); err != nil {
 			t.Fatal(err)
 		}
 		if got := s.Reviewers(repo, id); len(got) != 1 || got[0].AccountID != cai.AccountID {
 			t.Errorf("after replace %+v", got)
 		}
 		// The author cannot review.
-		_, err = c.SetReviewers(ctx, repo, id, "Big change", []model.Actor{cai, ana})
-		var e *bitbucket.Error
-		if !errors.As(err, &e) || e.Status != 400 || !e.Permanent() || !strings.Contains(e.Message, "author") {
+		_, err = c.SetReviewers(ctx, repo, id, "Big change", "", []model.Actor{cai, ana})
+		var e *upstream.Error
+		if !errors.As(err, &e) || e.StatusCode != 400 || !e.Permanent() || !strings.Contains(e.Message, "author") {
 			t.Errorf("author as reviewer: %v", err)
 		}
 		if got := s.Reviewers(repo, id); len(got) != 1 {
@@ -321,12 +322,12 @@ func TestClientAgainstFake(t *testing.T) {
 		if err != nil || one.State != "SUCCESSFUL" {
 			t.Errorf("get %+v %v", one, err)
 		}
-		if _, err := c.GetCommitStatus(ctx, repo, pr.SourceCommit, "nope"); !errors.Is(err, bitbucket.ErrNotFound) {
+		if _, err := c.GetCommitStatus(ctx, repo, pr.SourceCommit, "nope"); !upstream.IsNotFound(err) {
 			t.Errorf("missing key: %v", err)
 		}
 		err = c.SetCommitStatus(ctx, repo, pr.SourceCommit, model.CommitStatus{Key: "k", State: "GREEN", URL: "u"})
-		var e *bitbucket.Error
-		if !errors.As(err, &e) || e.Status != 400 {
+		var e *upstream.Error
+		if !errors.As(err, &e) || e.StatusCode != 400 {
 			t.Errorf("bad state: %v", err)
 		}
 	})
@@ -344,8 +345,8 @@ func TestClientAgainstFake(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = c.UpdateComment(ctx, repo, id, human, "hijack")
-		var e *bitbucket.Error
-		if !errors.As(err, &e) || e.Status != 403 || !e.Permanent() {
+		var e *upstream.Error
+		if !errors.As(err, &e) || e.StatusCode != 403 || !e.Permanent() {
 			t.Errorf("editing someone else's comment: %v", err)
 		}
 		list, err := c.ListComments(ctx, repo, id, 0)
@@ -359,18 +360,18 @@ func TestClientAgainstFake(t *testing.T) {
 	})
 
 	t.Run("activity", func(t *testing.T) {
-		acts, err := c.PullRequestActivity(ctx, repo, id, 0)
+		acts, err := c.PullRequestActivity(ctx, repo, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		kinds := map[string]int{}
+		kinds := map[model.PRActivityKind]int{}
 		for i, a := range acts {
 			kinds[a.Kind]++
 			if i > 0 && a.At.After(acts[i-1].At) {
 				t.Errorf("activity not newest first at %d", i)
 			}
 		}
-		if kinds[bitbucket.ActivityApproval] != 1 || kinds[bitbucket.ActivityComment] != 2 || kinds[bitbucket.ActivityUpdate] == 0 {
+		if kinds[model.ActivityApproval] != 1 || kinds[model.ActivityComment] != 2 || kinds[model.ActivityUpdate] == 0 {
 			t.Errorf("kinds %v", kinds)
 		}
 	})
@@ -415,9 +416,9 @@ func TestClientAgainstFake(t *testing.T) {
 		if err != nil || len(merged) != 1 || merged[0].ID != id {
 			t.Errorf("merged %+v %v", merged, err)
 		}
-		_, err = c.SetReviewers(ctx, repo, id, "Big change", []model.Actor{ben})
-		var e *bitbucket.Error
-		if !errors.As(err, &e) || e.Status != 400 {
+		_, err = c.SetReviewers(ctx, repo, id, "Big change", "", []model.Actor{ben})
+		var e *upstream.Error
+		if !errors.As(err, &e) || e.StatusCode != 400 {
 			t.Errorf("PUT on a merged pull request: %v", err)
 		}
 	})
@@ -464,8 +465,8 @@ func TestClientAgainstFake(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = bad.GetPullRequest(ctx, repo, 1)
-		var e *bitbucket.Error
-		if !errors.As(err, &e) || e.Status != 401 {
+		var e *upstream.Error
+		if !errors.As(err, &e) || e.StatusCode != 401 {
 			t.Errorf("bad token: %v", err)
 		}
 		good, _ := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), AccessToken: "tok"})
@@ -476,11 +477,11 @@ func TestClientAgainstFake(t *testing.T) {
 
 	t.Run("not found", func(t *testing.T) {
 		_, err := c.GetPullRequest(ctx, "acme/nope", 1)
-		if !errors.Is(err, bitbucket.ErrNotFound) {
+		if !upstream.IsNotFound(err) {
 			t.Errorf("unknown repository: %v", err)
 		}
 		_, err = c.GetPullRequest(ctx, repo, 999)
-		if !errors.Is(err, bitbucket.ErrNotFound) {
+		if !upstream.IsNotFound(err) {
 			t.Errorf("unknown pull request: %v", err)
 		}
 	})

@@ -1,0 +1,260 @@
+package bitbuckettest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/upstream"
+)
+
+// The fake refuses and forgets what Bitbucket Cloud refuses and forgets.
+// Each test here fails against a fake that is kinder than the real API.
+
+func rawPut(t *testing.T, s *bitbuckettest.Server, repo string, id int, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, s.URL()+"/repositories/"+repo+"/pullrequests/"+itoa(id), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestFakePutReplacesThePullRequest(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Description: "Adds refunds.\n\nJira: PAY-12", Author: ana, Reviewers: []model.Actor{cai}})
+
+	// A body without description (what go-bitbucket and old rolekeeper sent)
+	// drops it, as Bitbucket does (git-spice #1161).
+	if code, b := rawPut(t, s, repo, id, `{"title":"Refunds","reviewers":[{"account_id":"`+ben.AccountID+`"}]}`); code != 200 {
+		t.Fatalf("put: %d %s", code, b)
+	}
+	pr, _ := s.PullRequest(repo, id)
+	if pr.Description != "" {
+		t.Errorf("description %q survived a PUT that left it out", pr.Description)
+	}
+	if len(pr.Reviewers) != 1 || pr.Reviewers[0].AccountID != ben.AccountID {
+		t.Errorf("reviewers %+v: want replaced by ben", pr.Reviewers)
+	}
+	// Reviewers left out are dropped too.
+	if code, b := rawPut(t, s, repo, id, `{"title":"Refunds","description":"back"}`); code != 200 {
+		t.Fatalf("put: %d %s", code, b)
+	}
+	if pr, _ := s.PullRequest(repo, id); len(pr.Reviewers) != 0 || pr.Description != "back" {
+		t.Errorf("after a PUT without reviewers: %+v %q", pr.Reviewers, pr.Description)
+	}
+	// No title: 400 with Bitbucket's error body, nothing changed.
+	code, b := rawPut(t, s, repo, id, `{"description":"x"}`)
+	var e struct {
+		Type  string `json:"type"`
+		Error struct {
+			Message string              `json:"message"`
+			Fields  map[string][]string `json:"fields"`
+		} `json:"error"`
+	}
+	if code != 400 || json.Unmarshal(b, &e) != nil || e.Type != "error" || len(e.Error.Fields["title"]) == 0 {
+		t.Errorf("no title: %d %s", code, b)
+	}
+	if pr, _ := s.PullRequest(repo, id); pr.Description != "back" || pr.Title != "Refunds" {
+		t.Errorf("a refused PUT changed the pull request: %+v", pr)
+	}
+	// The honest PUT (what the client sends) keeps everything.
+	c := newClient(t, s, nil)
+	if _, err := c.SetReviewers(context.Background(), repo, id, "Refunds", "back", []model.Actor{cai}); err != nil {
+		t.Fatal(err)
+	}
+	if pr, _ := s.PullRequest(repo, id); pr.Description != "back" || pr.Title != "Refunds" || len(pr.Reviewers) != 1 {
+		t.Errorf("honest PUT: %+v", pr)
+	}
+}
+
+func TestFakeRefusesTheAuthorAsReviewer(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	_, err := newClient(t, s, nil).SetReviewers(context.Background(), repo, id, "Refunds", "", []model.Actor{ben, ana})
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 400 || !upstream.IsPermanent(err) || !strings.Contains(e.Message, "cannot be included as a reviewer") {
+		t.Fatalf("author as reviewer: %v", err)
+	}
+	if got := s.Reviewers(repo, id); len(got) != 0 {
+		t.Errorf("refused PUT changed reviewers: %+v", got)
+	}
+}
+
+func TestFakeApprovalsSurvivePushesAndActivityDatesThem(t *testing.T) {
+	s, clk := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana, Reviewers: []model.Actor{cai}})
+	if err := s.Approve(repo, id, cai); err != nil {
+		t.Fatal(err)
+	}
+	// Ben pushes a commit onto Ana's branch; its own date claims last year.
+	backdated := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	hash, err := s.Push(repo, id, bitbuckettest.Commit{Author: ben, Pusher: ben, Date: backdated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushedAt := clk.t // the clock's last reading stamped the push
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+
+	pr, err := c.GetPullRequest(ctx, repo, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pr.Approvals()) != 1 || pr.Approvals()[0].AccountID != cai.AccountID {
+		t.Errorf("approval lost on push: %+v", pr.Participants)
+	}
+	if !strings.HasPrefix(hash, pr.SourceCommit) || len(hash) != 40 {
+		t.Errorf("head %s, pushed %s", pr.SourceCommit, hash)
+	}
+
+	acts, err := c.PullRequestActivity(ctx, repo, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var approvalAt time.Time
+	for _, a := range acts {
+		if a.Kind == model.ActivityApproval && a.User.AccountID == cai.AccountID {
+			approvalAt = a.At
+		}
+	}
+	if approvalAt.IsZero() {
+		t.Fatalf("no dated approval in %+v", acts)
+	}
+	if acts[0].Kind != model.ActivityUpdate || acts[0].User.AccountID != ben.AccountID || !model.SameCommit(acts[0].SourceCommit, hash) {
+		t.Errorf("newest entry %+v: want ben's push of %s", acts[0], hash)
+	}
+	last, ok := model.LastPush(acts, hash)
+	if !ok || !last.Equal(pushedAt) || !approvalAt.Before(last) {
+		t.Errorf("last push %v (%v), approval %v, pushed at %v", last, ok, approvalAt, pushedAt)
+	}
+	// The first head is still named by the older update entry.
+	if first, ok := model.LastPush(acts, acts[len(acts)-1].SourceCommit); !ok || !first.Before(last) {
+		t.Errorf("first head pushed %v %v", first, ok)
+	}
+
+	commits, err := c.PullRequestCommits(ctx, repo, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(commits) != 2 || commits[0].Hash != hash || commits[0].Author.AccountID != ben.AccountID ||
+		!commits[0].Date.Equal(backdated) || !strings.Contains(commits[0].AuthorRaw, "Ben Lee") {
+		t.Errorf("commits %+v", commits)
+	}
+	if commits[1].Author.AccountID != ana.AccountID {
+		t.Errorf("first commit's author %+v, want ana", commits[1].Author)
+	}
+
+	// A commit whose email Bitbucket cannot map carries only its raw line.
+	ghost, err := s.Push(repo, id, bitbuckettest.Commit{AuthorRaw: "Ghost <ghost@example.com>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits, _ = c.PullRequestCommits(ctx, repo, id)
+	if commits[0].Hash != ghost || commits[0].Author != (model.Actor{}) || commits[0].AuthorRaw != "Ghost <ghost@example.com>" {
+		t.Errorf("unmapped %+v", commits[0])
+	}
+}
+
+func TestFakeResolvesShortCommits(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	pr, _ := s.PullRequest(repo, id)
+	c := newClient(t, s, nil)
+	full, err := c.ResolveCommit(context.Background(), repo, pr.SourceCommit)
+	if err != nil || len(full) != 40 || !strings.HasPrefix(full, pr.SourceCommit) {
+		t.Fatalf("%q %v", full, err)
+	}
+	if _, err := c.ResolveCommit(context.Background(), repo, strings.Repeat("0", 12)); !upstream.IsNotFound(err) {
+		t.Errorf("unknown commit: %v", err)
+	}
+}
+
+func TestFakeRefusesLongStatusKeys(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	pr, _ := s.PullRequest(repo, id)
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+	long := "rolekeeper-deploy-" + strings.Repeat("e", 23) // 41 characters
+	err := c.SetCommitStatus(ctx, repo, pr.SourceCommit, model.CommitStatus{Key: long, State: "INPROGRESS", URL: "http://127.0.0.1/g"})
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 400 || !upstream.IsPermanent(err) || !strings.Contains(e.Message, "at most 40 characters") || !strings.Contains(e.Message, "key") {
+		t.Fatalf("41-character key: %v", err)
+	}
+	if len(s.Statuses(repo, pr.SourceCommit)) != 0 {
+		t.Error("a refused status was stored")
+	}
+	ok40 := long[:40]
+	if err := c.SetCommitStatus(ctx, repo, pr.SourceCommit, model.CommitStatus{Key: ok40, State: "INPROGRESS", URL: "http://127.0.0.1/g"}); err != nil {
+		t.Fatalf("40-character key: %v", err)
+	}
+	if _, found := s.Statuses(repo, pr.SourceCommit)[ok40]; !found {
+		t.Error("40-character key not stored")
+	}
+}
+
+func TestFakeDeletedCommentIsA404(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+	mine, err := c.CreateComment(ctx, repo, id, "rolekeeper: asked Cai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UpdateComment(ctx, repo, id, mine.ID, "rolekeeper: asked Ben"); err != nil {
+		t.Fatalf("honest edit: %v", err)
+	}
+	if err := s.DeleteComment(repo, id, mine.ID); err != nil {
+		t.Fatal(err)
+	}
+	err = c.UpdateComment(ctx, repo, id, mine.ID, "rolekeeper: asked Dee")
+	var e *upstream.Error
+	if !errors.As(err, &e) || !upstream.IsNotFound(err) || !upstream.IsPermanent(err) || e.Service != "bitbucket" || e.Message == "" {
+		t.Fatalf("edit of a deleted comment: %#v", err)
+	}
+	if list, _ := c.ListComments(ctx, repo, id, 0); len(list) != 0 {
+		t.Errorf("deleted comment listed: %+v", list)
+	}
+	// The raw answer is Bitbucket's error body.
+	req, _ := http.NewRequest(http.MethodPut, s.URL()+"/repositories/"+repo+"/pullrequests/"+itoa(id)+"/comments/"+mine.ID, bytes.NewReader([]byte(`{"content":{"raw":"x"}}`)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Type  string `json:"type"`
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if resp.StatusCode != 404 || json.NewDecoder(resp.Body).Decode(&body) != nil || body.Type != "error" || body.Error.Message == "" {
+		t.Errorf("raw 404: %d %+v", resp.StatusCode, body)
+	}
+}
