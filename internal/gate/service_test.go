@@ -42,7 +42,7 @@ type env struct {
 func newEnv(t testing.TB, st Store, mod func(*Options)) *env {
 	t.Helper()
 	e := &env{clk: &clock{t: t0}, st: st, fu: &followUps{}}
-	e.host = newFakeHost(e.clk.now)
+	e.host = newFakeHost(t, e.clk.now)
 	e.opt = Options{Host: e.host, Store: st, Roles: roles.NewCurrent(testOrg(t)), FollowUps: e.fu,
 		PublicURL: "https://rk.example/", Now: e.clk.now}
 	if mod != nil {
@@ -521,8 +521,9 @@ func TestServiceDryRun(t *testing.T) {
 	if err != nil || g.State != store.GateApproved {
 		t.Fatalf("dry-run break-glass: %+v %v", g, err)
 	}
-	if len(e.host.posted) != 0 || len(e.host.statuses) != 0 || len(e.fu.created) != 0 {
-		t.Errorf("dry run wrote upstream: comments %v statuses %v follow-ups %q", e.host.posted, e.host.statuses, e.fu.created)
+	comments, statuses := e.host.bb.Comments(testRepo, 1), e.host.bb.Statuses(testRepo, merge)
+	if len(comments) != 1 || len(statuses) != 0 || len(e.fu.created) != 0 {
+		t.Errorf("dry run wrote upstream: comments %v statuses %v follow-ups %q", comments, statuses, e.fu.created)
 	}
 	if d := ms.decisionsOf(g.ID); len(d) != 2 || d[1].Outcome != "dry-run: nothing posted upstream" {
 		t.Errorf("decisions = %+v", d)
