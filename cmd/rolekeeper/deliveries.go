@@ -22,7 +22,7 @@ import (
 func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	const use = "Usage: rolekeeper deliveries list [--state dead] [--limit N] [--format text|json] (--server URL | --config FILE)\n" +
 		"       rolekeeper deliveries redrive (--server URL | --config FILE) SEQ...\n\n" +
-		"--server talks to a running daemon (needs ROLEKEEPER_API_TOKEN); --config opens its store directly.\n"
+		"--server talks to a running daemon (needs ROLEKEEPER_ADMIN_TOKEN); --config opens its store directly.\n"
 	if len(args) == 0 || (args[0] != "list" && args[0] != "redrive") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprint(stdout, use)
@@ -68,7 +68,7 @@ func runDeliveries(ctx context.Context, args []string, stdout, stderr io.Writer,
 
 	var src deliverySource
 	if *serverURL != "" {
-		src = &apiDeliveries{base: strings.TrimRight(*serverURL, "/"), token: getenv(config.EnvAPIToken), hc: &http.Client{Timeout: 30 * time.Second}}
+		src = newAPIDeliveries(*serverURL, getenv)
 	} else {
 		cfg, code := loadConfig(*configPath, stderr)
 		if code != exitOK {
@@ -146,10 +146,24 @@ func (s storeDeliveries) redrive(ctx context.Context, seq int64) error {
 	return err
 }
 
-// apiDeliveries goes through a running daemon's API.
+// apiDeliveries goes through a running daemon's API, which needs the
+// admin token. Without it, the pipelines' token is sent so that the
+// server's 403 can be explained.
 type apiDeliveries struct {
 	base, token string
+	tokenVar    string // the variable token came from; "" when none is set
 	hc          *http.Client
+}
+
+func newAPIDeliveries(server string, getenv func(string) string) *apiDeliveries {
+	a := &apiDeliveries{base: strings.TrimRight(server, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
+	for _, v := range []string{config.EnvAdminToken, config.EnvAPIToken} {
+		if t := strings.TrimSpace(getenv(v)); t != "" {
+			a.token, a.tokenVar = t, v
+			break
+		}
+	}
+	return a
 }
 
 func (a *apiDeliveries) do(ctx context.Context, method, path string, out any) error {
@@ -157,7 +171,9 @@ func (a *apiDeliveries) do(ctx context.Context, method, path string, out any) er
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		return err
@@ -174,6 +190,15 @@ func (a *apiDeliveries) do(ctx context.Context, method, path string, out any) er
 		_ = json.Unmarshal(body, &e)
 		if e.Error == "" {
 			e.Error = strings.TrimSpace(string(body))
+		}
+		switch {
+		case resp.StatusCode == http.StatusForbidden && a.tokenVar == config.EnvAPIToken:
+			e.Error = fmt.Sprintf("only %s is set, and it may only create and read deployment gates: deliveries need %s (%s)",
+				config.EnvAPIToken, config.EnvAdminToken, e.Error)
+		case resp.StatusCode == http.StatusUnauthorized && a.tokenVar == "":
+			e.Error = fmt.Sprintf("%s is not set (%s)", config.EnvAdminToken, e.Error)
+		case resp.StatusCode == http.StatusUnauthorized:
+			e.Error = fmt.Sprintf("the server refused %s (%s)", a.tokenVar, e.Error)
 		}
 		return fmt.Errorf("%s: %s", resp.Status, e.Error)
 	}

@@ -291,12 +291,14 @@ func TestDeliveries(t *testing.T) {
 	seq := fmt.Sprint(dead)
 
 	// The API path: a server on the same store.
-	srv := server.New(server.Options{Store: st, APIToken: "tok", Redrive: func(ctx context.Context, s int64) error {
+	srv := server.New(server.Options{Store: st, APIToken: "tok", AdminToken: "admin-tok", Redrive: func(ctx context.Context, s int64) error {
 		return st.Redrive(ctx, s, time.Now())
 	}})
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
-	env := map[string]string{"ROLEKEEPER_API_TOKEN": "tok"}
+	env := map[string]string{"ROLEKEEPER_ADMIN_TOKEN": "admin-tok", "ROLEKEEPER_API_TOKEN": "tok"}
+	pipelineOnly := map[string]string{"ROLEKEEPER_API_TOKEN": "tok"}
+	wrongAdmin := map[string]string{"ROLEKEEPER_ADMIN_TOKEN": "nope"}
 
 	tests := []struct {
 		name   string
@@ -308,7 +310,11 @@ func TestDeliveries(t *testing.T) {
 	}{
 		{"list via the store", nil, []string{"list", "--config", cfg}, 0, []string{"SEQ", "d-1", "no team owns acme/x"}, nil},
 		{"list json via the API", env, []string{"list", "--server", ts.URL, "--format", "json"}, 0, []string{`"delivery_id": "d-1"`, `"state": "dead"`}, nil},
-		{"API without the token", nil, []string{"list", "--server", ts.URL}, 1, nil, []string{"401"}},
+		{"API without the token", nil, []string{"list", "--server", ts.URL}, 1, nil, []string{"401", "ROLEKEEPER_ADMIN_TOKEN is not set"}},
+		{"API with the pipelines' token only", pipelineOnly, []string{"list", "--server", ts.URL}, 1, nil,
+			[]string{"403", "only ROLEKEEPER_API_TOKEN is set", "deliveries need ROLEKEEPER_ADMIN_TOKEN"}},
+		{"API with a wrong admin token", wrongAdmin, []string{"list", "--server", ts.URL}, 1, nil, []string{"401", "the server refused ROLEKEEPER_ADMIN_TOKEN"}},
+		{"redrive with the pipelines' token only", pipelineOnly, []string{"redrive", "--server", ts.URL, seq}, 1, nil, []string{"403", "deliveries need ROLEKEEPER_ADMIN_TOKEN"}},
 		{"redrive via the API", env, []string{"redrive", "--server", ts.URL, seq}, 0, []string{seq + ": pending again"}, nil},
 		{"redrive again: not dead", nil, []string{"redrive", "--config", cfg, seq}, 1, nil, []string{"no dead delivery"}},
 		{"pending now", nil, []string{"list", "--config", cfg, "--state", "pending"}, 0, []string{"d-1", "d-2"}, nil},

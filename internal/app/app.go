@@ -192,16 +192,18 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 	bbParse := a.parsers[model.SourceBitbucket]
 	jiraParse := a.parsers[model.SourceJira]
 	a.server = server.New(server.Options{
-		Listen:    cfg.Listen,
-		PublicURL: cfg.PublicURL,
-		Logger:    a.log.Named("http"),
-		Gatherer:  a.reg,
-		APIToken:  secrets.APIToken,
-		Bitbucket: intake(webhook.Bitbucket(bbParse), secrets.BitbucketWebhookSecrets),
-		Jira:      intake(webhook.Jira(func(b []byte) (*model.Event, error) { return jiraParse("", b) }), secrets.JiraWebhookSecrets),
-		Store:     a.store,
-		Roles:     a.reload.status,
-		Redrive:   a.inbox.Redrive,
+		Listen:     cfg.Listen,
+		PublicURL:  cfg.PublicURL,
+		Logger:     a.log.Named("http"),
+		Gatherer:   a.reg,
+		APIToken:   secrets.APIToken,
+		AdminToken: secrets.AdminToken,
+		People:     a.peopleNames,
+		Bitbucket:  intake(webhook.Bitbucket(bbParse), secrets.BitbucketWebhookSecrets),
+		Jira:       intake(webhook.Jira(func(b []byte) (*model.Event, error) { return jiraParse("", b) }), secrets.JiraWebhookSecrets),
+		Store:      a.store,
+		Roles:      a.reload.status,
+		Redrive:    a.inbox.Redrive,
 	})
 
 	if err := a.wire(); err != nil {
@@ -344,4 +346,20 @@ func (a *App) Stop(ctx context.Context) error {
 	a.log.Info("rolekeeper stopped")
 	_ = a.log.Sync()
 	return errors.Join(errs...)
+}
+
+// peopleNames maps the account ids of the roles in force to display names,
+// for the public decision pages (which show names, never account ids).
+func (a *App) peopleNames() map[string]string {
+	org := a.roles.Get()
+	if org == nil {
+		return nil
+	}
+	out := make(map[string]string, len(org.People))
+	for _, p := range org.People {
+		if p.AccountID != "" {
+			out[p.AccountID] = p.DisplayName()
+		}
+	}
+	return out
 }

@@ -32,6 +32,7 @@ const (
 	fixtureSig    = "sha256=f205c729821c6954aff2afe72b965c34015b4baf96ea8ddc2cc44999c014a035"
 	newSecret     = "e2e-new-secret" // rotation: both secrets are accepted
 	apiToken      = "e2e-api-token"
+	adminToken    = "e2e-admin-token"
 	jiraSecret    = "e2e-jira-secret"
 )
 
@@ -89,6 +90,7 @@ func startApp(t *testing.T) *e2e {
 		config.EnvBitbucketUsername:      "rolekeeper@example.com",
 		config.EnvBitbucketToken:         "bb-token",
 		config.EnvAPIToken:               apiToken,
+		config.EnvAdminToken:             adminToken,
 		config.EnvJiraWebhookSecret:      jiraSecret,
 		config.EnvJiraEmail:              "rolekeeper@example.com",
 		config.EnvJiraToken:              "jira-token",
@@ -144,7 +146,7 @@ func (e *e2e) get(path string, auth bool) (int, string) {
 		e.t.Fatal(err)
 	}
 	if auth {
-		req.Header.Set("Authorization", "Bearer "+apiToken)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
 	}
 	return e.send(req)
 }
@@ -236,8 +238,17 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.HasPrefix(decisions[0].URL, "https://rk.example.com/decisions/") {
 		t.Errorf("decision url %q", decisions[0].URL)
 	}
-	if code, body := e.get("/decisions/"+itoa64(decisions[0].ID), false); code != http.StatusOK || !strings.Contains(body, "technical-lead/code-review") {
-		t.Errorf("decision page: %d", code)
+	page := strings.TrimPrefix(decisions[0].URL, "https://rk.example.com")
+	if code, body := e.get(page, false); code != http.StatusOK || !strings.Contains(body, "technical-lead/code-review") || strings.Contains(body, amara.AccountID) {
+		t.Errorf("decision page %s: %d (or it shows an account id)", page, code)
+	}
+	if code, _ := e.get("/decisions/"+itoa64(decisions[0].ID), false); code != http.StatusNotFound {
+		t.Errorf("decision page by its numeric id: %d, want 404", code)
+	}
+	pipelineReq, _ := http.NewRequest(http.MethodGet, e.base+"/api/v1/decisions?repository=acme/payments-api", nil)
+	pipelineReq.Header.Set("Authorization", "Bearer "+apiToken)
+	if code, _ := e.send(pipelineReq); code != http.StatusForbidden {
+		t.Errorf("decisions API with the pipelines' token: %d, want 403", code)
 	}
 	if code, _ := e.get("/api/v1/decisions?repository=acme/payments-api", false); code != http.StatusUnauthorized {
 		t.Errorf("API without token: %d", code)

@@ -203,6 +203,7 @@ func TestSecrets(t *testing.T) {
 		EnvJiraToken:              "jira-token-value",
 		EnvJiraWebhookSecret:      "jira-hook-secret",
 		EnvAPIToken:               "api-token-value",
+		EnvAdminToken:             " admin-token-value ",
 		EnvStoreDSN:               "postgres://u:pw-value@db/rk",
 	}
 	s := LoadSecrets(func(k string) string { return env[k] })
@@ -211,6 +212,12 @@ func TestSecrets(t *testing.T) {
 	}
 	if !s.HasBitbucketAPI() || !s.HasJiraAPI() {
 		t.Errorf("credentials not seen: %v", s)
+	}
+	if s.APIToken != "api-token-value" || s.AdminToken != "admin-token-value" {
+		t.Error("API tokens not read, or not trimmed")
+	}
+	if str := s.String(); !strings.Contains(str, EnvAPIToken+"=<redacted>") || !strings.Contains(str, EnvAdminToken+"=<redacted>") {
+		t.Errorf("String does not say which tokens are set: %s", str)
 	}
 
 	core, logs := observer.New(zap.InfoLevel)
@@ -221,7 +228,7 @@ func TestSecrets(t *testing.T) {
 		fmt.Sprint(logs.All()[0].ContextMap()),
 	}
 	for _, r := range renders {
-		for _, v := range []string{"bb-token-value", "new-secret", "old-secret", "jira-token-value", "jira-hook-secret", "api-token-value", "pw-value", "me@example.com"} {
+		for _, v := range []string{"bb-token-value", "new-secret", "old-secret", "jira-token-value", "jira-hook-secret", "api-token-value", "admin-token-value", "pw-value", "me@example.com"} {
 			if strings.Contains(r, v) {
 				t.Errorf("secret %q leaked in %q", v, r)
 			}

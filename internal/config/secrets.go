@@ -17,7 +17,12 @@ const (
 	EnvJiraEmail              = "ROLEKEEPER_JIRA_EMAIL"
 	EnvJiraToken              = "ROLEKEEPER_JIRA_TOKEN"
 	EnvJiraWebhookSecret      = "ROLEKEEPER_JIRA_WEBHOOK_SECRET"
-	EnvAPIToken               = "ROLEKEEPER_API_TOKEN"
+	// EnvAPIToken is the pipelines' token: it may create and read
+	// deployment gates, nothing else.
+	EnvAPIToken = "ROLEKEEPER_API_TOKEN"
+	// EnvAdminToken opens the rest of /api/v1: deliveries, redrive,
+	// decisions, reports, break-glass through the API.
+	EnvAdminToken = "ROLEKEEPER_ADMIN_TOKEN"
 	// EnvStoreDSN overrides store.dsn, so that a database password can stay
 	// out of the file (a Kubernetes secret, say).
 	EnvStoreDSN = "ROLEKEEPER_STORE_DSN"
@@ -36,8 +41,9 @@ type Secrets struct {
 	JiraEmail               string
 	JiraToken               string
 	JiraWebhookSecrets      []string // as BitbucketWebhookSecrets
-	APIToken                string
-	StoreDSN                string // overrides store.dsn when set
+	APIToken                string   // ROLEKEEPER_API_TOKEN: gates only
+	AdminToken              string   // ROLEKEEPER_ADMIN_TOKEN: all of /api/v1
+	StoreDSN                string   // overrides store.dsn when set
 }
 
 // LoadSecrets reads the secrets through getenv (os.Getenv in main).
@@ -52,6 +58,7 @@ func LoadSecrets(getenv func(string) string) Secrets {
 		JiraToken:               get(EnvJiraToken),
 		JiraWebhookSecrets:      splitSecrets(getenv(EnvJiraWebhookSecret)),
 		APIToken:                get(EnvAPIToken),
+		AdminToken:              get(EnvAdminToken),
 		StoreDSN:                get(EnvStoreDSN),
 	}
 }
@@ -93,6 +100,7 @@ func (s Secrets) String() string {
 	add(EnvJiraToken, s.JiraToken != "")
 	add(EnvJiraWebhookSecret, len(s.JiraWebhookSecrets) > 0)
 	add(EnvAPIToken, s.APIToken != "")
+	add(EnvAdminToken, s.AdminToken != "")
 	add(EnvStoreDSN, s.StoreDSN != "")
 	return "Secrets{" + strings.Join(set, " ") + "}"
 }
@@ -112,6 +120,7 @@ func (s Secrets) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddBool("jira_api", s.HasJiraAPI())
 	enc.AddInt("jira_webhook_secrets", len(s.JiraWebhookSecrets))
 	enc.AddBool("api_token", s.APIToken != "")
+	enc.AddBool("admin_token", s.AdminToken != "")
 	enc.AddBool("store_dsn", s.StoreDSN != "")
 	return nil
 }

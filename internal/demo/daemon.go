@@ -18,11 +18,13 @@ import (
 	"github.com/reloadly/rolekeeper/internal/webhook"
 )
 
-// daemon talks to the running rolekeeper the way Bitbucket, Jira and a
-// pipeline would: signed webhooks to the intake, bearer calls to /api/v1.
+// daemon talks to the running rolekeeper the way Bitbucket, Jira, a
+// pipeline and an admin would: signed webhooks to the intake, bearer calls
+// to /api/v1 (the pipelines' token for gates, the admin token for the rest).
 type daemon struct {
 	base       string // http://host:port
-	token      string // ROLEKEEPER_API_TOKEN
+	token      string // ROLEKEEPER_API_TOKEN: gates
+	adminToken string // ROLEKEEPER_ADMIN_TOKEN: decisions, deliveries, reports
 	bbSecret   string
 	jiraSecret string
 	client     *http.Client
@@ -143,13 +145,13 @@ func (d *daemon) askGate(ctx context.Context, repo, commit, env string, build in
 		"pipeline_uuid": "{" + strings.Trim(newUUID(), "{}") + "}", "build_number": build,
 	})
 	var g gateView
-	err := d.call(ctx, http.MethodPost, "/api/v1/gates", body, http.StatusCreated, &g)
+	err := d.callAs(ctx, d.token, http.MethodPost, "/api/v1/gates", body, http.StatusCreated, &g)
 	return g, err
 }
 
 func (d *daemon) gate(ctx context.Context, id string) (gateView, error) {
 	var g gateView
-	err := d.get(ctx, "/api/v1/gates/"+url.PathEscape(id), &g)
+	err := d.callAs(ctx, d.token, http.MethodGet, "/api/v1/gates/"+url.PathEscape(id), nil, http.StatusOK, &g)
 	return g, err
 }
 
@@ -157,7 +159,7 @@ func (d *daemon) gate(ctx context.Context, id string) (gateView, error) {
 // csv).
 func (d *daemon) weeklyReport(ctx context.Context, week, format string) ([]byte, error) {
 	path := "/api/v1/reports/weekly?week=" + url.QueryEscape(week) + "&format=" + url.QueryEscape(format)
-	req, err := d.request(ctx, http.MethodGet, path, nil)
+	req, err := d.request(ctx, d.adminToken, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -173,11 +175,12 @@ func (d *daemon) weeklyReport(ctx context.Context, week, format string) ([]byte,
 	return b, err
 }
 
+// get reads an admin route.
 func (d *daemon) get(ctx context.Context, path string, out any) error {
-	return d.call(ctx, http.MethodGet, path, nil, http.StatusOK, out)
+	return d.callAs(ctx, d.adminToken, http.MethodGet, path, nil, http.StatusOK, out)
 }
 
-func (d *daemon) request(ctx context.Context, method, path string, body []byte) (*http.Request, error) {
+func (d *daemon) request(ctx context.Context, token, method, path string, body []byte) (*http.Request, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -186,15 +189,15 @@ func (d *daemon) request(ctx context.Context, method, path string, body []byte) 
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+d.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	return req, nil
 }
 
-func (d *daemon) call(ctx context.Context, method, path string, body []byte, want int, out any) error {
-	req, err := d.request(ctx, method, path, body)
+func (d *daemon) callAs(ctx context.Context, token, method, path string, body []byte, want int, out any) error {
+	req, err := d.request(ctx, token, method, path, body)
 	if err != nil {
 		return err
 	}

@@ -52,8 +52,8 @@ type options struct {
 }
 
 // Command runs `rolekeeper demo`. getenv may supply ROLEKEEPER_API_TOKEN
-// (used, never printed); no other variable is read: the sandbox never sees
-// real credentials.
+// and ROLEKEEPER_ADMIN_TOKEN (used, never printed); no other variable is
+// read: the sandbox never sees real credentials.
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	o, code, ok := parse(args, stderr)
 	if !ok {
@@ -149,7 +149,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, getenv func(s
 	if !tokenFromEnv {
 		token = "rk_demo_" + randomHex(16)
 	}
-	cfg, secrets := daemonConfig(addr, dir, token, sb)
+	adminToken := strings.TrimSpace(getenv(config.EnvAdminToken))
+	adminFromEnv := adminToken != ""
+	if !adminFromEnv || adminToken == token {
+		adminToken, adminFromEnv = "rk_demo_admin_"+randomHex(16), false
+	}
+	cfg, secrets := daemonConfig(addr, dir, token, adminToken, sb)
 	logOut := stderr
 	if !o.verbose {
 		f, err := os.Create(filepath.Join(dir, "rolekeeper.log"))
@@ -185,7 +190,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, getenv func(s
 	}
 	base := "http://" + a.Addr()
 	d := &daemon{
-		base: base, token: token,
+		base: base, token: token, adminToken: adminToken,
 		bbSecret: secrets.BitbucketWebhookSecrets[0], jiraSecret: secrets.JiraWebhookSecrets[0],
 		client:         &http.Client{Timeout: 30 * time.Second},
 		processTimeout: o.processTimeout,
@@ -197,11 +202,14 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, getenv func(s
 		},
 	}
 
-	shownToken := token
+	shownToken, shownAdmin := token, adminToken
 	if tokenFromEnv {
 		shownToken = ""
 	}
-	intro(p, o, moved, dir, base, shownToken, sb, org)
+	if adminFromEnv {
+		shownAdmin = ""
+	}
+	intro(p, o, moved, dir, base, shownToken, shownAdmin, sb, org)
 	if err := rp.run(ctx); err != nil {
 		if ctx.Err() != nil { // Ctrl-C during the replay: a normal stop
 			p.blank()
@@ -232,7 +240,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer, getenv func(s
 // daemonConfig is the daemon's configuration for the demo: SQLite in dir,
 // the sandbox as upstream with its credentials (so not dry-run), generated
 // webhook secrets, no schedule (the replay is the week), quick retries.
-func daemonConfig(addr, dir, token string, sb *sandbox) (config.Config, config.Secrets) {
+func daemonConfig(addr, dir, token, adminToken string, sb *sandbox) (config.Config, config.Secrets) {
 	cfg := config.Default()
 	cfg.Listen = addr
 	cfg.PublicURL = "http://" + addr
@@ -253,6 +261,7 @@ func daemonConfig(addr, dir, token string, sb *sandbox) (config.Config, config.S
 		JiraToken:               sb.jiraTok,
 		JiraWebhookSecrets:      []string{randomHex(20)},
 		APIToken:                token,
+		AdminToken:              adminToken,
 	}
 }
 
@@ -332,7 +341,7 @@ func saveReport(ctx context.Context, d *daemon, dir string) string {
 	return path
 }
 
-func intro(p printer, o options, moved bool, dir, base, token string, sb *sandbox, org *roles.Org) {
+func intro(p printer, o options, moved bool, dir, base, token, adminToken string, sb *sandbox, org *roles.Org) {
 	p.say("", "rolekeeper demo — a sample week at %s, replayed against a sandbox Bitbucket and Jira", org.Organization)
 	p.blank()
 	p.say("  rolekeeper   ", "%s — the built-in roles.yaml (%d people, %d teams)", base, len(org.People), len(org.Teams))
@@ -350,9 +359,14 @@ func intro(p printer, o options, moved bool, dir, base, token string, sb *sandbo
 	p.say("  Bitbucket    ", "%s (sandbox; rolekeeper writes here with its credentials: not dry-run)", sb.bb.URL())
 	p.say("  Jira         ", "%s (sandbox)", sb.jira.URL())
 	if token == "" {
-		p.say("  API token    ", "the one in %s", config.EnvAPIToken)
+		p.say("  API token    ", "the one in %s (pipelines: gates only)", config.EnvAPIToken)
 	} else {
-		p.raw("  API token    ", "export %s=%s", config.EnvAPIToken, token)
+		p.raw("  API token    ", "export %s=%s   # pipelines: gates only", config.EnvAPIToken, token)
+	}
+	if adminToken == "" {
+		p.say("  admin token  ", "the one in %s (the rest of /api/v1)", config.EnvAdminToken)
+	} else {
+		p.raw("  admin token  ", "export %s=%s   # the rest of /api/v1", config.EnvAdminToken, adminToken)
 	}
 	kofi := org.Person("kofi")
 	_, until := kofi.AwayAt(weekStart)
@@ -361,12 +375,13 @@ func intro(p printer, o options, moved bool, dir, base, token string, sb *sandbo
 }
 
 func outro(p printer, o options, base string, rp *replay, reportFile string, sb *sandbox) {
-	auth := `-H "Authorization: Bearer $ROLEKEEPER_API_TOKEN"`
+	auth := `-H "Authorization: Bearer $ROLEKEEPER_ADMIN_TOKEN"`
+	pipeline := `-H "Authorization: Bearer $ROLEKEEPER_API_TOKEN"`
 	p.blank()
 	p.raw("", "%s", strings.Repeat("═", width))
 	p.say("", "The week is replayed: %d decisions, each with its reasons. Try:", len(rp.decisions))
 	p.blank()
-	p.say("  ", "the weekly report (the API needs the token; export it as printed above):")
+	p.say("  ", "the weekly report (the API needs the admin token; export it as printed above):")
 	p.raw("    ", "%s/api/v1/reports/weekly?week=%s&format=html", base, weekName)
 	p.raw("    ", "curl %s '%s/api/v1/reports/weekly?week=%s&format=md'", auth, base, weekName)
 	if reportFile != "" {
@@ -374,12 +389,12 @@ func outro(p printer, o options, base string, rp *replay, reportFile string, sb 
 	}
 	if len(rp.decisions) > 0 {
 		p.say("  ", "every decision has a public page (add ?format=text for plain text):")
-		p.raw("    ", "%s/decisions/%d … %s/decisions/%d", base, rp.decisions[0], base, rp.decisions[len(rp.decisions)-1])
+		p.raw("    ", "%s … %s", rp.decisions[0], rp.decisions[len(rp.decisions)-1])
 	}
 	p.say("  ", "the API:")
 	p.raw("    ", "curl %s '%s/api/v1/decisions?repository=%s&pr=%d'", auth, base, repoPayments, rp.prs["refunds"])
 	if rp.gateID != "" {
-		p.raw("    ", "curl %s %s/api/v1/gates/%s", auth, base, rp.gateID)
+		p.raw("    ", "curl %s %s/api/v1/gates/%s", pipeline, base, rp.gateID)
 	}
 	p.raw("    ", "curl %s '%s/api/v1/deliveries?state=done'", auth, base)
 	p.say("  ", "the sandbox, as rolekeeper left it:")

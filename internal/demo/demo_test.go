@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -246,6 +248,14 @@ func TestWeek(t *testing.T) {
 		if err := s.daemon.get(ctx, "/api/v1/deliveries?state=dead", &dead); err != nil || len(dead) > 0 {
 			t.Errorf("dead deliveries: %v %v", dead, err)
 		}
+		publicPages(t, s, org)
+		// The pipelines' token opens gates, nothing else.
+		var viaPipeline []server.DecisionView
+		pipeline := *s.daemon
+		pipeline.adminToken = s.daemon.token
+		if err := pipeline.get(ctx, "/api/v1/decisions?kind=gate", &viaPipeline); err == nil || !strings.Contains(err.Error(), "403") {
+			t.Errorf("decisions with the pipelines' token: %v, want 403", err)
+		}
 	})
 
 	for _, s := range (&replay{}).steps() {
@@ -260,8 +270,9 @@ func TestWeek(t *testing.T) {
 		"a self-approval does not count",
 		"APPROVED",
 		"/api/v1/reports/weekly?week=" + weekName + "&format=html",
-		"/decisions/1",
+		"/decisions/",
 		"export ROLEKEEPER_API_TOKEN=",
+		"export ROLEKEEPER_ADMIN_TOKEN=",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
@@ -269,6 +280,46 @@ func TestWeek(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", out)
+	}
+}
+
+// publicPages opens every decision page the demo printed, without a
+// token, in each format: each is served by its public id and shows no
+// account id from roles.yaml; the numeric id is not served.
+func publicPages(t *testing.T, s *session, org *roles.Org) {
+	t.Helper()
+	if len(s.replay.decisions) == 0 {
+		t.Fatal("no decision pages printed")
+	}
+	for _, link := range s.replay.decisions {
+		id := link[strings.LastIndex(link, "/")+1:]
+		if !store.ValidPublicID(id) {
+			t.Errorf("decision link %s: not a public id", link)
+			continue
+		}
+		for _, format := range []string{"", "?format=text", "?format=json"} {
+			resp, err := http.Get(link + format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("%s%s: %d", link, format, resp.StatusCode)
+			}
+			for _, p := range org.People {
+				if p.AccountID != "" && strings.Contains(string(body), p.AccountID) {
+					t.Errorf("%s%s shows the account id of %s", link, format, p.ID)
+				}
+			}
+		}
+	}
+	first := s.replay.decisions[0]
+	numeric := first[:strings.LastIndex(first, "/")+1] + "1"
+	if resp, err := http.Get(numeric); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("%s: %v %v, want 404", numeric, resp, err)
+	} else {
+		resp.Body.Close()
 	}
 }
 
@@ -296,10 +347,13 @@ func triggered(t *testing.T, s *session, repo string, id int, kind, role string)
 // ends (Ctrl-C), then stops gracefully with status 0. An API token from the
 // environment is used and never printed.
 func TestStopsOnCancel(t *testing.T) {
-	const token = "token-from-the-environment"
+	const token, admin = "token-from-the-environment", "admin-token-from-the-environment"
 	getenv := func(k string) string {
-		if k == "ROLEKEEPER_API_TOKEN" {
+		switch k {
+		case "ROLEKEEPER_API_TOKEN":
 			return token
+		case "ROLEKEEPER_ADMIN_TOKEN":
+			return admin
 		}
 		return ""
 	}
@@ -314,16 +368,16 @@ func TestStopsOnCancel(t *testing.T) {
 		if !strings.Contains(out.String(), "press Ctrl-C") {
 			t.Error("the demo does not say it keeps running")
 		}
-		if s.daemon.token != token {
-			t.Errorf("API token %q, want the environment's", s.daemon.token)
+		if s.daemon.token != token || s.daemon.adminToken != admin {
+			t.Errorf("tokens %q, %q, want the environment's", s.daemon.token, s.daemon.adminToken)
 		}
 		cancel()
 	})
 	if code != exitOK || !strings.Contains(out.String(), "Stopping rolekeeper") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
-	if strings.Contains(out.String()+errOut.String(), token) {
-		t.Error("the API token from the environment was printed")
+	if strings.Contains(out.String()+errOut.String(), token) || strings.Contains(out.String()+errOut.String(), admin) {
+		t.Error("a token from the environment was printed")
 	}
 }
 

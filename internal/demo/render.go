@@ -72,7 +72,7 @@ func (p printer) headline(when, title string) {
 // what was done upstream. prev, when set, is the decision shown before for
 // the same subject: what did not change since is summed up in one line.
 func (p printer) decision(v server.DecisionView, prev *server.DecisionView) {
-	p.say("  ", "rolekeeper decided (decision %d, %s):", v.ID, v.URL)
+	p.say("  ", "rolekeeper decided (%s):", v.URL)
 	switch model.SubjectKind(v.Kind) {
 	case model.SubjectPullRequest:
 		var d, before rules.Decision

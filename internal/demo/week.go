@@ -52,7 +52,7 @@ type replay struct {
 
 	// What happened, for the closing summary and the tests.
 	prs       map[string]int // by scenario name
-	decisions []int64        // ids of the decisions shown
+	decisions []string       // public pages of the decisions shown
 	// last is the decision shown last per subject ("repo#pr", issue key).
 	last     map[string]server.DecisionView
 	gateID   string
@@ -434,7 +434,7 @@ func (r *replay) showDecisions(subject string, ds []server.DecisionView, deliver
 		}
 		r.p.decision(v, prev)
 		r.last[subject] = v
-		r.decisions = append(r.decisions, v.ID)
+		r.decisions = append(r.decisions, v.URL)
 		shown = true
 	}
 	return shown
@@ -541,8 +541,8 @@ func (r *replay) showGate(ctx context.Context, g gateView) error {
 	}
 	if len(ds) > 0 {
 		v := ds[len(ds)-1]
-		r.p.say("    recorded: ", "decision %d, %s", v.ID, v.URL)
-		r.decisions = append(r.decisions, v.ID)
+		r.p.say("    recorded: ", "%s", v.URL)
+		r.decisions = append(r.decisions, v.URL)
 	}
 	return nil
 }

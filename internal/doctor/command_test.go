@@ -33,6 +33,7 @@ func TestCommand(t *testing.T) {
 		config.EnvJiraToken:              jiraToken,
 		config.EnvJiraWebhookSecret:      jiraHook,
 		config.EnvAPIToken:               apiToken,
+		config.EnvAdminToken:             admToken,
 	}
 	without := func(k string) map[string]string {
 		m := map[string]string{}

@@ -64,6 +64,7 @@ const (
 	checkPublicURL     = "public url"
 	checkWebhookURLs   = "webhook urls"
 	checkAPIToken      = "api token"
+	checkAdminToken    = "admin token"
 	checkDryRun        = "dry run"
 )
 

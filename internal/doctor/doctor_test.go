@@ -32,9 +32,10 @@ const (
 	bbHook    = "bb-webhook-5ecret-0003-0123456789"
 	jiraHook  = "jira-webhook-5ecret-0004-0123456789"
 	apiToken  = "api-token-5ecret-0005-0123456789abcdef"
+	admToken  = "admin-token-5ecret-0007-0123456789abcdef"
 )
 
-var secretValues = []string{bbToken, jiraToken, bbHook, jiraHook, apiToken}
+var secretValues = []string{bbToken, jiraToken, bbHook, jiraHook, apiToken, admToken}
 
 // env is a fake Bitbucket and Jira, a config pointing at them, and every
 // secret set: the all-good starting point each case spoils.
@@ -94,6 +95,7 @@ jira:
 			config.EnvJiraToken:              jiraToken,
 			config.EnvJiraWebhookSecret:      jiraHook,
 			config.EnvAPIToken:               apiToken,
+			config.EnvAdminToken:             admToken,
 		}[k]
 	})
 	return e
@@ -179,7 +181,8 @@ func TestRun(t *testing.T) {
 				{"ok", "jira webhook", "ROLEKEEPER_JIRA_WEBHOOK_SECRET is set"},
 				{"ok", "public url", "https://rolekeeper.acme.example (https)…cannot test from here"},
 				{"ok", "webhook urls", "Bitbucket https://rolekeeper.acme.example/webhooks/bitbucket, Jira https://rolekeeper.acme.example/webhooks/jira"},
-				{"ok", "api token", "ROLEKEEPER_API_TOKEN is set"},
+				{"ok", "api token", "ROLEKEEPER_API_TOKEN is set: pipelines use it for `rolekeeper gate`"},
+				{"ok", "admin token", "ROLEKEEPER_ADMIN_TOKEN is set"},
 				{"ok", "dry run", "off: rolekeeper writes reviewers"},
 			},
 			absent: []line{{"warn", "", ""}, {"FAIL", "", ""}},
@@ -333,7 +336,8 @@ func TestRun(t *testing.T) {
 				{"warn", "jira", "no credentials (ROLEKEEPER_JIRA_EMAIL and ROLEKEEPER_JIRA_TOKEN)"},
 				{"FAIL", "bitbucket webhook", "ROLEKEEPER_BITBUCKET_WEBHOOK_SECRET is not set: POST /webhooks/bitbucket answers 503 to every delivery"},
 				{"FAIL", "jira webhook", "ROLEKEEPER_JIRA_WEBHOOK_SECRET is not set: POST /webhooks/jira answers 503"},
-				{"warn", "api token", "ROLEKEEPER_API_TOKEN is not set: /api/v1 answers 401"},
+				{"warn", "api token", "ROLEKEEPER_API_TOKEN is not set: pipelines cannot use `rolekeeper gate`"},
+				{"warn", "admin token", "ROLEKEEPER_ADMIN_TOKEN is not set: the rest of /api/v1"},
 				{"warn", "dry run", "off, but rolekeeper runs dry on Bitbucket (no API credentials) and Jira (no API credentials)"},
 			},
 		},
@@ -352,12 +356,22 @@ func TestRun(t *testing.T) {
 				e.secrets.BitbucketWebhookSecrets = []string{"short"}
 				e.secrets.JiraWebhookSecrets = []string{jiraHook, jiraHook + "-old"}
 				e.secrets.APIToken = "tiny"
+				e.secrets.AdminToken = "small"
 			},
 			wantOK: true,
 			want: []line{
 				{"warn", "bitbucket webhook", "shorter than 16 characters"},
 				{"ok", "jira webhook", "holds 2 secrets (a rotation)"},
 				{"warn", "api token", "ROLEKEEPER_API_TOKEN is shorter than 16 characters"},
+				{"warn", "admin token", "ROLEKEEPER_ADMIN_TOKEN is shorter than 16 characters"},
+			},
+		},
+		{
+			name:  "the admin token is the pipelines' token",
+			setup: func(t *testing.T, e *env) { e.secrets.AdminToken = apiToken },
+			want: []line{
+				{"ok", "api token", "ROLEKEEPER_API_TOKEN is set"},
+				{"FAIL", "admin token", "ROLEKEEPER_ADMIN_TOKEN equals ROLEKEEPER_API_TOKEN, which every pipeline holds"},
 			},
 		},
 		{

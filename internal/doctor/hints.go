@@ -86,17 +86,32 @@ func internalHost(host string) bool {
 	return ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsLinkLocalUnicast())
 }
 
-// checkAPIToken says whether /api/v1 and `rolekeeper gate` can be used.
+// checkAPIToken says whether the pipelines can ask for deployment gates
+// (ROLEKEEPER_API_TOKEN) and whether the rest of /api/v1 is open to an
+// admin (ROLEKEEPER_ADMIN_TOKEN). It says whether each is set, never what
+// it holds.
 func (d *doctor) checkAPIToken() {
-	t := d.secrets.APIToken
+	api, admin := d.secrets.APIToken, d.secrets.AdminToken
 	switch {
-	case t == "":
-		d.r.add(Warn, checkAPIToken, "%s is not set: /api/v1 answers 401, so `rolekeeper gate` cannot ask for deployment approvals and the decisions API is closed. Set it (openssl rand -hex 32)",
+	case api == "":
+		d.r.add(Warn, checkAPIToken, "%s is not set: pipelines cannot use `rolekeeper gate` (POST /api/v1/gates answers 401 to them). Set it (openssl rand -hex 32) as a secured Pipelines variable",
 			config.EnvAPIToken)
-	case len(t) < minSecretLen:
+	case len(api) < minSecretLen:
 		d.r.add(Warn, checkAPIToken, "%s is shorter than %d characters: use a long random token (openssl rand -hex 32)", config.EnvAPIToken, minSecretLen)
 	default:
-		d.r.add(OK, checkAPIToken, "%s is set: /api/v1 and `rolekeeper gate` need it as a Bearer token", config.EnvAPIToken)
+		d.r.add(OK, checkAPIToken, "%s is set: pipelines use it for `rolekeeper gate` (create and read gates, nothing else)", config.EnvAPIToken)
+	}
+	switch {
+	case admin == "":
+		d.r.add(Warn, checkAdminToken, "%s is not set: the rest of /api/v1 (deliveries, redrive, decisions, reports, break-glass through the API) answers 401, and `rolekeeper deliveries --server` cannot be used. Set it (openssl rand -hex 32) and keep it out of pipelines",
+			config.EnvAdminToken)
+	case admin == api:
+		d.r.add(Fail, checkAdminToken, "%s equals %s, which every pipeline holds: rolekeeper keeps the admin routes closed (401) until it is a different token (openssl rand -hex 32)",
+			config.EnvAdminToken, config.EnvAPIToken)
+	case len(admin) < minSecretLen:
+		d.r.add(Warn, checkAdminToken, "%s is shorter than %d characters: use a long random token (openssl rand -hex 32)", config.EnvAdminToken, minSecretLen)
+	default:
+		d.r.add(OK, checkAdminToken, "%s is set: deliveries, redrive, decisions, reports and break-glass through /api/v1 need it; keep it out of pipelines", config.EnvAdminToken)
 	}
 }
 

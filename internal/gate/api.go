@@ -87,7 +87,7 @@ func (s *Service) View(g *store.Gate) View {
 		Rule: g.RuleID, Approvers: []Person{}, Excluded: []Person{}, DecidedBy: g.DecidedBy, Reason: g.Reason,
 		BreakGlass: g.BreakGlass, FollowUp: g.FollowUp, PRs: g.PRs, PipelineUUID: g.PipelineUUID, BuildNumber: g.BuildNumber,
 		CreatedAt: g.CreatedAt.UTC(), ExpiresAt: g.ExpiresAt.UTC(), StatusKey: StatusKey(g.Environment),
-		URL: s.link(g, d.DecisionID), APIURL: strings.TrimRight(s.o.PublicURL, "/") + "/api/v1/gates/" + g.ID, History: d.History}
+		URL: s.link(g, d.DecisionPublicID), APIURL: strings.TrimRight(s.o.PublicURL, "/") + "/api/v1/gates/" + g.ID, History: d.History}
 	if v.PRs == nil {
 		v.PRs = []int{}
 	}

@@ -29,6 +29,7 @@ func (s *Service) carryOut(ctx context.Context, g *store.Gate, effs []Effect, p 
 	}
 	var (
 		decisionID   int64
+		publicID     string // decisionID's public id: the link
 		status       bool
 		mentionFail  bool
 		followUp     string
@@ -38,12 +39,12 @@ func (s *Service) carryOut(ctx context.Context, g *store.Gate, effs []Effect, p 
 	for _, e := range effs {
 		switch e.Kind {
 		case EffRecord:
-			id, err := s.record(ctx, g, e.Text, p, inputs)
+			id, pub, err := s.record(ctx, g, e.Text, p, inputs)
 			if err != nil {
 				s.log.Error("record gate decision", zap.String("gate", g.ID), zap.String("repo", g.Repository), zap.Error(err))
 				continue
 			}
-			decisionID = id
+			decisionID, publicID = id, pub
 		case EffStatus:
 			status = true
 		case EffFinding:
@@ -53,20 +54,20 @@ func (s *Service) carryOut(ctx context.Context, g *store.Gate, effs []Effect, p 
 		}
 	}
 	if decisionID == 0 {
-		decisionID = readDetails(g).DecisionID
+		decisionID, publicID = readDetails(g).DecisionID, readDetails(g).DecisionPublicID
 	}
 	if readDetails(g).StatusPosted != g.State {
 		status = true // an earlier post failed, or a race was lost: show the phase now
 	}
 	if status {
-		if st := s.postStatus(ctx, g, decisionID); st != "" {
+		if st := s.postStatus(ctx, g, publicID); st != "" {
 			statusPosted = st
 		}
 	}
 	for _, e := range effs {
 		switch e.Kind {
 		case EffMention:
-			if err := s.comment(ctx, g, e.PR, s.mentionText(g, p, decisionID)); err != nil {
+			if err := s.comment(ctx, g, e.PR, s.mentionText(g, p, publicID)); err != nil {
 				mentionFail = true
 			}
 		case EffReply:
@@ -79,7 +80,7 @@ func (s *Service) carryOut(ctx context.Context, g *store.Gate, effs []Effect, p 
 	ng, err := s.patch(ctx, g.ID, func(cur *store.Gate) {
 		d := readDetails(cur)
 		if decisionID > d.DecisionID {
-			d.DecisionID = decisionID
+			d.DecisionID, d.DecisionPublicID = decisionID, publicID
 		}
 		if statusPosted != "" {
 			d.StatusPosted = statusPosted
@@ -131,7 +132,7 @@ func (s *Service) repairStatus(ctx context.Context, g *store.Gate) {
 	if g.State == store.GatePending && len(d.History) == 0 {
 		return
 	}
-	st := s.postStatus(ctx, g, d.DecisionID)
+	st := s.postStatus(ctx, g, d.DecisionPublicID)
 	if st == "" {
 		return
 	}
@@ -165,7 +166,7 @@ func StatusKey(environment string) string {
 
 // postStatus posts the status for the gate's phase and returns the phase
 // posted ("" when nothing was posted).
-func (s *Service) postStatus(ctx context.Context, g *store.Gate, decisionID int64) string {
+func (s *Service) postStatus(ctx context.Context, g *store.Gate, publicID string) string {
 	if s.o.DryRun {
 		return ""
 	}
@@ -183,7 +184,7 @@ func (s *Service) postStatus(ctx context.Context, g *store.Gate, decisionID int6
 	}
 	err := s.o.Host.SetCommitStatus(ctx, g.Repository, g.Commit, model.CommitStatus{
 		Key: StatusKey(g.Environment), State: StatusState(g.State), Name: "rolekeeper: " + g.Environment + " deployment approval",
-		Description: truncate(desc, 140), URL: s.link(g, decisionID),
+		Description: truncate(desc, 140), URL: s.link(g, publicID),
 	})
 	if err != nil {
 		s.log.Warn("post gate status", zap.String("gate", g.ID), zap.String("repo", g.Repository), zap.Error(err))
@@ -194,12 +195,11 @@ func (s *Service) postStatus(ctx context.Context, g *store.Gate, decisionID int6
 
 // link is where a person reads about the gate: its latest decision's
 // public page, or the API.
-func (s *Service) link(g *store.Gate, decisionID int64) string {
-	base := strings.TrimRight(s.o.PublicURL, "/")
-	if decisionID > 0 {
-		return base + "/decisions/" + strconv.FormatInt(decisionID, 10)
+func (s *Service) link(g *store.Gate, publicID string) string {
+	if publicID != "" {
+		return store.DecisionURL(s.o.PublicURL, publicID)
 	}
-	return base + "/api/v1/gates/" + g.ID
+	return strings.TrimRight(s.o.PublicURL, "/") + "/api/v1/gates/" + g.ID
 }
 
 func (s *Service) comment(ctx context.Context, g *store.Gate, pr int, body string) error {
@@ -215,7 +215,7 @@ func (s *Service) comment(ctx context.Context, g *store.Gate, pr int, body strin
 
 // mentionText asks the approvers, by Bitbucket mention, to decide. No line
 // starts with a command, so rolekeeper never reads its own comment as one.
-func (s *Service) mentionText(g *store.Gate, p Policy, decisionID int64) string {
+func (s *Service) mentionText(g *store.Gate, p Policy, publicID string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "**rolekeeper**: the **%s** deployment of `%s` waits for an approval (gate %s).\n\n", g.Environment, short(g.Commit), g.ID)
 	if len(p.Deploy.Eligible) > 0 {
@@ -232,7 +232,7 @@ func (s *Service) mentionText(g *store.Gate, p Policy, decisionID int64) string 
 		fmt.Fprintf(&b, "Nobody can approve it: %s.", strings.Join(append([]string{p.Deploy.Reason}, p.Deploy.Notes...), "; "))
 	}
 	fmt.Fprintf(&b, " In an emergency a %s may comment `/break-glass %s <reason>`.\n\n", BreakGlassRole, g.Environment)
-	fmt.Fprintf(&b, "The gate expires at %s. Details: %s", g.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), s.link(g, decisionID))
+	fmt.Fprintf(&b, "The gate expires at %s. Details: %s", g.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), s.link(g, publicID))
 	return b.String()
 }
 
@@ -317,7 +317,7 @@ type decisionDoc struct {
 	History      []Entry            `json:"history"`
 }
 
-func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Policy, inputs []Input) (int64, error) {
+func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Policy, inputs []Input) (int64, string, error) {
 	doc := decisionDoc{Gate: g.ID, Change: change, State: g.State, Repository: g.Repository, Commit: g.Commit, Environment: g.Environment,
 		DecidedBy: g.DecidedBy, Reason: g.Reason, BreakGlass: g.BreakGlass, PullRequests: g.PRs, Policy: p.Deploy, History: readDetails(g).History}
 	if g.BreakGlass {
@@ -333,13 +333,13 @@ func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Po
 	}
 	body, err := json.Marshal(doc)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	snap, err := json.Marshal(struct {
 		Inputs []Input `json:"inputs"`
 	}{inputs})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	summary := fmt.Sprintf("gate %s: %s deployment of %s@%s", g.ID, g.Environment, g.Repository, short(g.Commit))
 	switch {
@@ -365,8 +365,10 @@ func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Po
 		s.log.Info("gate decided", zap.String("gate", g.ID), zap.String("repo", g.Repository), zap.String("environment", g.Environment),
 			zap.String("state", g.State), zap.String("decided_by", g.DecidedBy), zap.String("reason", g.Reason))
 	}
-	return s.o.Store.SaveDecision(ctx, &store.DecisionRecord{Kind: model.SubjectGate, Repository: g.Repository, Commit: g.Commit,
-		Team: g.Team, Trigger: "gate." + change, Summary: summary, Decision: body, Snapshot: snap, Outcome: outcome, CreatedAt: s.now()})
+	rec := &store.DecisionRecord{Kind: model.SubjectGate, Repository: g.Repository, Commit: g.Commit,
+		Team: g.Team, Trigger: "gate." + change, Summary: summary, Decision: body, Snapshot: snap, Outcome: outcome, CreatedAt: s.now()}
+	id, err := s.o.Store.SaveDecision(ctx, rec)
+	return id, rec.PublicID, err
 }
 
 // name is a person's display name from roles.yaml, or the account id.

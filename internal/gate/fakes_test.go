@@ -433,7 +433,7 @@ func (m *memStore) AddFinding(_ context.Context, f model.Finding) (bool, error) 
 func (m *memStore) SaveDecision(_ context.Context, d *store.DecisionRecord) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	d.ID = int64(len(m.decisions) + 1)
+	d.ID, d.PublicID = int64(len(m.decisions)+1), store.NewPublicID()
 	m.decisions = append(m.decisions, *d)
 	return d.ID, nil
 }

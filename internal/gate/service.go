@@ -187,6 +187,9 @@ type details struct {
 	// Commits: per pull request (by id), its commits as last read; read
 	// again when its head moves.
 	Commits map[string]prCommits `json:"commits,omitempty"`
+
+	// DecisionPublicID is the public id of DecisionID: its page's link.
+	DecisionPublicID string `json:"decision_public_id,omitempty"`
 }
 
 func readDetails(g *store.Gate) details {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -145,7 +144,7 @@ func TestServiceLifecycle(t *testing.T) {
 		t.Errorf("decisions = %+v %v", decisions, err)
 	}
 	v := e.svc.View(g)
-	if v.URL != "https://rk.example/decisions/"+strconv.FormatInt(decisions[1].ID, 10) || v.DecidedByName != "Bo Lin" || v.DecidedAt == nil || len(v.History) < 4 {
+	if v.URL != "https://rk.example/decisions/"+decisions[1].PublicID || v.DecidedByName != "Bo Lin" || v.DecidedAt == nil || len(v.History) < 4 {
 		t.Errorf("view = %+v", v)
 	}
 

@@ -130,7 +130,7 @@ func (p *pass) statuses(ctx context.Context) error {
 			State:       s.State,
 			Name:        statusName(s.Key),
 			Description: s.Description,
-			URL:         p.decisionURL(p.decisionID),
+			URL:         p.decisionURL(),
 		}
 		err := p.h.host.SetCommitStatus(ctx, p.pr.Repository, commit, st)
 		p.calls++
@@ -221,13 +221,13 @@ func (p *pass) comment(ctx context.Context) error {
 	if mark == commentDeleted {
 		return nil
 	}
-	// The body links to the decision it was written from; rendered with
-	// that old link, an unchanged explanation gives the same text.
-	if id, sum, ok := parseMark(mark); ok && p.commentDigest(id) == sum {
+	// The digest leaves the link out: an unchanged explanation keeps its
+	// comment and the link to the decision it was written from.
+	if _, sum, ok := parseMark(mark); ok && p.commentDigest() == sum {
 		p.h.m.action(actionCommentUpdate, outcomeSkipped)
 		return nil
 	}
-	body := rules.Comment(p.d, p.decisionURL(p.decisionID))
+	body := rules.Comment(p.d, p.decisionURL())
 	p.changed = true
 	if p.h.dryRun {
 		p.h.m.action(actionCommentUpdate, outcomeDryRun)
@@ -257,7 +257,7 @@ func (p *pass) createComment(ctx context.Context) error {
 	if !p.worthComment() {
 		return nil
 	}
-	body := rules.Comment(p.d, p.decisionURL(p.decisionID))
+	body := rules.Comment(p.d, p.decisionURL())
 	p.changed = true
 	if p.h.dryRun {
 		p.h.m.action(actionCommentCreate, outcomeDryRun)
@@ -309,21 +309,21 @@ func (p *pass) worthComment() bool {
 
 // mark is what the record keeps about the comment just written.
 func (p *pass) mark() string {
-	return strconv.FormatInt(p.decisionID, 10) + "|" + p.commentDigest(p.decisionID)
+	return strconv.FormatInt(p.decisionID, 10) + "|" + p.commentDigest()
 }
 
-// commentDigest fingerprints the comment the decision gives when it links
-// to decision id. Reviewer reasons are reduced to who was asked: "asked
+// commentDigest fingerprints the comment the decision gives, without its
+// link (each decision has its own random one). Reviewer reasons are reduced to who was asked: "asked
 // Mei: fewest open reviews (2)" turning into "kept Mei: already a reviewer"
 // once the PUT landed, or a load count moving, is no reason to edit.
-func (p *pass) commentDigest(id int64) string {
+func (p *pass) commentDigest() string {
 	d := p.d
 	d.Request = stablePicks(d.Request)
 	d.Rules = append([]rules.RuleResult(nil), d.Rules...)
 	for i := range d.Rules {
 		d.Rules[i].Picks = stablePicks(d.Rules[i].Picks)
 	}
-	return digest(rules.Comment(d, p.decisionURL(id)))
+	return digest(rules.Comment(d, ""))
 }
 
 func stablePicks(ps []rules.Pick) []rules.Pick {

@@ -322,10 +322,21 @@ func (s *memStore) SaveDecision(_ context.Context, d *store.DecisionRecord) (int
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := *d
-	c.ID = int64(len(s.decisions) + 1)
+	c.ID, c.PublicID = int64(len(s.decisions)+1), store.NewPublicID()
 	s.decisions = append(s.decisions, c)
-	d.ID = c.ID
+	d.ID, d.PublicID = c.ID, c.PublicID
 	return c.ID, nil
+}
+
+func (s *memStore) GetDecisionByPublicID(_ context.Context, pub string) (*store.DecisionRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.decisions {
+		if c.PublicID == pub && pub != "" {
+			return &c, nil
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 func (s *memStore) SetOutcome(_ context.Context, id int64, outcome string) error {

@@ -119,7 +119,7 @@ func TestNewPullRequest(t *testing.T) {
 				if st.State != want {
 					t.Errorf("%s = %s (%s), want %s", key, st.State, st.Description, want)
 				}
-				if st.URL != "https://rolekeeper.example/decisions/1" || st.Name != strings.ReplaceAll(key, "-", " ") {
+				if st.URL != "https://rolekeeper.example/decisions/"+hs.st.decisions[0].PublicID || st.Name != strings.ReplaceAll(key, "-", " ") {
 					t.Errorf("%s url %q name %q", key, st.URL, st.Name)
 				}
 			}

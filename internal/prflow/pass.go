@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +33,7 @@ type pass struct {
 	evaluated  bool
 	d          rules.Decision
 	decisionID int64
+	publicID   string // the decision's public id, in its link
 	outcome    []string
 	changed    bool
 	calls      int
@@ -197,7 +197,7 @@ func (p *pass) evaluate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("prflow: save decision: %w", err)
 	}
-	p.decisionID = id
+	p.decisionID, p.publicID = id, rec.PublicID
 	return nil
 }
 
@@ -407,9 +407,8 @@ func statusLabel(key string) string { return strings.TrimPrefix(key, "rolekeeper
 // statusName is the status title shown in Bitbucket: "rolekeeper review".
 func statusName(key string) string { return strings.ReplaceAll(key, "-", " ") }
 
-func (p *pass) decisionURL(id int64) string {
-	return p.h.publicURL + "/decisions/" + strconv.FormatInt(id, 10)
-}
+// decisionURL is the public page of this pass's decision.
+func (p *pass) decisionURL() string { return store.DecisionURL(p.h.publicURL, p.publicID) }
 
 func accountIDs(as []model.Actor) []string {
 	out := make([]string, 0, len(as))

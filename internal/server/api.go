@@ -18,6 +18,7 @@ import (
 // decision inline, its reasons and what was done.
 type DecisionView struct {
 	ID         int64           `json:"id"`
+	PublicID   string          `json:"public_id"` // names the public page: url
 	Kind       string          `json:"kind"`
 	Repository string          `json:"repository,omitempty"`
 	PR         int             `json:"pr,omitempty"`
@@ -29,22 +30,17 @@ type DecisionView struct {
 	Summary    string          `json:"summary"`
 	Outcome    string          `json:"outcome"`
 	CreatedAt  time.Time       `json:"created_at"`
-	URL        string          `json:"url"` // the public page of this decision
+	URL        string          `json:"url"` // the public page of this decision (by its public id)
 	Decision   json.RawMessage `json:"decision,omitempty"`
 	Snapshot   json.RawMessage `json:"snapshot,omitempty"` // only with ?snapshot=true
 }
 
-// DecisionURL is the public page of a decision, as posted in statuses.
-func DecisionURL(publicURL string, id int64) string {
-	return strings.TrimRight(publicURL, "/") + "/decisions/" + strconv.FormatInt(id, 10)
-}
-
 func (s *Server) view(d store.DecisionRecord, withSnapshot bool) DecisionView {
 	v := DecisionView{
-		ID: d.ID, Kind: string(d.Kind), Repository: d.Repository, PR: d.PR, Commit: d.Commit,
+		ID: d.ID, PublicID: d.PublicID, Kind: string(d.Kind), Repository: d.Repository, PR: d.PR, Commit: d.Commit,
 		Issue: d.IssueKey, Team: d.Team, Trigger: d.Trigger, DeliveryID: d.DeliveryID,
 		Summary: d.Summary, Outcome: d.Outcome, CreatedAt: d.CreatedAt,
-		URL: DecisionURL(s.opt.PublicURL, d.ID),
+		URL: store.DecisionURL(s.opt.PublicURL, d.PublicID),
 	}
 	if json.Valid(d.Decision) {
 		v.Decision = d.Decision

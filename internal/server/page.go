@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"go.uber.org/zap"
@@ -29,11 +28,15 @@ type pageData struct {
 	Triggers int
 }
 
-// decisionPage: GET /decisions/{id}, public and read-only. ?format=text
-// (or Accept: text/plain) gives plain text, ?format=json the API's view.
+// decisionPage: GET /decisions/{id}, public and read-only, by the
+// decision's public id. ?format=text (or Accept: text/plain) gives plain
+// text, ?format=json PublicDecisionView. Every format shows the redacted
+// record (publicRecord): names, never account ids; no break-glass reason.
 func (s *Server) decisionPage(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
+	// Only public ids are served: a numeric id, like any unknown id, is
+	// 404, so the pages cannot be walked.
+	id := r.PathValue("id")
+	if !store.ValidPublicID(id) {
 		http.Error(w, "no such decision", http.StatusNotFound)
 		return
 	}
@@ -41,16 +44,21 @@ func (s *Server) decisionPage(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no store", http.StatusServiceUnavailable)
 		return
 	}
-	rec, err := s.opt.Store.GetDecision(r.Context(), id)
+	full, err := s.opt.Store.GetDecisionByPublicID(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no such decision", http.StatusNotFound)
 		return
 	}
 	if err != nil {
-		s.opt.Logger.Error("decision page", zap.Int64("decision", id), zap.Error(err))
+		s.opt.Logger.Error("decision page", zap.Error(err)) // the id is the page's key: not logged
 		http.Error(w, "could not read the decision", http.StatusServiceUnavailable)
 		return
 	}
+	var people map[string]string
+	if s.opt.People != nil {
+		people = s.opt.People()
+	}
+	rec := publicRecord(full, people)
 	data := pageData{Rec: rec, Subject: subject(rec), Commit: short(rec.Commit)}
 	if rec.Kind == model.SubjectPullRequest {
 		var d rules.Decision
@@ -78,7 +86,7 @@ func (s *Server) decisionPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	switch format {
 	case "json":
-		writeJSON(w, http.StatusOK, s.view(*rec, false))
+		writeJSON(w, http.StatusOK, s.publicView(rec))
 	case "text":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		writeText(w, data)
@@ -87,7 +95,7 @@ func (s *Server) decisionPage(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 		var buf bytes.Buffer
 		if err := pageTmpl.Execute(&buf, data); err != nil {
-			s.opt.Logger.Error("decision page template", zap.Int64("decision", id), zap.Error(err))
+			s.opt.Logger.Error("decision page template", zap.Int64("decision", rec.ID), zap.Error(err))
 			http.Error(w, "could not render the decision", http.StatusInternalServerError)
 			return
 		}
@@ -116,7 +124,7 @@ func short(sha string) string {
 
 func writeText(w io.Writer, p pageData) {
 	rec := p.Rec
-	fmt.Fprintf(w, "Decision %d: %s\n", rec.ID, rec.Summary)
+	fmt.Fprintf(w, "Decision: %s\n", rec.Summary)
 	fmt.Fprintf(w, "subject:  %s (%s)\n", p.Subject, rec.Kind)
 	if rec.Team != "" {
 		fmt.Fprintf(w, "team:     %s\n", rec.Team)
@@ -167,7 +175,7 @@ func writeText(w io.Writer, p pageData) {
 
 var pageTmpl = template.Must(template.New("decision").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>rolekeeper decision {{.Rec.ID}}: {{.Subject}}</title>
+<title>rolekeeper decision: {{.Subject}}</title>
 <style>
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#172b4d}
 table{border-collapse:collapse}td,th{padding:.2rem .6rem;text-align:left;vertical-align:top}
@@ -175,7 +183,7 @@ table{border-collapse:collapse}td,th{padding:.2rem .6rem;text-align:left;vertica
 .met{border-left:4px solid #36b37e}.unmet{border-left:4px solid #de350b}.idle{border-left:4px solid #c1c7d0;color:#5e6c84}
 .small{color:#5e6c84;font-size:.9em}code{background:#f4f5f7;padding:0 .2rem}
 </style></head><body>
-<h1>Decision {{.Rec.ID}}: {{.Subject}}</h1>
+<h1>Decision: {{.Subject}}</h1>
 <p>{{.Rec.Summary}}</p>
 <table>
 <tr><th>Kind</th><td>{{.Rec.Kind}}</td></tr>

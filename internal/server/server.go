@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,13 +22,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/reloadly/rolekeeper/internal/apiauth"
+	"github.com/reloadly/rolekeeper/internal/config"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
 // Store is what the server reads from the store.
 type Store interface {
 	Ping(ctx context.Context) error
-	GetDecision(ctx context.Context, id int64) (*store.DecisionRecord, error)
+	GetDecisionByPublicID(ctx context.Context, publicID string) (*store.DecisionRecord, error)
 	ListDecisions(ctx context.Context, f store.DecisionFilter) ([]store.DecisionRecord, error)
 	ListDeliveries(ctx context.Context, state store.DeliveryState, limit int) ([]store.Delivery, error)
 }
@@ -51,8 +54,15 @@ type Options struct {
 	PublicURL string
 	Logger    *zap.Logger
 	Gatherer  prometheus.Gatherer // /metrics
-	// APIToken guards /api/v1/*; empty means every API request gets 401.
-	APIToken  string
+	// APIToken is the pipelines' token (ROLEKEEPER_API_TOKEN): it may
+	// only create and read gates (PipelineRoutes). AdminToken
+	// (ROLEKEEPER_ADMIN_TOKEN) may use every /api/ route. A token that is
+	// empty opens nothing: the routes that need it answer 401.
+	APIToken   string
+	AdminToken string
+	// People maps the account ids of roles.yaml to display names, so that
+	// public decision pages show names instead of account ids (optional).
+	People    func() map[string]string
 	Bitbucket http.Handler // POST /webhooks/bitbucket
 	Jira      http.Handler // POST /webhooks/jira
 	Store     Store
@@ -66,9 +76,10 @@ type Options struct {
 
 // Server serves rolekeeper's routes.
 type Server struct {
-	opt Options
-	mux *http.ServeMux
-	srv *http.Server
+	opt    Options
+	mux    *http.ServeMux
+	srv    *http.Server
+	tokens tokens
 
 	mu      sync.Mutex
 	details []ReadinessDetail
@@ -84,7 +95,10 @@ func New(opt Options) *Server {
 	if opt.Gatherer == nil {
 		opt.Gatherer = prometheus.NewRegistry()
 	}
-	s := &Server{opt: opt, mux: http.NewServeMux()}
+	s := &Server{opt: opt, mux: http.NewServeMux(), tokens: newTokens(opt.APIToken, opt.AdminToken)}
+	if s.tokens.collide {
+		opt.Logger.Error("ROLEKEEPER_ADMIN_TOKEN equals ROLEKEEPER_API_TOKEN, which every pipeline holds: the admin routes stay closed (401) until it differs")
+	}
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -110,9 +124,9 @@ func New(opt Options) *Server {
 	s.mux.HandleFunc("GET /decisions/{id}", s.decisionPage)
 	s.mux.HandleFunc("GET /{$}", s.index)
 
-	// Everything under /api/ needs the token, even paths no one serves,
-	// so that probing without it learns nothing.
-	s.mux.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	// Everything under /api/ needs the admin token, even paths no one
+	// serves, so that probing without it learns nothing.
+	s.mux.Handle("/api/", s.auth(false, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API endpoint")
 	})))
 	s.Mount("GET /api/v1/decisions", http.HandlerFunc(s.listDecisions))
@@ -121,10 +135,17 @@ func New(opt Options) *Server {
 	return s
 }
 
+// PipelineRoutes are the only routes ROLEKEEPER_API_TOKEN, which every
+// pipeline holds, may use: asking for a deployment gate and reading it.
+// Every other route under /api/ needs ROLEKEEPER_ADMIN_TOKEN, so that a
+// route added later is closed to pipelines unless it is listed here.
+var PipelineRoutes = []string{"POST /api/v1/gates", "GET /api/v1/gates/{id}"}
+
 // Mount adds a route. pattern is a Go 1.22 ServeMux pattern such as
 // "POST /api/v1/gates" or "GET /api/v1/gates/{id}"; a route under /api/ is
-// wrapped in the bearer-token check. Mount before Start; it panics on a
-// pattern that conflicts with another, as ServeMux does.
+// wrapped in the bearer-token check (the admin token, or either token on
+// PipelineRoutes). Mount before Start; it panics on a pattern that
+// conflicts with another, as ServeMux does.
 func (s *Server) Mount(pattern string, h http.Handler) {
 	path := pattern
 	if i := strings.IndexByte(pattern, ' '); i >= 0 {
@@ -134,7 +155,7 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 		path = path[i:]
 	}
 	if strings.HasPrefix(path, "/api/") {
-		h = s.auth(h)
+		h = s.auth(slices.Contains(PipelineRoutes, strings.Join(strings.Fields(pattern), " ")), h)
 	}
 	s.mux.Handle(pattern, h)
 }
@@ -196,28 +217,76 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// auth checks "Authorization: Bearer <token>" in constant time.
-func (s *Server) auth(h http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(s.opt.APIToken))
+// tokens holds the SHA-256 of each configured token: comparing digests of
+// equal length in constant time tells nothing about a token's length or
+// its first differing byte.
+type tokens struct {
+	api, admin       [sha256.Size]byte
+	hasAPI, hasAdmin bool
+	// collide: both tokens are the same string. Every pipeline would then
+	// hold the admin token, so it opens nothing beyond the pipeline routes.
+	collide bool
+}
+
+func newTokens(api, admin string) tokens {
+	t := tokens{api: sha256.Sum256([]byte(api)), admin: sha256.Sum256([]byte(admin)), hasAPI: api != "", hasAdmin: admin != ""}
+	if t.hasAPI && api == admin {
+		t.collide, t.hasAdmin = true, false
+	}
+	return t
+}
+
+// scope is what the request's bearer token may do: ScopeAdmin,
+// ScopePipeline, or ScopeNone when it is missing or matches no configured
+// token. Both comparisons always run.
+func (t tokens) scope(r *http.Request) apiauth.Scope {
+	authz := r.Header.Get("Authorization")
+	const scheme = "bearer "
+	if len(authz) <= len(scheme) || !strings.EqualFold(authz[:len(scheme)], scheme) {
+		return apiauth.ScopeNone
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(authz[len(scheme):])))
+	admin := subtle.ConstantTimeCompare(got[:], t.admin[:]) == 1
+	api := subtle.ConstantTimeCompare(got[:], t.api[:]) == 1
+	switch {
+	case admin && t.hasAdmin:
+		return apiauth.ScopeAdmin
+	case api && t.hasAPI:
+		return apiauth.ScopePipeline
+	}
+	return apiauth.ScopeNone
+}
+
+// auth checks "Authorization: Bearer <token>": 401 without a valid token
+// (or when the token the route needs is not configured), 403 when a valid
+// token is not allowed on the route (the pipelines' token on an admin
+// route). It puts the token's scope in the request context (apiauth) for
+// handlers that record it. Nothing is read or changed before it passes.
+func (s *Server) auth(pipeline bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opt.APIToken == "" {
+		t := s.tokens
+		if !t.hasAdmin && (!pipeline || !t.hasAPI) {
+			need := config.EnvAdminToken
+			if pipeline {
+				need = config.EnvAPIToken + " or " + config.EnvAdminToken
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rolekeeper"`)
-			writeError(w, http.StatusUnauthorized, "the API is disabled: ROLEKEEPER_API_TOKEN is not set")
+			writeError(w, http.StatusUnauthorized, "this API route is disabled: "+need+" is not set")
 			return
 		}
-		authz := r.Header.Get("Authorization")
-		const scheme = "bearer "
-		var got [sha256.Size]byte
-		ok := len(authz) > len(scheme) && strings.EqualFold(authz[:len(scheme)], scheme)
-		if ok {
-			got = sha256.Sum256([]byte(strings.TrimSpace(authz[len(scheme):])))
-		}
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		sc := t.scope(r)
+		switch {
+		case sc == apiauth.ScopeNone:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rolekeeper"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
+		case sc == apiauth.ScopePipeline && !pipeline:
+			s.opt.Logger.Warn("pipeline token refused on an admin route", zap.String("method", r.Method), zap.String("path", r.URL.Path))
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rolekeeper", error="insufficient_scope"`)
+			writeError(w, http.StatusForbidden, config.EnvAPIToken+" may only create and read deployment gates; this route needs "+config.EnvAdminToken)
+			return
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(apiauth.WithScope(r.Context(), sc)))
 	})
 }
 
@@ -269,7 +338,7 @@ func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprint(w, "rolekeeper: roles and responsibilities enforced on Bitbucket and Jira.\n\n"+
 		"GET  /healthz\nGET  /readyz\nGET  /metrics\nPOST /webhooks/bitbucket\nPOST /webhooks/jira\n"+
-		"GET  /decisions/{id}\n/api/v1/* (Authorization: Bearer)\n")
+		"GET  /decisions/{id}\n/api/v1/* (Authorization: Bearer; pipelines' token: gates only)\n")
 }
 
 func orUnavailable(h http.Handler, msg string) http.Handler {

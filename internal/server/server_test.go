@@ -27,9 +27,9 @@ type fakeStore struct {
 
 func (f *fakeStore) Ping(context.Context) error { return f.pingErr }
 
-func (f *fakeStore) GetDecision(_ context.Context, id int64) (*store.DecisionRecord, error) {
+func (f *fakeStore) GetDecisionByPublicID(_ context.Context, id string) (*store.DecisionRecord, error) {
 	for _, d := range f.decisions {
-		if d.ID == id {
+		if d.PublicID == id {
 			return &d, nil
 		}
 	}
@@ -57,37 +57,21 @@ func (f *fakeStore) ListDeliveries(_ context.Context, st store.DeliveryState, li
 	return out, nil
 }
 
-const token = "test-api-token"
+const (
+	token      = "test-api-token"
+	adminToken = "test-admin-token"
+)
 
-func prDecision(t *testing.T) json.RawMessage {
-	t.Helper()
-	d := rules.Decision{
-		Repository: "reloadly/payments-api", Number: 12, Team: "payments",
-		Rules: []rules.RuleResult{{
-			RuleID: "technical-lead/code-review", Kind: "code-review", Role: "technical-lead",
-			Responsibility: "Reviews code written by the engineers in the team",
-			Triggered:      true, Reason: "pull request in a repository of team payments",
-			Picks:    []rules.Pick{{AccountID: "712020:abc", Person: "amara", Name: "Amara <Okafor>", Reason: "technical lead of team payments, least loaded"}},
-			Required: 1, Shortfall: "1 approval from a technical lead",
-		}},
-		Statuses: []rules.Status{{Key: rules.StatusReview, State: rules.StateFailed, Description: "0 of 1 approvals"}},
-	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func newTestServer(t *testing.T, st *fakeStore, apiToken string) (*Server, *prometheus.Registry) {
+func newTestServer(t *testing.T, st *fakeStore, apiToken, admin string) (*Server, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "rolekeeper_test_total", Help: "test"})
 	reg.MustRegister(c)
 	c.Inc()
 	s := New(Options{
-		Listen: "127.0.0.1:0", PublicURL: "https://rk.example.com/", Gatherer: reg, APIToken: apiToken, Store: st,
-		Roles: func() (bool, string) { return true, "hash abc123" },
+		Listen: "127.0.0.1:0", PublicURL: "https://rk.example.com/", Gatherer: reg, APIToken: apiToken, AdminToken: admin, Store: st,
+		Roles:  func() (bool, string) { return true, "hash abc123" },
+		People: func() map[string]string { return testPeople },
 		Redrive: func(_ context.Context, seq int64) error {
 			for i, d := range st.deliveries {
 				if d.Seq == seq && d.State == store.DeliveryDead {
@@ -115,31 +99,36 @@ func do(t *testing.T, h http.Handler, method, target, auth string) *httptest.Res
 
 func TestAuth(t *testing.T) {
 	tests := []struct {
-		name     string
-		apiToken string
-		method   string
-		path     string
-		auth     string
-		want     int
+		name   string
+		admin  string
+		method string
+		path   string
+		auth   string
+		want   int
 	}{
 		{"no token configured: always 401", "", "GET", "/api/v1/decisions", "Bearer ", http.StatusUnauthorized},
 		{"no token configured, even with one sent", "", "GET", "/api/v1/decisions", "Bearer x", http.StatusUnauthorized},
-		{"missing header", token, "GET", "/api/v1/decisions", "", http.StatusUnauthorized},
-		{"wrong token", token, "GET", "/api/v1/decisions", "Bearer nope", http.StatusUnauthorized},
-		{"token prefix is not the token", token, "GET", "/api/v1/decisions", "Bearer " + token[:4], http.StatusUnauthorized},
-		{"basic scheme", token, "GET", "/api/v1/decisions", "Basic " + token, http.StatusUnauthorized},
-		{"right token", token, "GET", "/api/v1/decisions", "Bearer " + token, http.StatusOK},
-		{"scheme is case-insensitive", token, "GET", "/api/v1/decisions", "bearer " + token, http.StatusOK},
-		{"unknown API path without token", token, "GET", "/api/v1/secrets", "", http.StatusUnauthorized},
-		{"unknown API path with token", token, "GET", "/api/v1/secrets", "Bearer " + token, http.StatusNotFound},
-		{"mounted API route needs the token", token, "POST", "/api/v1/gates", "", http.StatusUnauthorized},
-		{"mounted API route with token", token, "POST", "/api/v1/gates", "Bearer " + token, http.StatusCreated},
-		{"mounted public route needs none", token, "GET", "/public/thing", "", http.StatusOK},
-		{"healthz is public", token, "GET", "/healthz", "", http.StatusOK},
+		{"missing header", adminToken, "GET", "/api/v1/decisions", "", http.StatusUnauthorized},
+		{"wrong token", adminToken, "GET", "/api/v1/decisions", "Bearer nope", http.StatusUnauthorized},
+		{"token prefix is not the token", adminToken, "GET", "/api/v1/decisions", "Bearer " + adminToken[:4], http.StatusUnauthorized},
+		{"token with a suffix is not the token", adminToken, "GET", "/api/v1/decisions", "Bearer " + adminToken + "x", http.StatusUnauthorized},
+		{"basic scheme", adminToken, "GET", "/api/v1/decisions", "Basic " + adminToken, http.StatusUnauthorized},
+		{"right token", adminToken, "GET", "/api/v1/decisions", "Bearer " + adminToken, http.StatusOK},
+		{"scheme is case-insensitive", adminToken, "GET", "/api/v1/decisions", "bearer " + adminToken, http.StatusOK},
+		{"pipeline token on decisions", adminToken, "GET", "/api/v1/decisions", "Bearer " + token, http.StatusForbidden},
+		{"unknown API path without token", adminToken, "GET", "/api/v1/secrets", "", http.StatusUnauthorized},
+		{"unknown API path with the pipeline token", adminToken, "GET", "/api/v1/secrets", "Bearer " + token, http.StatusForbidden},
+		{"unknown API path with the admin token", adminToken, "GET", "/api/v1/secrets", "Bearer " + adminToken, http.StatusNotFound},
+		{"gates: another method is an admin path", adminToken, "DELETE", "/api/v1/gates/g_1", "Bearer " + token, http.StatusForbidden},
+		{"mounted API route needs the token", adminToken, "POST", "/api/v1/gates", "", http.StatusUnauthorized},
+		{"mounted API route with the pipeline token", adminToken, "POST", "/api/v1/gates", "Bearer " + token, http.StatusCreated},
+		{"mounted API route with the admin token", adminToken, "POST", "/api/v1/gates", "Bearer " + adminToken, http.StatusCreated},
+		{"mounted public route needs none", adminToken, "GET", "/public/thing", "", http.StatusOK},
+		{"healthz is public", adminToken, "GET", "/healthz", "", http.StatusOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newTestServer(t, &fakeStore{}, tt.apiToken)
+			s, _ := newTestServer(t, &fakeStore{}, token, tt.admin)
 			s.Mount("POST /api/v1/gates", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusCreated) }))
 			s.Mount("GET /public/thing", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 			rec := do(t, s.Handler(), tt.method, tt.path, tt.auth)
@@ -192,7 +181,7 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestMetricsAndHealth(t *testing.T) {
-	s, _ := newTestServer(t, &fakeStore{}, token)
+	s, _ := newTestServer(t, &fakeStore{}, token, adminToken)
 	rec := do(t, s.Handler(), "GET", "/metrics", "")
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "rolekeeper_test_total 1") {
 		t.Errorf("metrics: %d %s", rec.Code, rec.Body)
@@ -205,14 +194,16 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 }
 
+const pub7 = "5f0c8e2a9b7d4c1e8a3f6b2d9c0e7a41"
+
 func TestDecisionsAPI(t *testing.T) {
 	at := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	st := &fakeStore{decisions: []store.DecisionRecord{
-		{ID: 7, Kind: model.SubjectPullRequest, Repository: "reloadly/payments-api", PR: 12, Summary: "asked Amara", Outcome: "dry-run", Decision: prDecision(t), Snapshot: json.RawMessage(`{"n":1}`), CreatedAt: at},
+		{ID: 7, PublicID: pub7, Kind: model.SubjectPullRequest, Repository: "reloadly/payments-api", PR: 12, Summary: "asked Amara", Outcome: "dry-run", Decision: prDecision(t), Snapshot: json.RawMessage(`{"n":1}`), CreatedAt: at},
 		{ID: 8, Kind: model.SubjectPullRequest, Repository: "reloadly/other", PR: 3, Summary: "x", CreatedAt: at},
 	}}
-	s, _ := newTestServer(t, st, token)
-	auth := "Bearer " + token
+	s, _ := newTestServer(t, st, token, adminToken)
+	auth := "Bearer " + adminToken
 
 	rec := do(t, s.Handler(), "GET", "/api/v1/decisions?repository=Reloadly/Payments-API&pr=12", auth)
 	if rec.Code != http.StatusOK {
@@ -231,7 +222,7 @@ func TestDecisionsAPI(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].ID != 7 || got[0].URL != "https://rk.example.com/decisions/7" || got[0].Outcome != "dry-run" {
+	if len(got) != 1 || got[0].ID != 7 || got[0].URL != "https://rk.example.com/decisions/"+pub7 || got[0].Outcome != "dry-run" {
 		t.Fatalf("got %+v", got)
 	}
 	if len(got[0].Decision.Rules) != 1 || got[0].Decision.Rules[0].Reason == "" || got[0].Snapshot != nil {
@@ -250,8 +241,8 @@ func TestDeliveriesAPI(t *testing.T) {
 		{Seq: 1, Source: model.SourceBitbucket, DeliveryID: "a", EventKey: "repo:push", State: store.DeliveryDead, Attempts: 8, LastError: "boom", Body: []byte("secret-ish body")},
 		{Seq: 2, Source: model.SourceJira, DeliveryID: "b", State: store.DeliveryDone},
 	}}
-	s, _ := newTestServer(t, st, token)
-	auth := "Bearer " + token
+	s, _ := newTestServer(t, st, token, adminToken)
+	auth := "Bearer " + adminToken
 
 	rec := do(t, s.Handler(), "GET", "/api/v1/deliveries", auth)
 	var got []DeliveryView
@@ -287,46 +278,8 @@ func TestDeliveriesAPI(t *testing.T) {
 	}
 }
 
-func TestDecisionPage(t *testing.T) {
-	st := &fakeStore{decisions: []store.DecisionRecord{
-		{ID: 7, Kind: model.SubjectPullRequest, Repository: "reloadly/payments-api", PR: 12, Commit: "0123456789abcdef0123",
-			Summary: `<script>alert(1)</script> asked Amara`, Outcome: "requested 1 reviewer", Decision: prDecision(t), Trigger: "pr.created",
-			CreatedAt: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)},
-		{ID: 9, Kind: model.SubjectGate, Repository: "reloadly/payments-api", Commit: "abc", Summary: "gate approved", Decision: json.RawMessage(`{"state":"approved"}`)},
-	}}
-	s, _ := newTestServer(t, st, token)
-
-	rec := do(t, s.Handler(), "GET", "/decisions/7", "")
-	body := rec.Body.String()
-	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
-		t.Fatalf("status %d type %s", rec.Code, rec.Header().Get("Content-Type"))
-	}
-	for _, want := range []string{"reloadly/payments-api#12", "technical-lead/code-review", "Amara &lt;Okafor&gt;", "least loaded", "rolekeeper-review", "&lt;script&gt;", "0123456789ab"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("page lacks %q", want)
-		}
-	}
-	if strings.Contains(body, "<script>") {
-		t.Error("summary not escaped")
-	}
-
-	rec = do(t, s.Handler(), "GET", "/decisions/7?format=text", "")
-	if !strings.Contains(rec.Body.String(), "reviewer Amara <Okafor>: technical lead of team payments, least loaded") {
-		t.Errorf("text page:\n%s", rec.Body)
-	}
-	rec = do(t, s.Handler(), "GET", "/decisions/9", "")
-	if !strings.Contains(rec.Body.String(), "&#34;state&#34;: &#34;approved&#34;") {
-		t.Errorf("other kinds show their JSON:\n%s", rec.Body)
-	}
-	for _, p := range []string{"/decisions/404", "/decisions/x"} {
-		if rec := do(t, s.Handler(), "GET", p, ""); rec.Code != http.StatusNotFound {
-			t.Errorf("%s: %d", p, rec.Code)
-		}
-	}
-}
-
 func TestStartShutdown(t *testing.T) {
-	s, _ := newTestServer(t, &fakeStore{}, token)
+	s, _ := newTestServer(t, &fakeStore{}, token, adminToken)
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,11 @@ type Inbox interface {
 
 // DecisionRecord is a stored decision: what was decided, from what, why.
 type DecisionRecord struct {
-	ID         int64
+	ID int64
+	// PublicID names the decision's public page (/decisions/{PublicID}):
+	// NewPublicID's 128 random bits, set by SaveDecision, unique. The
+	// numeric ID is internal and never served on a public page.
+	PublicID   string
 	Kind       model.SubjectKind // pull_request, gate, issue, …
 	Repository string            // "ws/slug" lower case, for PRs and gates
 	PR         int
@@ -138,9 +142,14 @@ type DecisionFilter struct {
 
 // Decisions is the audit trail the reports read.
 type Decisions interface {
+	// SaveDecision stores d and sets d.ID and d.PublicID (a fresh
+	// NewPublicID; any value the caller put there is replaced).
 	SaveDecision(ctx context.Context, d *DecisionRecord) (int64, error)
 	SetOutcome(ctx context.Context, id int64, outcome string) error
 	GetDecision(ctx context.Context, id int64) (*DecisionRecord, error)
+	// GetDecisionByPublicID returns the decision of a public page;
+	// ErrNotFound when none has that public id.
+	GetDecisionByPublicID(ctx context.Context, publicID string) (*DecisionRecord, error)
 	ListDecisions(ctx context.Context, f DecisionFilter) ([]DecisionRecord, error)
 }
 

@@ -13,24 +13,26 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store/codec"
 )
 
-const decisionCols = `id, kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id,
+const decisionCols = `id, public_id, kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id,
 	summary, decision, snapshot, outcome, created_at`
 
-// SaveDecision stores d, sets d.ID and returns it. d.CreatedAt is required.
+// SaveDecision stores d, sets d.ID and d.PublicID (fresh, random) and
+// returns d.ID. d.CreatedAt is required.
 func (s *Store) SaveDecision(ctx context.Context, d *store.DecisionRecord) (int64, error) {
 	if d.CreatedAt.IsZero() {
 		return 0, errors.New("postgres: save decision: zero created time")
 	}
+	pub := store.NewPublicID()
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO decisions
-		(kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, decision, snapshot, outcome, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
-		string(d.Kind), d.Repository, d.PR, d.Commit, d.IssueKey, d.Team, d.Trigger, d.DeliveryID, d.Summary,
+		(public_id, kind, repository, pr, commit_sha, issue_key, team, trigger_event, delivery_id, summary, decision, snapshot, outcome, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id`,
+		pub, string(d.Kind), d.Repository, d.PR, d.Commit, d.IssueKey, d.Team, d.Trigger, d.DeliveryID, d.Summary,
 		codec.Raw(d.Decision), codec.Raw(d.Snapshot), d.Outcome, ts(d.CreatedAt)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: save decision: %w", err)
 	}
-	d.ID = id
+	d.ID, d.PublicID = id, pub
 	return id, nil
 }
 
@@ -50,6 +52,23 @@ func (s *Store) GetDecision(ctx context.Context, id int64) (*store.DecisionRecor
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("postgres: get decision %d: %w", id, store.ErrNotFound)
+	}
+	return &out[0], nil
+}
+
+// GetDecisionByPublicID returns the decision whose public page is
+// publicID; ErrNotFound when none is (the id is not logged: it is the
+// page's only protection).
+func (s *Store) GetDecisionByPublicID(ctx context.Context, publicID string) (*store.DecisionRecord, error) {
+	if publicID == "" {
+		return nil, fmt.Errorf("postgres: get decision by public id: %w", store.ErrNotFound)
+	}
+	out, err := s.queryDecisions(ctx, `SELECT `+decisionCols+` FROM decisions WHERE public_id = $1`, publicID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get decision by public id: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("postgres: get decision by public id: %w", store.ErrNotFound)
 	}
 	return &out[0], nil
 }
@@ -94,7 +113,7 @@ func (s *Store) queryDecisions(ctx context.Context, query string, args ...any) (
 		var kind string
 		var decision, snapshot pgtype.Text
 		var created pgtype.Timestamptz
-		if err := rows.Scan(&d.ID, &kind, &d.Repository, &d.PR, &d.Commit, &d.IssueKey, &d.Team, &d.Trigger, &d.DeliveryID,
+		if err := rows.Scan(&d.ID, &d.PublicID, &kind, &d.Repository, &d.PR, &d.Commit, &d.IssueKey, &d.Team, &d.Trigger, &d.DeliveryID,
 			&d.Summary, &decision, &snapshot, &d.Outcome, &created); err != nil {
 			return nil, err
 		}

@@ -16,6 +16,8 @@ func decisionTests() []test {
 		{"SetOutcome", testSetOutcome},
 		{"NotFound", testDecisionNotFound},
 		{"ListFilters", testListDecisions},
+		{"PublicID", testPublicID},
+		{"PublicIDsUnique", testPublicIDsUnique},
 	}
 }
 
