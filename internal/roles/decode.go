@@ -354,6 +354,11 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 			rule.Approvals = v
 		}
 	}
+	if q, ok := f["invalidate_on_push"]; ok {
+		if v, ok := l.boolean(q.val, where+": invalidate_on_push"); ok {
+			rule.InvalidateOnPush = v
+		}
+	}
 	if (k == KindCodeReview || k == KindPathReview) && rule.Approvals > rule.Reviewers {
 		at := f["approvals"].key
 		l.warnf(at, "%s: approvals (%d) exceed reviewers (%d): the rule asks %d but waits for approvals from %d of the role",
@@ -374,11 +379,6 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 		rule.Environments = values(l.nonEmpty(q, where+": environments", "environment", "like [production]"))
 	} else if k == KindDeployApproval {
 		l.errf(p.key, "%s: missing environments (a list of deployment environments, like [production])", where)
-	}
-	if q, ok := f["invalidate_on_push"]; ok {
-		if v, ok := l.boolean(q.val, where+": invalidate_on_push"); ok {
-			rule.InvalidateOnPush = v
-		}
 	}
 	if q, ok := f["issue_types"]; ok {
 		rule.IssueTypes = values(l.nonEmpty(q, where+": issue_types", "issue type", fmt.Sprintf("like %v", defaultIssueTypes(k))))

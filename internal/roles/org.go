@@ -96,16 +96,16 @@ type Rule struct {
 	Reviewers int      // people to ask (default 1)
 	Approvals int      // approvals required from the role (default 1; 0 = advisory)
 	Paths     []string // path-review: globs ("**" crosses directories)
+	// InvalidateOnPush: approvals given before the pull request's last push
+	// do not count (code-review, path-review: default false, as Bitbucket).
+	InvalidateOnPush bool
 
 	// unit-tests
 	SourcePaths []string // globs of source files (default: common source extensions)
 	TestPaths   []string // globs of test files (default: common test naming)
 
-	// deploy-approval
+	// deploy-approval (InvalidateOnPush defaults to true for it)
 	Environments []string
-	// InvalidateOnPush: an approval counts only when given after the last
-	// push to the pull request (deploy-approval default true).
-	InvalidateOnPush bool
 
 	// test-plan, design-review, story-points
 	IssueTypes []string // test-plan default [Epic], design-review default [Design], story-points default [Story]
