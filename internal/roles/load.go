@@ -345,6 +345,19 @@ func (l *loader) text(n *yaml.Node, what string) (string, bool) {
 	return s, true
 }
 
+// boolean decodes a true/false scalar.
+func (l *loader) boolean(n *yaml.Node, what string) (bool, bool) {
+	if n = l.visit(n); n == nil {
+		return false, false
+	}
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&v) != nil {
+		l.errf(n, "%s must be true or false, got %s", what, describe(n))
+		return false, false
+	}
+	return v, true
+}
+
 // integer decodes an integer scalar of at least min.
 func (l *loader) integer(n *yaml.Node, what string, min int) (int, bool) {
 	if n = l.visit(n); n == nil {
@@ -358,19 +371,6 @@ func (l *loader) integer(n *yaml.Node, what string, min int) (int, bool) {
 	if v < min {
 		l.errf(n, "%s must be at least %d, got %d", what, min, v)
 		return 0, false
-	}
-	return v, true
-}
-
-// boolean decodes a true/false scalar.
-func (l *loader) boolean(n *yaml.Node, what string) (bool, bool) {
-	if n = l.visit(n); n == nil {
-		return false, false
-	}
-	var v bool
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&v) != nil {
-		l.errf(n, "%s must be true or false, got %s", what, describe(n))
-		return false, false
 	}
 	return v, true
 }
