@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/reloadly/rolekeeper/internal/apiauth"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
@@ -20,10 +21,12 @@ const maxBody = 64 << 10
 //
 //	POST /api/v1/gates                   ask for a gate (201 new, 200 the same gate again)
 //	GET  /api/v1/gates/{id}              the gate, re-read from Bitbucket while pending
-//	POST /api/v1/gates/{id}/break-glass  {"reason": "…", "by": "<account id of a cto>"}
+//	POST /api/v1/gates/{id}/break-glass  {"reason": "…", "by": "<account id of a cto>"} (admin token only)
 //
-// Bearer authentication is the server's business (it wraps /api/); the
-// handlers read bounded bodies and answer JSON errors {"error": "…"}.
+// Bearer authentication is the server's business (it wraps /api/ and puts
+// the token's scope in the context); the break-glass handler checks the
+// scope again. The handlers read bounded bodies and answer JSON errors
+// {"error": "…"}.
 func Register(mux interface {
 	Handle(pattern string, h http.Handler)
 }, s *Service) {
@@ -39,10 +42,12 @@ func Handler(s *Service) http.Handler {
 	return mux
 }
 
-// Person is someone the API names, with their name from roles.yaml.
+// Person is someone the API names, with their name from roles.yaml (and,
+// for an excluded person, why).
 type Person struct {
 	AccountID string `json:"account_id"`
 	Name      string `json:"name"`
+	Why       string `json:"why,omitempty"`
 }
 
 // View is a gate as the API shows it.
@@ -61,6 +66,8 @@ type View struct {
 	DecidedAt     *time.Time `json:"decided_at"`
 	Reason        string     `json:"reason"`
 	BreakGlass    bool       `json:"break_glass"`
+	BreakGlassVia string     `json:"break_glass_via,omitempty"`   // "comment" or "admin-token"
+	Names         *Person    `json:"break_glass_names,omitempty"` // break-glass via the admin token: whom it named
 	FollowUp      string     `json:"follow_up,omitempty"`
 	PRs           []int      `json:"pull_requests"`
 	PipelineUUID  string     `json:"pipeline_uuid,omitempty"`
@@ -95,8 +102,18 @@ func (s *Service) View(g *store.Gate) View {
 	for _, a := range g.Approvers {
 		v.Approvers = append(v.Approvers, Person{AccountID: a, Name: s.name(a)})
 	}
+	why := map[string]string{}
+	for _, a := range authorshipOf(d) {
+		why[a.AccountID] = s.name(a.AccountID) + " " + a.What
+	}
 	for _, a := range g.Excluded {
-		v.Excluded = append(v.Excluded, Person{AccountID: a, Name: s.name(a)})
+		v.Excluded = append(v.Excluded, Person{AccountID: a, Name: s.name(a), Why: why[a]})
+	}
+	if g.BreakGlass {
+		v.BreakGlassVia = d.Via
+		if d.Named != "" {
+			v.Names = &Person{AccountID: d.Named, Name: s.name(d.Named)}
+		}
 	}
 	return v
 }
@@ -128,6 +145,14 @@ func (s *Service) serveGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) serveBreakGlass(w http.ResponseWriter, r *http.Request) {
+	// Every pipeline holds the API token: a break-glass through the API
+	// needs the admin token (the server checks too; this is the second
+	// lock). The CTO's /break-glass comment is the normal path.
+	if apiauth.ScopeFrom(r.Context()) != apiauth.ScopeAdmin {
+		writeErr(w, http.StatusForbidden, "a break-glass through the API needs the admin token (ROLEKEEPER_ADMIN_TOKEN); "+
+			"a CTO breaks the glass with a /break-glass <environment> <reason> comment on the pull request")
+		return
+	}
 	var body struct {
 		Reason string `json:"reason"`
 		By     string `json:"by"`
@@ -169,7 +194,7 @@ func (s *Service) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		writeErr(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrUnknownRepository):
+	case errors.Is(err, ErrUnknownRepository), errors.Is(err, ErrUnknownEnvironment):
 		writeErr(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, ErrForbidden):
 		writeErr(w, http.StatusForbidden, err.Error())

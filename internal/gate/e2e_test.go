@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/apiauth"
 	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/gate/gatecli"
@@ -22,39 +23,59 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
 )
 
-const apiToken = "s3cret-token"
+const (
+	apiToken   = "s3cret-token" // the pipeline's ROLEKEEPER_API_TOKEN
+	adminToken = "4dmin-token"  // ROLEKEEPER_ADMIN_TOKEN
+)
 
-// bearer stands in for the server's authentication in front of /api/.
+// bearer stands in for the server's authentication in front of /api/: it
+// puts the token's scope in the context, and (unlike the server) lets the
+// pipeline token reach break-glass, so that the handler's own check is
+// what these tests exercise.
 func bearer(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+apiToken {
+		var scope apiauth.Scope
+		switch r.Header.Get("Authorization") {
+		case "Bearer " + apiToken:
+			scope = apiauth.ScopePipeline
+		case "Bearer " + adminToken:
+			scope = apiauth.ScopeAdmin
+		default:
 			writeErr(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(apiauth.WithScope(r.Context(), scope)))
 	})
 }
 
 // e2e is rolekeeper's gate API on loopback, over SQLite, talking to a fake
 // Bitbucket Cloud through the real client.
 type e2e struct {
-	bb   *bitbuckettest.Server
-	st   *sqlite.Store
-	svc  *Service
-	api  *httptest.Server
-	clk  *clock
-	fu   *followUps
-	user map[string]model.Actor
+	bb     *bitbuckettest.Server
+	client *bitbucket.Client
+	st     *sqlite.Store
+	svc    *Service
+	api    *httptest.Server
+	clk    *clock
+	fu     *followUps
+	user   map[string]model.Actor
 }
 
-func startE2E(t *testing.T) *e2e {
+func startE2E(t *testing.T) *e2e { t.Helper(); return startE2EOrg(t, orgYAML) }
+
+// startE2EOrg starts it with another roles.yaml.
+func startE2EOrg(t *testing.T, rolesYAML string) *e2e {
 	t.Helper()
+	org, err := roles.ParseAt("roles.yaml", []byte(rolesYAML), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &e2e{clk: &clock{t: t0}, fu: &followUps{}, user: map[string]model.Actor{}}
 	e.bb = bitbuckettest.New()
 	t.Cleanup(e.bb.Close)
 	e.bb.SetClock(e.clk.now)
 	e.bb.RequireAuth("bot@example.com", "api-token")
-	for _, p := range testOrg(t).People {
+	for _, p := range org.People {
 		e.user[p.ID] = e.bb.AddUser(model.Actor{AccountID: p.AccountID, DisplayName: p.Name})
 	}
 	client, err := bitbucket.New(bitbucket.Options{BaseURL: e.bb.URL(), Username: "bot@example.com", Token: "api-token",
@@ -63,7 +84,8 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	e.st = openStore(t)
-	e.svc = New(Options{Host: client, Store: e.st, Roles: roles.NewCurrent(testOrg(t)), FollowUps: e.fu,
+	e.client = client
+	e.svc = New(Options{Host: client, Store: e.st, Roles: roles.NewCurrent(org), FollowUps: e.fu,
 		PublicURL: "https://rk.example", Now: e.clk.now})
 	e.api = httptest.NewServer(bearer(Handler(e.svc)))
 	t.Cleanup(e.api.Close)
@@ -76,6 +98,7 @@ func (e *e2e) merged(t *testing.T, author string, mergeCommit string, approvers 
 	t.Helper()
 	id := e.bb.AddPullRequest(testRepo, bitbuckettest.PR{Title: "Change by " + author, Author: e.user[author],
 		Files: []model.ChangedFile{{Path: "refunds.go", Status: model.FileAdded}}})
+	e.clk.add(time.Second) // approvals come after the last push
 	for _, a := range approvers {
 		if err := e.bb.Approve(testRepo, id, e.user[a]); err != nil {
 			t.Fatal(err)
@@ -240,7 +263,10 @@ func TestEndToEndAPI(t *testing.T) {
 			{"POST", "/api/v1/gates", `{"repository":"reloadly/payments-api"} {}`, apiToken, 400},
 			{"POST", "/api/v1/gates", `{"commit":"` + strings.Repeat("a", 70000) + `"}`, apiToken, 413},
 			{"GET", "/api/v1/gates/g_nope", "", apiToken, 404},
-			{"POST", "/api/v1/gates/g_nope/break-glass", `{"reason":"x","by":"acc-raj"}`, apiToken, 404},
+			{"POST", "/api/v1/gates/g_nope/break-glass", `{"reason":"x","by":"acc-raj"}`, adminToken, 404},
+			{"POST", "/api/v1/gates", askBody(m[:12], "production"), apiToken, 400}, // the short hash payloads carry
+			{"POST", "/api/v1/gates", askBody(m[:39], "production"), apiToken, 400},
+			{"POST", "/api/v1/gates", askBody(m, "staging"), apiToken, 422}, // no rule lists it
 		} {
 			code, out, raw := e.call(t, tt.method, tt.path, tt.body, tt.token)
 			if code != tt.code || out["error"] == nil || out["error"] == "" {
@@ -265,19 +291,20 @@ func TestEndToEndAPI(t *testing.T) {
 			{`{"reason":"","by":"acc-raj"}`, 400},
 			{`{"reason":"x","by":"acc-raj","extra":`, 400},
 		} {
-			if code, out, _ := e.call(t, "POST", "/api/v1/gates/"+gid+"/break-glass", tt.body, apiToken); code != tt.code {
+			if code, out, _ := e.call(t, "POST", "/api/v1/gates/"+gid+"/break-glass", tt.body, adminToken); code != tt.code {
 				t.Errorf("break-glass %s = %d %v, want %d", tt.body, code, out, tt.code)
 			}
 		}
 		e.clk.add(time.Minute)
-		code, g, raw := e.call(t, "POST", "/api/v1/gates/"+gid+"/break-glass", `{"reason":"payments are down","by":"acc-raj"}`, apiToken)
-		if code != http.StatusOK || g["state"] != "approved" || g["break_glass"] != true || g["decided_by"] != "acc-raj" || g["reason"] != "payments are down" {
+		code, g, raw := e.call(t, "POST", "/api/v1/gates/"+gid+"/break-glass", `{"reason":"payments are down","by":"acc-raj"}`, adminToken)
+		if code != http.StatusOK || g["state"] != "approved" || g["break_glass"] != true || g["decided_by"] != AdminToken ||
+			g["reason"] != "via admin token, naming Raj Patel: payments are down" || g["break_glass_via"] != "admin-token" {
 			t.Fatalf("break-glass = %d %s", code, raw)
 		}
 		if g["follow_up"] != "PAY-41" || len(e.fu.created) != 1 || !strings.HasPrefix(e.fu.created[0], "PAY|acc-ana|") {
 			t.Errorf("follow-up %v, created %q", g["follow_up"], e.fu.created)
 		}
-		if code, _, _ := e.call(t, "POST", "/api/v1/gates/"+gid+"/break-glass", `{"reason":"again","by":"acc-raj"}`, apiToken); code != http.StatusConflict {
+		if code, _, _ := e.call(t, "POST", "/api/v1/gates/"+gid+"/break-glass", `{"reason":"again","by":"acc-raj"}`, adminToken); code != http.StatusConflict {
 			t.Errorf("second break-glass = %d", code)
 		}
 		f, _ := e.st.ListFindings(ctx, store.FindingFilter{Kind: "break-glass"})
@@ -318,6 +345,7 @@ func TestEndToEndAPI(t *testing.T) {
 		if g["state"] != "pending" {
 			t.Fatalf("gate = %v", g)
 		}
+		e.clk.add(time.Minute)
 		if err := e.bb.Approve(testRepo, pr5, e.user["bo"]); err != nil {
 			t.Fatal(err)
 		}
@@ -420,14 +448,16 @@ func TestEndToEndCLI(t *testing.T) {
 			args       []string
 			stderr     string
 		}{
-			"no token":            {unset: "ROLEKEEPER_API_TOKEN", stderr: "missing ROLEKEEPER_API_TOKEN"},
-			"wrong token":         {set: "ROLEKEEPER_API_TOKEN=nope", stderr: "401"},
-			"no environment":      {unset: "BITBUCKET_DEPLOYMENT_ENVIRONMENT", stderr: "missing --environment"},
-			"unknown repository":  {args: []string{"--repo", "reloadly/unknown"}, stderr: "422"},
-			"unknown environment": {args: []string{"--environment", "prod/eu"}, stderr: "--environment"},
-			"malformed commit":    {args: []string{"--commit", "HEAD"}, stderr: "--commit"},
-			"server down":         {args: []string{"--server", down.URL}, stderr: "could not ask"},
-			"stray argument":      {args: []string{"now"}, stderr: "unexpected"},
+			"no token":              {unset: "ROLEKEEPER_API_TOKEN", stderr: "missing ROLEKEEPER_API_TOKEN"},
+			"wrong token":           {set: "ROLEKEEPER_API_TOKEN=nope", stderr: "401"},
+			"no environment":        {unset: "BITBUCKET_DEPLOYMENT_ENVIRONMENT", stderr: "missing --environment"},
+			"unknown repository":    {args: []string{"--repo", "reloadly/unknown"}, stderr: "422"},
+			"malformed environment": {args: []string{"--environment", "prod/eu"}, stderr: "--environment"},
+			"unknown environment":   {args: []string{"--environment", "prodution"}, stderr: "422"},
+			"malformed commit":      {args: []string{"--commit", "HEAD"}, stderr: "--commit"},
+			"short commit":          {args: []string{"--commit", m[:12]}, stderr: "40 hexadecimal"},
+			"server down":           {args: []string{"--server", down.URL}, stderr: "could not ask"},
+			"stray argument":        {args: []string{"now"}, stderr: "unexpected"},
 		} {
 			vars := pipeline(m)
 			delete(vars, tt.unset)

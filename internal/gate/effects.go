@@ -158,9 +158,10 @@ func StatusState(phase string) string {
 	return rules.StateInProgress
 }
 
-// StatusKey is the commit status key of an environment.
+// StatusKey is the commit status key of an environment: at most 40
+// characters, as Bitbucket requires (see rules.DeployStatusKey).
 func StatusKey(environment string) string {
-	return rules.StatusDeployPrefix + strings.ToLower(environment)
+	return rules.DeployStatusKey(environment)
 }
 
 // postStatus posts the status for the gate's phase and returns the phase
@@ -174,7 +175,7 @@ func (s *Service) postStatus(ctx context.Context, g *store.Gate, publicID string
 	case store.GateApproved:
 		desc = "approved by " + s.name(g.DecidedBy)
 		if g.BreakGlass {
-			desc = "break-glass by " + s.name(g.DecidedBy) + ": " + g.Reason
+			desc = s.glassSentence(g)
 		}
 	case store.GateRejected:
 		desc = "rejected by " + s.name(g.DecidedBy) + ": " + g.Reason
@@ -224,6 +225,9 @@ func (s *Service) mentionText(g *store.Gate, p Policy, publicID string) string {
 		}
 		fmt.Fprintf(&b, "Who may approve: %s — %s.\n\n", strings.Join(who, ", "), p.Deploy.Reason)
 		fmt.Fprintf(&b, "To approve, approve this pull request or comment `/approve-deploy %s`; to stop it, comment `/reject-deploy %s <reason>`.", g.Environment, g.Environment)
+		if p.Deploy.InvalidateOnPush {
+			b.WriteString(" An approval given before the last push does not count: approve again.")
+		}
 	} else {
 		fmt.Fprintf(&b, "Nobody can approve it: %s.", strings.Join(append([]string{p.Deploy.Reason}, p.Deploy.Notes...), "; "))
 	}
@@ -232,11 +236,22 @@ func (s *Service) mentionText(g *store.Gate, p Policy, publicID string) string {
 	return b.String()
 }
 
+// glassSentence says who broke a gate's glass, how and why, claiming no
+// more than was authenticated: "break-glass by Raj Patel: <reason>" for
+// the comment Bitbucket authenticated; "break-glass via admin token,
+// naming Raj Patel: <reason>" for the API, whose reason already says so.
+func (s *Service) glassSentence(g *store.Gate) string {
+	if g.DecidedBy == AdminToken {
+		return "break-glass " + g.Reason
+	}
+	return "break-glass by " + s.name(g.DecidedBy) + ": " + g.Reason
+}
+
 // finding records a break-glass for the weekly report (once per gate).
 func (s *Service) finding(ctx context.Context, g *store.Gate) {
 	f := model.Finding{Key: "break-glass:" + g.ID, Kind: "break-glass", RuleID: g.RuleID, Team: g.Team, Subject: model.SubjectGate,
 		Ref: g.ID, URL: strings.TrimRight(s.o.PublicURL, "/") + "/api/v1/gates/" + g.ID,
-		Reason: fmt.Sprintf("%s broke the glass on the %s deployment of %s@%s: %s", s.name(g.DecidedBy), g.Environment, g.Repository, short(g.Commit), g.Reason),
+		Reason: fmt.Sprintf("%s deployment of %s@%s: %s", g.Environment, g.Repository, short(g.Commit), s.glassSentence(g)),
 		Held:   false, OccurredAt: g.DecidedAt, RecordedAt: s.now(), Actor: g.DecidedBy,
 		Details: fmt.Sprintf("gate %s, rule %s, commit %s", g.ID, g.RuleID, g.Commit)}
 	if _, err := s.o.Store.AddFinding(ctx, f); err != nil {
@@ -271,9 +286,9 @@ func (s *Service) followUp(ctx context.Context, g *store.Gate, p Policy) (string
 		}
 	}
 	summary := fmt.Sprintf("Break-glass follow-up: %s deployment of %s@%s", g.Environment, g.Repository, short(g.Commit))
-	desc := fmt.Sprintf("%s opened deployment gate %s without the approval rule %s asks for.\n\nReason given: %s\n\n"+
+	desc := fmt.Sprintf("Deployment gate %s was opened without the approval rule %s asks for: %s.\n\n"+
 		"Please review the change after the fact and record the outcome here.\n\nGate: %s",
-		s.name(g.DecidedBy), g.ID, g.RuleID, g.Reason, strings.TrimRight(s.o.PublicURL, "/")+"/api/v1/gates/"+g.ID)
+		g.ID, g.RuleID, s.glassSentence(g), strings.TrimRight(s.o.PublicURL, "/")+"/api/v1/gates/"+g.ID)
 	key, err := s.o.FollowUps.CreateFollowUp(ctx, team.JiraProjects[0], summary, desc, assignee)
 	if err != nil {
 		s.log.Error("break-glass follow-up", zap.String("gate", g.ID), zap.String("team", g.Team), zap.Error(err))
@@ -295,6 +310,8 @@ type decisionDoc struct {
 	DecidedAt    *time.Time         `json:"decided_at,omitempty"`
 	Reason       string             `json:"reason,omitempty"`
 	BreakGlass   bool               `json:"break_glass,omitempty"`
+	Via          string             `json:"break_glass_via,omitempty"`
+	Named        string             `json:"break_glass_names,omitempty"`
 	PullRequests []int              `json:"pull_requests"`
 	Policy       rules.DeployResult `json:"policy"`
 	History      []Entry            `json:"history"`
@@ -303,6 +320,10 @@ type decisionDoc struct {
 func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Policy, inputs []Input) (int64, string, error) {
 	doc := decisionDoc{Gate: g.ID, Change: change, State: g.State, Repository: g.Repository, Commit: g.Commit, Environment: g.Environment,
 		DecidedBy: g.DecidedBy, Reason: g.Reason, BreakGlass: g.BreakGlass, PullRequests: g.PRs, Policy: p.Deploy, History: readDetails(g).History}
+	if g.BreakGlass {
+		d := readDetails(g)
+		doc.Via, doc.Named = d.Via, d.Named
+	}
 	if !g.DecidedAt.IsZero() {
 		t := g.DecidedAt
 		doc.DecidedAt = &t
@@ -325,7 +346,7 @@ func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Po
 	case change == "asked":
 		summary += " asked; " + p.Deploy.Reason
 	case g.BreakGlass:
-		summary += fmt.Sprintf(" opened by break-glass of %s: %s", s.name(g.DecidedBy), g.Reason)
+		summary += " opened by " + s.glassSentence(g)
 	case g.State == store.GateApproved:
 		summary += fmt.Sprintf(" approved by %s: %s", s.name(g.DecidedBy), g.Reason)
 	case g.State == store.GateRejected:
@@ -354,6 +375,9 @@ func (s *Service) record(ctx context.Context, g *store.Gate, change string, p Po
 func (s *Service) name(account string) string {
 	if account == Automatic || account == "" {
 		return Automatic
+	}
+	if account == AdminToken {
+		return "the admin token"
 	}
 	if p := s.o.Roles.Get().PersonByAccount(account); p != nil {
 		return p.DisplayName()

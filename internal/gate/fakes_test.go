@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket"
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/store"
@@ -71,31 +74,24 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// fakeHost is an in-memory Bitbucket behind the gate's narrow interface,
-// answering as the real client does: commit lookups by containment,
-// participants with approvals, comments oldest first, ErrNotFound for a
-// missing pull request.
+// fakeHost is the shared fake Bitbucket Cloud (bitbuckettest) behind the
+// real client, as the gate's Host, with the helpers these tests act through
+// (people acting in Bitbucket) and two faults injected at the client
+// boundary: failAll (every call fails with it) and noIndex (no pull request
+// commit-links index: commit lookups answer 404). It counts the Host calls.
 type fakeHost struct {
+	bb     *bitbuckettest.Server
+	client *bitbucket.Client
+
 	mu       sync.Mutex
-	now      func() time.Time
-	prs      map[int]*fakePR
-	statuses map[string]model.CommitStatus // commit|key
-	posted   []postedComment
 	calls    int
 	failAll  error // every call fails with it while set
-	noIndex  bool  // no pull request commit-links index: commit lookups answer 404
-	seq      int
-}
-
-type fakePR struct {
-	id        int
-	author    string
-	state     model.PRState
-	head      string
-	commits   []string
-	merge     string
-	approvals map[string]time.Time
-	comments  []model.Comment
+	noIndex  bool
+	resolves int                 // ResolveCommit calls
+	posted   []postedComment     // comments rolekeeper posted
+	commits  map[string]bool     // commits rolekeeper posted statuses on
+	authors  map[int]model.Actor // pull request → author
+	users    map[string]model.Actor
 }
 
 type postedComment struct {
@@ -103,174 +99,206 @@ type postedComment struct {
 	body string
 }
 
-func newFakeHost(now func() time.Time) *fakeHost {
-	return &fakeHost{now: now, prs: map[int]*fakePR{}, statuses: map[string]model.CommitStatus{}}
+func newFakeHost(t testing.TB, now func() time.Time) *fakeHost {
+	t.Helper()
+	bb := bitbuckettest.New()
+	t.Cleanup(bb.Close)
+	bb.SetClock(now)
+	bb.AddRepository(testRepo)
+	client, err := bitbucket.New(bitbucket.Options{BaseURL: bb.URL(), MaxRetries: 0,
+		Sleep: func(context.Context, time.Duration) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeHost{bb: bb, client: client, commits: map[string]bool{}, authors: map[int]model.Actor{}, users: map[string]model.Actor{}}
 }
 
-func (h *fakeHost) modelPR(p *fakePR, full bool) *model.PullRequest {
-	pr := &model.PullRequest{Repository: testRepo, ID: p.id, State: p.state, Author: model.Actor{AccountID: p.author},
-		SourceCommit: p.head[:12], MergeCommit: p.merge}
-	if len(pr.MergeCommit) > 12 {
-		pr.MergeCommit = pr.MergeCommit[:12] // payloads carry short hashes
-	}
-	if full {
-		accs := make([]string, 0, len(p.approvals))
-		for a := range p.approvals {
-			accs = append(accs, a)
-		}
-		sort.Strings(accs)
-		for _, a := range accs {
-			pr.Participants = append(pr.Participants, model.Participant{User: model.Actor{AccountID: a}, Approved: true,
-				State: model.ReviewApproved, On: p.approvals[a]})
-		}
-	}
-	return pr
-}
-
+// begin counts a call and says whether it fails.
 func (h *fakeHost) begin() error {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.calls++
 	return h.failAll
 }
 
-func (h *fakeHost) CommitPullRequests(_ context.Context, _ string, commit string) ([]model.PullRequest, error) {
+func (h *fakeHost) CommitPullRequests(ctx context.Context, repo, commit string) ([]model.PullRequest, error) {
 	if err := h.begin(); err != nil {
-		h.mu.Unlock()
 		return nil, err
 	}
-	defer h.mu.Unlock()
-	if h.noIndex {
+	h.mu.Lock()
+	noIndex := h.noIndex
+	h.mu.Unlock()
+	if noIndex {
 		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
 	}
-	var ids []int
-	for id, p := range h.prs {
-		if slices.ContainsFunc(append([]string{p.merge}, p.commits...), func(c string) bool { return c != "" && sameCommit(c, commit) }) {
-			ids = append(ids, id)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(ids)))
-	var out []model.PullRequest
-	for _, id := range ids {
-		out = append(out, *h.modelPR(h.prs[id], false))
-	}
-	return out, nil
+	return h.client.CommitPullRequests(ctx, repo, commit)
 }
 
-func (h *fakeHost) GetPullRequest(_ context.Context, _ string, id int) (*model.PullRequest, error) {
+func (h *fakeHost) GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error) {
 	if err := h.begin(); err != nil {
-		h.mu.Unlock()
 		return nil, err
 	}
-	defer h.mu.Unlock()
-	p := h.prs[id]
-	if p == nil {
-		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}", Message: "not found"}
-	}
-	return h.modelPR(p, true), nil
+	return h.client.GetPullRequest(ctx, repo, id)
 }
 
-func (h *fakeHost) ListComments(_ context.Context, _ string, id int, _ int) ([]model.Comment, error) {
+func (h *fakeHost) PullRequestCommits(ctx context.Context, repo string, id int) ([]model.Commit, error) {
 	if err := h.begin(); err != nil {
-		h.mu.Unlock()
 		return nil, err
 	}
-	defer h.mu.Unlock()
-	if h.prs[id] == nil {
-		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "pullrequests/{id}/comments"}
-	}
-	return slices.Clone(h.prs[id].comments), nil
+	return h.client.PullRequestCommits(ctx, repo, id)
 }
 
-func (h *fakeHost) CreateComment(_ context.Context, _ string, id int, body string) (model.Comment, error) {
+func (h *fakeHost) PullRequestActivity(ctx context.Context, repo string, id int) ([]model.PRActivity, error) {
 	if err := h.begin(); err != nil {
-		h.mu.Unlock()
+		return nil, err
+	}
+	return h.client.PullRequestActivity(ctx, repo, id)
+}
+
+func (h *fakeHost) ResolveCommit(ctx context.Context, repo, hash string) (string, error) {
+	if err := h.begin(); err != nil {
+		return "", err
+	}
+	h.mu.Lock()
+	h.resolves++
+	h.mu.Unlock()
+	return h.client.ResolveCommit(ctx, repo, hash)
+}
+
+func (h *fakeHost) ListComments(ctx context.Context, repo string, id int, maxPages int) ([]model.Comment, error) {
+	if err := h.begin(); err != nil {
+		return nil, err
+	}
+	return h.client.ListComments(ctx, repo, id, maxPages)
+}
+
+func (h *fakeHost) CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error) {
+	if err := h.begin(); err != nil {
 		return model.Comment{}, err
 	}
-	defer h.mu.Unlock()
-	p := h.prs[id]
-	if p == nil {
-		return model.Comment{}, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "POST", Endpoint: "pullrequests/{id}/comments"}
+	c, err := h.client.CreateComment(ctx, repo, id, body)
+	if err == nil {
+		h.mu.Lock()
+		h.posted = append(h.posted, postedComment{id, body})
+		h.mu.Unlock()
 	}
-	h.seq++
-	c := model.Comment{ID: fmt.Sprint(900000 + h.seq), Author: model.Actor{AccountID: "acc-bot"}, Body: body, CreatedAt: h.now()}
-	p.comments = append(p.comments, c)
-	h.posted = append(h.posted, postedComment{id, body})
-	return c, nil
+	return c, err
 }
 
-func (h *fakeHost) SetCommitStatus(_ context.Context, _ string, commit string, st model.CommitStatus) error {
+func (h *fakeHost) SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error {
 	if err := h.begin(); err != nil {
-		h.mu.Unlock()
 		return err
 	}
-	defer h.mu.Unlock()
-	if st.URL == "" || st.Key == "" {
-		return &upstream.Error{Service: "bitbucket", StatusCode: 400, Method: "POST", Endpoint: "commit/{hash}/statuses/build", Message: "url and key are required"}
+	err := h.client.SetCommitStatus(ctx, repo, commit, st)
+	if err == nil {
+		h.mu.Lock()
+		h.commits[strings.ToLower(commit)] = true
+		h.mu.Unlock()
 	}
-	h.statuses[commit+"|"+st.Key] = st
-	return nil
+	return err
 }
 
 // world changes (as people acting in Bitbucket)
 
-func (h *fakeHost) addPR(id int, author, head string) {
+func (h *fakeHost) user(account string) model.Actor {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.prs[id] = &fakePR{id: id, author: author, state: model.PROpen, head: head, commits: []string{head}, approvals: map[string]time.Time{}}
+	if a, ok := h.users[account]; ok {
+		return a
+	}
+	a := h.bb.AddUser(model.Actor{AccountID: account, DisplayName: strings.TrimPrefix(account, "acc-")})
+	h.users[account] = a
+	return a
 }
 
+// addPR opens pull request id by author with head as its source commit.
+func (h *fakeHost) addPR(id int, author, head string) {
+	a := h.user(author)
+	h.bb.AddPullRequest(testRepo, bitbuckettest.PR{ID: id, Author: a, SourceCommit: head})
+	h.mu.Lock()
+	h.authors[id] = a
+	h.mu.Unlock()
+}
+
+// push pushes head onto the pull request as its author.
 func (h *fakeHost) push(id int, head string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	p := h.prs[id]
-	p.head = head
-	p.commits = append(p.commits, head)
+	author := h.authors[id]
+	h.mu.Unlock()
+	h.pushBy(id, head, author.AccountID)
+}
+
+// pushBy pushes head onto the pull request, authored and pushed by who (a
+// colleague pushing onto someone's branch). Approvals survive, as in
+// Bitbucket.
+func (h *fakeHost) pushBy(id int, head, who string) {
+	a := h.user(who)
+	if _, err := h.bb.Push(testRepo, id, bitbuckettest.Commit{Hash: head, Author: a, Pusher: a}); err != nil {
+		panic(err)
+	}
 }
 
 func (h *fakeHost) merge(id int, mergeCommit string) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.prs[id].state, h.prs[id].merge = model.PRMerged, mergeCommit
+	author := h.authors[id]
+	h.mu.Unlock()
+	if err := h.bb.Merge(testRepo, id, author, mergeCommit); err != nil {
+		panic(err)
+	}
 }
 
 func (h *fakeHost) decline(id int) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.prs[id].state = model.PRDeclined
+	author := h.authors[id]
+	h.mu.Unlock()
+	if err := h.bb.Decline(testRepo, id, author); err != nil {
+		panic(err)
+	}
 }
 
-func (h *fakeHost) approve(id int, who string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.prs[id].approvals[who] = h.now()
+// approve approves as who; false when Bitbucket refuses (a closed pull
+// request).
+func (h *fakeHost) approve(id int, who string) bool {
+	return h.bb.Approve(testRepo, id, h.user(who)) == nil
 }
 
-func (h *fakeHost) unapprove(id int, who string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.prs[id].approvals, who)
+// unapprove withdraws who's approval; false when Bitbucket refuses.
+func (h *fakeHost) unapprove(id int, who string) bool {
+	return h.bb.Unapprove(testRepo, id, h.user(who)) == nil
 }
 
 func (h *fakeHost) say(id int, who, body string) string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.seq++
-	c := model.Comment{ID: fmt.Sprint(100000 + h.seq), Author: model.Actor{AccountID: who}, Body: body, CreatedAt: h.now()}
-	h.prs[id].comments = append(h.prs[id].comments, c)
-	return c.ID
+	return h.bb.AddComment(testRepo, id, h.user(who), body)
 }
 
 func (h *fakeHost) status(commit, env string) model.CommitStatus {
+	return h.bb.Statuses(testRepo, strings.ToLower(commit))[StatusKey(env)]
+}
+
+// statuses are the statuses on the commits rolekeeper posted on, by
+// "commit|key".
+func (h *fakeHost) statuses() map[string]model.CommitStatus {
+	h.mu.Lock()
+	commits := maps.Clone(h.commits)
+	h.mu.Unlock()
+	out := map[string]model.CommitStatus{}
+	for c := range commits {
+		for k, st := range h.bb.Statuses(testRepo, c) {
+			out[c+"|"+k] = st
+		}
+	}
+	return out
+}
+
+func (h *fakeHost) postedAll() []postedComment {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.statuses[commit+"|"+StatusKey(env)]
+	return slices.Clone(h.posted)
 }
 
 func (h *fakeHost) postedTo(pr int) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var out []string
-	for _, c := range h.posted {
+	for _, c := range h.postedAll() {
 		if c.pr == pr {
 			out = append(out, c.body)
 		}
@@ -385,7 +413,7 @@ func (m *memStore) PRsByCommit(_ context.Context, repo, commit string) ([]store.
 	defer m.mu.Unlock()
 	var out []store.PRRecord
 	for _, r := range m.prs {
-		if r.Repository == repo && (sameCommit(r.MergeCommit, commit) || sameCommit(r.SourceCommit, commit)) {
+		if r.Repository == repo && (prefixOf(r.MergeCommit, commit) || prefixOf(r.SourceCommit, commit)) {
 			out = append(out, r)
 		}
 	}
@@ -438,6 +466,10 @@ func (f *followUps) CreateFollowUp(_ context.Context, project, summary, _, assig
 	f.created = append(f.created, project+"|"+assignee+"|"+summary)
 	return fmt.Sprintf("%s-%d", project, 40+len(f.created)), nil
 }
+
+// prefixOf is how the SQL stores match their records (a candidate list
+// the gate must check by full hash).
+func prefixOf(short, full string) bool { return len(short) >= 7 && strings.HasPrefix(full, short) }
 
 // hex40 makes a full commit hash from n whose 12-character prefix (what
 // payloads carry) is distinct too.

@@ -24,6 +24,17 @@ const BreakGlassRole = "cto"
 // environment no rule gates, an expiry).
 const Automatic = "rolekeeper"
 
+// AdminToken is the DecidedBy of a break-glass through the API: whoever
+// holds ROLEKEEPER_ADMIN_TOKEN acted, naming a holder of BreakGlassRole.
+// Nothing authenticated that person, so no record claims they acted.
+const AdminToken = "admin-token"
+
+// Ways a glass was broken (State.Via).
+const (
+	ViaComment    = "comment"     // a /break-glass comment Bitbucket authenticated
+	ViaAdminToken = "admin-token" // POST …/break-glass with the admin token
+)
+
 // State is what the machine knows of one gate.
 type State struct {
 	Phase       string // store.GatePending, GateApproved, GateRejected, GateExpired
@@ -34,6 +45,8 @@ type State struct {
 	DecidedAt   time.Time
 	Reason      string
 	BreakGlass  bool
+	Via         string // break-glass: ViaComment or ViaAdminToken
+	Named       string // break-glass via the admin token: the account it names
 
 	PRs      []int    // pull requests that carry the commit: their approvals and comments count
 	Dropped  []int    // pull requests that stopped carrying it (a newer commit); never counted again
@@ -64,7 +77,7 @@ const (
 	InUnapproval   InputKind = "unapproval"    // Account's approval of PR is gone
 	InComment      InputKind = "comment"       // Account wrote Text on PR (CommentID, At = created_on)
 	InCommitMoved  InputKind = "commit-moved"  // PR no longer carries the commit (new commit pushed, declined, deleted); Text says how
-	InBreakGlass   InputKind = "break-glass"   // Account breaks the glass through the API; Text is the reason
+	InBreakGlass   InputKind = "break-glass"   // the admin token breaks the glass naming Account; Text is the reason
 	InTick         InputKind = "tick"          // the clock; it ends every re-read
 )
 
@@ -78,6 +91,13 @@ type Input struct {
 	PRs       []int     `json:"prs,omitempty"`
 	CommentID string    `json:"comment_id,omitempty"`
 	Text      string    `json:"text,omitempty"`
+	// InApproval: when Bitbucket's activity dates the approval (zero: no
+	// dated approval found) and the pull request's last push (zero: none
+	// seen). With invalidate_on_push an approval counts only when given
+	// after the last push.
+	ApprovedAt  time.Time `json:"approved_at,omitzero"`
+	PushedAt    time.Time `json:"pushed_at,omitzero"`
+	PushUnknown bool      `json:"push_unknown,omitempty"` // the activity does not show when the head was pushed
 }
 
 // Policy is who may decide, computed from roles.yaml for the gate's team
@@ -175,7 +195,14 @@ func Apply(s State, in Input, p Policy) (State, []Effect) {
 	}
 	decide := func(phase, by string, at time.Time, reason string, glass bool, pr int) {
 		s.Phase, s.DecidedBy, s.DecidedAt, s.Reason, s.BreakGlass = phase, by, at, reason, glass
-		s.History = append(s.History, Entry{At: at, What: phase, By: by, PR: pr, Detail: reason})
+		what := phase
+		if glass {
+			what = "break-glass"
+			if s.Via == ViaAdminToken {
+				what = "break-glass via admin token"
+			}
+		}
+		s.History = append(s.History, Entry{At: at, What: what, By: by, PR: pr, Detail: reason})
 		eff = append(eff, Effect{Kind: EffStatus}, Effect{Kind: EffRecord, Text: phase})
 		if glass {
 			eff = append(eff, Effect{Kind: EffFinding}, Effect{Kind: EffFollowUp})
@@ -218,6 +245,11 @@ func Apply(s State, in Input, p Policy) (State, []Effect) {
 			break
 		}
 		ok, why := rules.CanApproveDeploy(p.Deploy, in.Account)
+		if ok && p.Deploy.Gated {
+			if stale := staleApproval(in, p); stale != "" {
+				ok, why = false, stale
+			}
+		}
 		key := strconv.Itoa(in.PR) + ":" + in.Account
 		if !slices.Contains(s.Seen, key) {
 			s.Seen = append(s.Seen, key)
@@ -262,12 +294,16 @@ func Apply(s State, in Input, p Policy) (State, []Effect) {
 			case CmdReject:
 				decide(store.GateRejected, in.Account, in.At, orDefault(c.Reason, "rejected without a reason"), false, in.PR)
 			case CmdBreakGlass:
+				s.Via = ViaComment
 				decide(store.GateApproved, in.Account, in.At, c.Reason, true, in.PR)
 			}
 		}
 	case InBreakGlass:
+		// The admin token acted; the account is only named. The reason says
+		// so, as the status, the report and the follow-up show it.
 		if in.At.Before(s.ExpiresAt) && refusal(Command{Kind: CmdBreakGlass, Env: s.Environment, Reason: in.Text}, in.Account, p) == "" {
-			decide(store.GateApproved, in.Account, in.At, strings.TrimSpace(in.Text), true, 0)
+			s.Via, s.Named = ViaAdminToken, in.Account
+			decide(store.GateApproved, AdminToken, in.At, strings.TrimSpace(in.Text), true, 0)
 		}
 	case InTick:
 	}
@@ -290,6 +326,27 @@ func Apply(s State, in Input, p Policy) (State, []Effect) {
 		}
 	}
 	return s, eff
+}
+
+// staleApproval says why an approval does not count for the commit ("" when
+// it does): with invalidate_on_push it must be given after the pull
+// request's last push, as Bitbucket's activity dates them (commit dates are
+// the author's to choose and never count).
+func staleApproval(in Input, p Policy) string {
+	if !p.Deploy.InvalidateOnPush {
+		return ""
+	}
+	if in.ApprovedAt.IsZero() {
+		return "Bitbucket's activity shows no dated approval; approve again"
+	}
+	if in.PushUnknown {
+		return "Bitbucket's activity does not show when pull request #" + strconv.Itoa(in.PR) + "'s head was pushed, so no approval can be dated after it"
+	}
+	if !in.PushedAt.IsZero() && !in.ApprovedAt.After(in.PushedAt) {
+		return "the approval at " + in.ApprovedAt.UTC().Format(time.RFC3339) + " was given before the last push to pull request #" +
+			strconv.Itoa(in.PR) + " at " + in.PushedAt.UTC().Format(time.RFC3339) + " (invalidate_on_push): approve again"
+	}
+	return ""
 }
 
 // refusal says why a command by account does not count ("" when it does).

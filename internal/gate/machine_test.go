@@ -47,9 +47,26 @@ func TestApply(t *testing.T) {
 	approved := waiting
 	approved.Phase, approved.DecidedBy, approved.DecidedAt = store.GateApproved, "acc-bo", later
 
+	pushed := t0.Add(-2 * time.Hour) // the pull request's last push
+	// approval: seen at at, given (as the activity dates it) at at too,
+	// after the last push.
 	approval := func(who string, pr int, at time.Time) Input {
-		return Input{Kind: InApproval, At: at, Account: who, PR: pr}
+		return Input{Kind: InApproval, At: at, Account: who, PR: pr, ApprovedAt: at, PushedAt: pushed}
 	}
+	// stale: an approval given before the last push, seen at at.
+	stale := func(who string, at time.Time) Input {
+		return Input{Kind: InApproval, At: at, Account: who, PR: 7, ApprovedAt: pushed.Add(-time.Minute), PushedAt: pushed}
+	}
+	keepOnPush := testPolicy(t, "production", "acc-ana")
+	keepOnPush.Deploy.InvalidateOnPush = false
+	byCommit, err := rules.DeployPolicyOf(testOrg(t), testRepo, "production", []rules.Authorship{
+		{AccountID: "acc-mei", What: "authored pull request #7"},
+		{AccountID: "acc-bo", What: "authored commit 1a2b3c4d5e6f of pull request #7"}}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushedByBo := gated
+	pushedByBo.Deploy = byCommit
 	comment := func(id, who, body string, at time.Time) Input {
 		return Input{Kind: InComment, At: at, Account: who, PR: 7, CommentID: id, Text: body}
 	}
@@ -142,9 +159,25 @@ func TestApply(t *testing.T) {
 		{name: "break-glass comment by a product owner is refused",
 			start: waiting, policy: gated, inputs: []Input{comment("c1", "acc-bo", "/break-glass production hurry", later)},
 			phase: store.GatePending, effects: []string{"reply"}, history: "only a person holding the cto role"},
-		{name: "break-glass through the API by the CTO",
+		{name: "break-glass through the API naming the CTO: the admin token decided, naming them",
 			start: waiting, policy: gated, inputs: []Input{{Kind: InBreakGlass, At: later, Account: "acc-raj", Text: " hotfix "}},
-			phase: store.GateApproved, by: "acc-raj", glass: true, effects: []string{"finding", "follow-up", "record", "status"}, reason: "hotfix"},
+			phase: store.GateApproved, by: AdminToken, glass: true, effects: []string{"finding", "follow-up", "record", "status"}, reason: "hotfix",
+			history: "break-glass via admin token"},
+		{name: "an approval given before the last push does not count (invalidate_on_push)",
+			start: waiting, policy: gated, inputs: []Input{stale("acc-bo", later), tick(later)},
+			phase: store.GatePending, history: "before the last push to pull request #7"},
+		{name: "an approval Bitbucket's activity does not date does not count",
+			start: waiting, policy: gated, inputs: []Input{{Kind: InApproval, At: later, Account: "acc-bo", PR: 7, PushedAt: pushed}},
+			phase: store.GatePending, history: "no dated approval"},
+		{name: "a stale approval, then the same person approves again after the push: opens",
+			start: waiting, policy: gated, inputs: []Input{stale("acc-bo", later), approval("acc-bo", 7, later.Add(time.Minute))},
+			phase: store.GateApproved, by: "acc-bo", effects: []string{"record", "status"}},
+		{name: "invalidate_on_push: false keeps an approval across pushes",
+			start: waiting, policy: keepOnPush, inputs: []Input{stale("acc-bo", later)},
+			phase: store.GateApproved, by: "acc-bo", effects: []string{"record", "status"}},
+		{name: "a product owner who pushed a commit onto the branch cannot approve",
+			start: waiting, policy: pushedByBo, inputs: []Input{approval("acc-bo", 7, later), comment("c1", "acc-bo", "/approve-deploy production", later)},
+			phase: store.GatePending, effects: []string{"reply"}, history: "authored commit 1a2b3c4d5e6f of pull request #7"},
 		{name: "break-glass through the API by someone else changes nothing",
 			start: waiting, policy: gated, inputs: []Input{{Kind: InBreakGlass, At: later, Account: "acc-bo", Text: "hotfix"}},
 			phase: store.GatePending},

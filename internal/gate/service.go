@@ -25,16 +25,6 @@ import (
 	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
-// Host is what the gate reads from and writes to Bitbucket; the bitbucket
-// client implements it.
-type Host interface {
-	CommitPullRequests(ctx context.Context, repo, commit string) ([]model.PullRequest, error)
-	GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error)
-	ListComments(ctx context.Context, repo string, id int, maxPages int) ([]model.Comment, error)
-	CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error)
-	SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error
-}
-
 // Store is what the gate keeps: its gates, the decisions and findings it
 // records, and rolekeeper's own record of merge commits.
 type Store interface {
@@ -81,6 +71,7 @@ type Service struct {
 
 	mu          sync.Mutex
 	lastRefresh map[string]time.Time // gate id → last re-read, for pending gates
+	resolved    map[string]string    // "repo@short hash" → full hash
 
 	created prometheus.Counter
 	decided *prometheus.CounterVec
@@ -88,10 +79,11 @@ type Service struct {
 
 // Errors the API maps to 4xx answers.
 var (
-	ErrBadRequest        = errors.New("bad request")
-	ErrUnknownRepository = errors.New("unknown repository")
-	ErrForbidden         = errors.New("forbidden")
-	ErrDecided           = errors.New("already decided")
+	ErrBadRequest         = errors.New("bad request")
+	ErrUnknownRepository  = errors.New("unknown repository")
+	ErrUnknownEnvironment = errors.New("unknown environment")
+	ErrForbidden          = errors.New("forbidden")
+	ErrDecided            = errors.New("already decided")
 )
 
 // UpstreamError is a Bitbucket failure while reading a gate's facts.
@@ -101,18 +93,11 @@ func (e *UpstreamError) Error() string { return "bitbucket: " + e.Err.Error() }
 func (e *UpstreamError) Unwrap() error { return e.Err }
 
 // Temporary reports whether trying again may help (it usually does).
-func (e *UpstreamError) Temporary() bool {
-	var t interface{ Temporary() bool }
-	if errors.As(e.Err, &t) {
-		return t.Temporary()
-	}
-	return true
-}
+func (e *UpstreamError) Temporary() bool { return !upstream.IsPermanent(e.Err) }
 
 var (
-	envRE    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	commitRE = regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`)
-	repoRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$`)
+	envRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	repoRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$`)
 )
 
 // New returns a Service.
@@ -132,7 +117,7 @@ func New(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	s := &Service{o: o, log: o.Logger, lastRefresh: map[string]time.Time{},
+	s := &Service{o: o, log: o.Logger, lastRefresh: map[string]time.Time{}, resolved: map[string]string{},
 		created: prometheus.NewCounter(prometheus.CounterOpts{Name: "rolekeeper_gates_created_total",
 			Help: "Deployment gates created."}),
 		decided: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rolekeeper_gates_decided_total",
@@ -165,8 +150,10 @@ func (r AskRequest) Normalize() (AskRequest, error) {
 	if !repoRE.MatchString(r.Repository) {
 		bad = append(bad, fmt.Sprintf("repository %q is not workspace/slug", r.Repository))
 	}
-	if !commitRE.MatchString(r.Commit) {
-		bad = append(bad, fmt.Sprintf("commit %q is not 7 to 40 hexadecimal characters", r.Commit))
+	if !model.IsFullCommit(r.Commit) {
+		// A short hash names whichever commit shares its prefix: a gate is
+		// for one commit, so only the full hash (BITBUCKET_COMMIT) will do.
+		bad = append(bad, fmt.Sprintf("commit %q is not a full commit hash of 40 hexadecimal characters (BITBUCKET_COMMIT is one)", truncate(r.Commit, 50)))
 	}
 	if !envRE.MatchString(r.Environment) {
 		bad = append(bad, fmt.Sprintf("environment %q is not 1 to 64 letters, digits, '.', '_' or '-'", r.Environment))
@@ -186,14 +173,20 @@ func (r AskRequest) Normalize() (AskRequest, error) {
 
 // details is what a gate keeps in store.Gate.Data.
 type details struct {
-	Dropped       []int    `json:"dropped,omitempty"`
-	Replied       []string `json:"replied,omitempty"`
-	Seen          []string `json:"seen,omitempty"`
-	Authors       []string `json:"authors,omitempty"`         // authors of the pull requests that carry the commit
-	StatusPosted  string   `json:"status_posted,omitempty"`   // the phase whose status Bitbucket shows
-	DecisionID    int64    `json:"decision_id,omitempty"`     // the latest decision record
-	FollowUpError string   `json:"follow_up_error,omitempty"` // why no follow-up was opened
-	History       []Entry  `json:"history"`
+	Dropped       []int              `json:"dropped,omitempty"`
+	Replied       []string           `json:"replied,omitempty"`
+	Seen          []string           `json:"seen,omitempty"`
+	Authors       []string           `json:"authors,omitempty"`         // authors of the pull requests that carry the commit, and of their commits
+	Authorship    []rules.Authorship `json:"authorship,omitempty"`      // what each author authored
+	Via           string             `json:"via,omitempty"`             // break-glass: ViaComment or ViaAdminToken
+	Named         string             `json:"named,omitempty"`           // break-glass via the admin token: the account named
+	StatusPosted  string             `json:"status_posted,omitempty"`   // the phase whose status Bitbucket shows
+	DecisionID    int64              `json:"decision_id,omitempty"`     // the latest decision record
+	FollowUpError string             `json:"follow_up_error,omitempty"` // why no follow-up was opened
+	History       []Entry            `json:"history"`
+	// Commits: per pull request (by id), its commits as last read; read
+	// again when its head moves.
+	Commits map[string]prCommits `json:"commits,omitempty"`
 
 	// DecisionPublicID is the public id of DecisionID: its page's link.
 	DecisionPublicID string `json:"decision_public_id,omitempty"`
@@ -222,13 +215,26 @@ func writeDetails(g *store.Gate, d details) {
 func stateOf(g *store.Gate) State {
 	d := readDetails(g)
 	return State{Phase: g.State, Environment: g.Environment, CreatedAt: g.CreatedAt, ExpiresAt: g.ExpiresAt,
-		DecidedBy: g.DecidedBy, DecidedAt: g.DecidedAt, Reason: g.Reason, BreakGlass: g.BreakGlass,
+		DecidedBy: g.DecidedBy, DecidedAt: g.DecidedAt, Reason: g.Reason, BreakGlass: g.BreakGlass, Via: d.Via, Named: d.Named,
 		PRs: slices.Clone(g.PRs), Dropped: d.Dropped, Notified: g.Notified, Replied: d.Replied, Seen: d.Seen, History: d.History}
+}
+
+// authorshipOf is what a gate knows of who authored its change (gates
+// stored before authorship was kept have the account ids only).
+func authorshipOf(d details) []rules.Authorship {
+	if len(d.Authorship) > 0 || len(d.Authors) == 0 {
+		return slices.Clone(d.Authorship)
+	}
+	var out []rules.Authorship
+	for _, a := range d.Authors {
+		out = append(out, rules.Authorship{AccountID: a, What: "authored a pull request that brought this commit"})
+	}
+	return out
 }
 
 // withState returns a copy of g holding st, the policy's approvers and the
 // authors.
-func withState(g *store.Gate, st State, p Policy, authors []string) *store.Gate {
+func withState(g *store.Gate, st State, p Policy) *store.Gate {
 	ng := *g
 	ng.State, ng.DecidedBy, ng.DecidedAt, ng.Reason, ng.BreakGlass = st.Phase, st.DecidedBy, st.DecidedAt, st.Reason, st.BreakGlass
 	ng.PRs, ng.Notified = st.PRs, st.Notified
@@ -243,7 +249,8 @@ func withState(g *store.Gate, st State, p Policy, authors []string) *store.Gate 
 		}
 	}
 	d := readDetails(g)
-	d.Dropped, d.Replied, d.Seen, d.History, d.Authors = st.Dropped, st.Replied, st.Seen, st.History, authors
+	d.Dropped, d.Replied, d.Seen, d.History, d.Via, d.Named = st.Dropped, st.Replied, st.Seen, st.History, st.Via, st.Named
+	d.Authors, d.Authorship = p.Deploy.Authors, p.Deploy.Authorship
 	writeDetails(&ng, d)
 	return &ng
 }
@@ -279,17 +286,30 @@ func (s *Service) latest(ctx context.Context, base string) (*store.Gate, int, er
 // pending or approved (asking twice gives the same gate), or a new one when
 // there is none or the last was rejected or expired. created says which.
 // Nothing is stored, and Bitbucket is not called, for a request that is
-// malformed or names a repository no team owns.
+// malformed, names a repository no team owns, or an environment no
+// deploy-approval rule of that team lists (a misspelt environment must not
+// pass as an ungated one).
 func (s *Service) Ask(ctx context.Context, req AskRequest) (*store.Gate, bool, error) {
 	req, err := req.Normalize()
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := rules.DeployPolicy(s.o.Roles.Get(), req.Repository, req.Environment, nil, s.now()); err != nil {
+	org := s.o.Roles.Get()
+	pol, err := rules.DeployPolicy(org, req.Repository, req.Environment, nil, s.now())
+	if err != nil {
 		if errors.Is(err, rules.ErrUnknownRepository) {
 			return nil, false, fmt.Errorf("repository %s is owned by no team in roles.yaml: %w", req.Repository, ErrUnknownRepository)
 		}
 		return nil, false, err
+	}
+	if !pol.Gated {
+		gated := rules.Environments(org, pol.Team)
+		list := "none"
+		if len(gated) > 0 {
+			list = strings.Join(gated, ", ")
+		}
+		return nil, false, fmt.Errorf("environment %s is listed by no deploy-approval rule of team %s (gated environments: %s): %w",
+			req.Environment, pol.Team, list, ErrUnknownEnvironment)
 	}
 	base := dedupeBase(req)
 	for attempt := 0; attempt < 5; attempt++ {
@@ -329,7 +349,7 @@ func (s *Service) create(ctx context.Context, req AskRequest, key string) (*stor
 		what += fmt.Sprintf(" by build #%d", req.BuildNumber)
 	}
 	st, effs := Apply(stateOf(g), Input{Kind: InAsked, At: now, Text: what + ": " + pol.Deploy.Reason}, pol)
-	g = withState(g, st, pol, nil)
+	g = withState(g, st, pol)
 	if err := s.o.Store.CreateGate(ctx, g); err != nil {
 		return nil, err
 	}
@@ -384,9 +404,13 @@ func (s *Service) Refresh(ctx context.Context, id string) (*store.Gate, error) {
 	return s.refresh(ctx, g, nil, nil)
 }
 
-// BreakGlass opens a pending gate on the word of a holder of
-// BreakGlassRole, with a reason. It is recorded, reported every week and
-// followed up in Jira when Jira is configured.
+// BreakGlass opens a pending gate through the API, with a reason, naming a
+// holder of BreakGlassRole. Only the admin token may call it (the API
+// checks); nothing authenticated the named person, so the gate records that
+// the admin token acted and whom it named, and every text says so. The
+// normal path is the CTO's /break-glass comment, which Bitbucket
+// authenticates. It is recorded, reported every week and followed up in
+// Jira when Jira is configured.
 func (s *Service) BreakGlass(ctx context.Context, id, by, reason string) (*store.Gate, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 2000 {
@@ -406,15 +430,18 @@ func (s *Service) BreakGlass(ctx context.Context, id, by, reason string) (*store
 		}
 		now := s.now()
 		d := readDetails(g)
-		pol := s.policy(org, g, d.Authors, now)
-		st, effs := Apply(stateOf(g), Input{Kind: InBreakGlass, At: now, Account: by, Text: reason}, pol)
-		ng := withState(g, st, pol, d.Authors)
+		pol := s.policy(org, g, authorshipOf(d), now)
+		// Whoever holds the admin token acted; the reason says whom it
+		// names, so the status, report and follow-up claim no more.
+		text := "via admin token, naming " + s.name(by) + ": " + reason
+		st, effs := Apply(stateOf(g), Input{Kind: InBreakGlass, At: now, Account: by, Text: text}, pol)
+		ng := withState(g, st, pol)
 		if err := s.o.Store.UpdateGate(ctx, ng); errors.Is(err, store.ErrConflict) {
 			continue
 		} else if err != nil {
 			return nil, err
 		}
-		ng = s.carryOut(ctx, ng, effs, pol, []Input{{Kind: InBreakGlass, At: now, Account: by, Text: reason}})
+		ng = s.carryOut(ctx, ng, effs, pol, []Input{{Kind: InBreakGlass, At: now, Account: by, Text: text}})
 		if ng.State != store.GateApproved {
 			return ng, fmt.Errorf("gate %s is %s: %w", id, ng.State, ErrDecided)
 		}
@@ -441,16 +468,34 @@ func (s *Service) Handle(ctx context.Context, ev *model.Event) error {
 		return err
 	}
 	pr := ev.PullRequest
+	// Payloads carry 12-hex hashes, which another commit may share: the
+	// event names a gate's commit only once resolved to the full hash
+	// (once per event, and only when a gate waits to learn its PRs).
+	var brought []string
 	var errs []error
+	resolved := false
 	for i := range gates {
 		g := &gates[i]
 		var hints []int
-		switch {
-		case slices.Contains(g.PRs, pr.ID):
-		case len(g.PRs) == 0 && (sameCommit(pr.MergeCommit, g.Commit) || sameCommit(pr.SourceCommit, g.Commit)):
+		if !slices.Contains(g.PRs, pr.ID) {
+			if len(g.PRs) > 0 {
+				continue
+			}
+			if !resolved {
+				resolved = true
+				for _, h := range []string{pr.MergeCommit, pr.SourceCommit} {
+					full, err := s.full(ctx, strings.ToLower(ev.Repository), h)
+					if err != nil {
+						errs = append(errs, err)
+					} else if full != "" {
+						brought = append(brought, full)
+					}
+				}
+			}
+			if !slices.ContainsFunc(brought, func(c string) bool { return model.SameFullCommit(c, g.Commit) }) {
+				continue
+			}
 			hints = []int{pr.ID}
-		default:
-			continue
 		}
 		if _, err := s.refresh(ctx, g, nil, hints); err != nil {
 			errs = append(errs, fmt.Errorf("gate %s: %w", g.ID, err))
@@ -481,11 +526,14 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 
 // policy is the deploy-approval policy for a gate now. A repository no
 // team owns any more (roles.yaml changed) leaves nobody eligible.
-func (s *Service) policy(org *roles.Org, g *store.Gate, authors []string, now time.Time) Policy {
-	dr, err := rules.DeployPolicy(org, g.Repository, g.Environment, authors, now)
+func (s *Service) policy(org *roles.Org, g *store.Gate, authorship []rules.Authorship, now time.Time) Policy {
+	dr, err := rules.DeployPolicyOf(org, g.Repository, g.Environment, authorship, now)
 	if err != nil {
-		dr = rules.DeployResult{Gated: true, Environment: g.Environment, Team: g.Team, RuleID: g.RuleID, Authors: authors,
-			Reason: err.Error() + ": nobody can approve; only a break-glass opens it"}
+		dr = rules.DeployResult{Gated: true, Environment: g.Environment, Team: g.Team, RuleID: g.RuleID, Authorship: authorship,
+			InvalidateOnPush: true, Reason: err.Error() + ": nobody can approve; only a break-glass opens it"}
+		for _, a := range authorship {
+			dr.Authors = append(dr.Authors, a.AccountID)
+		}
 	}
 	var p Policy
 	p.Deploy = dr
@@ -503,7 +551,7 @@ func (s *Service) policy(org *roles.Org, g *store.Gate, authors []string, now ti
 func (s *Service) refresh(ctx context.Context, g *store.Gate, carry []Effect, hints []int) (*store.Gate, error) {
 	if g.State != store.GatePending {
 		if len(carry) > 0 { // decided as it was created (an environment no rule gates)
-			return s.carryOut(ctx, g, carry, s.policy(s.o.Roles.Get(), g, readDetails(g).Authors, s.now()), nil), nil
+			return s.carryOut(ctx, g, carry, s.policy(s.o.Roles.Get(), g, authorshipOf(readDetails(g)), s.now()), nil), nil
 		}
 		s.repairStatus(ctx, g)
 		return g, nil
@@ -524,7 +572,17 @@ func (s *Service) refresh(ctx context.Context, g *store.Gate, carry []Effect, hi
 			st, e = Apply(st, in, f.policy)
 			effs = append(effs, e...)
 		}
-		ng := withState(g, st, f.policy, f.authors)
+		ng := withState(g, st, f.policy)
+		if len(f.commits) > 0 {
+			d := readDetails(ng)
+			if d.Commits == nil {
+				d.Commits = map[string]prCommits{}
+			}
+			for id, c := range f.commits {
+				d.Commits[strconv.Itoa(id)] = c
+			}
+			writeDetails(ng, d)
+		}
 		s.touch(g.ID, st.Phase)
 		if len(effs) == 0 && sameGate(g, ng) {
 			s.repairStatus(ctx, g)
@@ -557,138 +615,6 @@ func (s *Service) touch(id, phase string) {
 	} else {
 		delete(s.lastRefresh, id)
 	}
-}
-
-// facts is what one re-read of Bitbucket found.
-type facts struct {
-	now      time.Time
-	found    []int                      // pull requests found to carry the commit
-	prs      map[int]*model.PullRequest // re-read pull requests that carry it
-	moved    map[int]string             // pull requests that no longer carry it, and why
-	comments map[int][]model.Comment
-	authors  []string
-	policy   Policy
-}
-
-// read gathers a gate's facts. An environment no rule gates, or a gate past
-// its time, needs no call to Bitbucket.
-func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, error) {
-	org := s.o.Roles.Get()
-	now := s.now()
-	d := readDetails(g)
-	f := facts{now: now, authors: slices.Clone(d.Authors), prs: map[int]*model.PullRequest{}, moved: map[int]string{},
-		comments: map[int][]model.Comment{}}
-	f.policy = s.policy(org, g, f.authors, now)
-	if !f.policy.Deploy.Gated || !now.Before(g.ExpiresAt) {
-		return f, nil
-	}
-	ids := slices.Clone(g.PRs)
-	var hinted []int
-	if len(ids) == 0 {
-		found, fromHints, err := s.discover(ctx, g, d.Dropped, hints)
-		if err != nil {
-			return f, err
-		}
-		ids, hinted = found, fromHints
-	}
-	for _, id := range ids {
-		pr, err := s.o.Host.GetPullRequest(ctx, g.Repository, id)
-		if upstream.IsNotFound(err) || errors.Is(err, store.ErrNotFound) {
-			f.moved[id] = "pull request #" + strconv.Itoa(id) + " no longer exists"
-			continue
-		}
-		if err != nil {
-			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
-		}
-		if slices.Contains(hinted, id) && !sameCommit(pr.MergeCommit, g.Commit) && !sameCommit(pr.SourceCommit, g.Commit) {
-			continue // a webhook named it, but it did not bring this commit
-		}
-		if why := carries(pr, g.Commit); why != "" {
-			f.moved[id] = why
-			continue
-		}
-		if len(g.PRs) == 0 {
-			f.found = append(f.found, id)
-		}
-		f.prs[id] = pr
-		if a := pr.Author.AccountID; a != "" && !slices.Contains(f.authors, a) {
-			f.authors = append(f.authors, a)
-		}
-		cs, err := s.o.Host.ListComments(ctx, g.Repository, id, s.o.MaxCommentPages)
-		if err != nil {
-			return f, &UpstreamError{fmt.Errorf("comments of %s#%d: %w", g.Repository, id, err)}
-		}
-		f.comments[id] = cs
-	}
-	slices.Sort(f.authors)
-	f.policy = s.policy(org, g, f.authors, now)
-	return f, nil
-}
-
-// discover finds the pull requests that may have brought the commit, to be
-// re-read: Bitbucket's commit index first, then rolekeeper's own record of
-// merge commits, then the pull requests a webhook hinted at (returned
-// apart: their commits must be checked).
-func (s *Service) discover(ctx context.Context, g *store.Gate, dropped, hints []int) (ids, hinted []int, err error) {
-	add := func(list *[]int, id int) {
-		if !slices.Contains(ids, id) && !slices.Contains(hinted, id) && !slices.Contains(dropped, id) {
-			*list = append(*list, id)
-		}
-	}
-	prs, indexErr := s.o.Host.CommitPullRequests(ctx, g.Repository, g.Commit)
-	if indexErr != nil {
-		// The index may be missing (404) or still building: fall back to
-		// the store, and keep looking on later re-reads.
-		s.log.Info("pull requests of a commit", zap.String("gate", g.ID), zap.String("repo", g.Repository), zap.Error(indexErr))
-	}
-	for _, pr := range prs {
-		if pr.State == model.PRMerged || (pr.State == model.PROpen && sameCommit(pr.SourceCommit, g.Commit)) {
-			add(&ids, pr.ID)
-		}
-	}
-	if len(ids) == 0 {
-		recs, err := s.o.Store.PRsByCommit(ctx, g.Repository, g.Commit)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, r := range recs {
-			if r.State == model.PRMerged && sameCommit(r.MergeCommit, g.Commit) ||
-				(r.State == model.PROpen || r.State == model.PRMerged) && sameCommit(r.SourceCommit, g.Commit) {
-				add(&ids, r.ID)
-			}
-		}
-	}
-	if len(ids) == 0 {
-		for _, h := range hints {
-			add(&hinted, h)
-		}
-	}
-	if len(ids) == 0 && len(hinted) == 0 && indexErr != nil && isTemporary(indexErr) {
-		return nil, nil, &UpstreamError{fmt.Errorf("pull requests of %s: %w", short(g.Commit), indexErr)}
-	}
-	slices.Sort(ids)
-	return append(ids, hinted...), hinted, nil
-}
-
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
-}
-
-// carries says why a pull request does not carry the commit ("" when it
-// does): a merged one brought it; an open one carries it while the commit is
-// its head, so a newer commit needs its own approval.
-func carries(pr *model.PullRequest, commit string) string {
-	switch pr.State {
-	case model.PRMerged:
-		return ""
-	case model.PROpen:
-		if sameCommit(pr.SourceCommit, commit) {
-			return ""
-		}
-		return fmt.Sprintf("pull request #%d moved on to commit %s", pr.ID, short(pr.SourceCommit))
-	}
-	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State)))
 }
 
 // inputs turns the facts into the machine's inputs for state st: pull
@@ -733,7 +659,8 @@ func (f facts) inputs(st State) []Input {
 		sort.Strings(approvers)
 		for _, a := range approvers {
 			present[strconv.Itoa(id)+":"+a] = true
-			out = append(out, Input{Kind: InApproval, At: f.now, Account: a, PR: id})
+			out = append(out, Input{Kind: InApproval, At: f.now, Account: a, PR: id,
+				ApprovedAt: f.approvedAt[id][a], PushedAt: f.pushedAt[id], PushUnknown: f.pushUnknown[id]})
 		}
 	}
 	for _, key := range st.Seen {
@@ -759,13 +686,4 @@ func short(sha string) string {
 		return sha[:12]
 	}
 	return sha
-}
-
-// sameCommit compares hashes of which one may be short.
-func sameCommit(a, b string) bool {
-	a, b = strings.ToLower(a), strings.ToLower(b)
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	return len(a) >= 7 && strings.HasPrefix(b, a)
 }

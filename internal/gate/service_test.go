@@ -41,7 +41,7 @@ type env struct {
 func newEnv(t testing.TB, st Store, mod func(*Options)) *env {
 	t.Helper()
 	e := &env{clk: &clock{t: t0}, st: st, fu: &followUps{}}
-	e.host = newFakeHost(e.clk.now)
+	e.host = newFakeHost(t, e.clk.now)
 	e.opt = Options{Host: e.host, Store: st, Roles: roles.NewCurrent(testOrg(t)), FollowUps: e.fu,
 		PublicURL: "https://rk.example/", Now: e.clk.now}
 	if mod != nil {
@@ -148,31 +148,31 @@ func TestServiceLifecycle(t *testing.T) {
 		t.Errorf("view = %+v", v)
 	}
 
-	// An environment no rule lists: approved at once, recorded, no reads.
-	calls := e.host.callCount()
-	g3 := mustAsk(t, e, ask(merge, "staging"), true)
-	if g3.State != store.GateApproved || g3.DecidedBy != Automatic || !strings.Contains(g3.Reason, "no deploy-approval rule") {
-		t.Errorf("ungated: %+v", g3)
+	// An environment no rule lists (a typo of production, say) is refused:
+	// nothing stored, no call to Bitbucket.
+	calls, gates := e.host.callCount(), len(mustList(t, st))
+	if _, _, err := e.svc.Ask(ctx, ask(merge, "prodution")); !errors.Is(err, ErrUnknownEnvironment) || !strings.Contains(err.Error(), "gated environments: production") {
+		t.Errorf("an environment no rule lists: %v", err)
 	}
-	if e.host.callCount() != calls+1 || e.host.status(merge, "staging").State != "SUCCESSFUL" {
-		t.Errorf("ungated gate made %d calls, status %+v", e.host.callCount()-calls, e.host.status(merge, "staging"))
+	if e.host.callCount() != calls || len(mustList(t, st)) != gates {
+		t.Errorf("an unknown environment made %d calls, stored %d gates", e.host.callCount()-calls, len(mustList(t, st))-gates)
 	}
-	decisions, _ = st.ListDecisions(ctx, store.DecisionFilter{Kind: model.SubjectGate, Repository: testRepo})
-	var ungated []string
-	for _, d := range decisions {
-		if strings.Contains(d.Summary, g3.ID) {
-			ungated = append(ungated, d.Trigger)
-		}
+}
+
+func mustList(t *testing.T, st Store) []store.Gate {
+	t.Helper()
+	gs, err := st.ListGates(context.Background(), store.GateFilter{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if strings.Join(ungated, ",") != "gate.asked,gate.approved" {
-		t.Errorf("ungated gate recorded %v, want asked and approved", ungated)
-	}
+	return gs
 }
 
 func TestServiceApprovalPresentOpensAtOnce(t *testing.T) {
 	e := newEnv(t, newMemStore(), nil)
 	e.host.addPR(3, "acc-mei", hex40(30))
-	e.host.approve(3, "acc-ana") // before the merge, as Bitbucket requires
+	e.clk.add(time.Minute)
+	e.host.approve(3, "acc-ana") // before the merge, as Bitbucket requires, after the last push
 	e.host.merge(3, hex40(31))
 	e.clk.add(time.Hour)
 	g := mustAsk(t, e, ask(hex40(31), "production"), true)
@@ -293,19 +293,28 @@ func TestServiceBreakGlass(t *testing.T) {
 
 	e.clk.add(time.Minute)
 	g, err := e.svc.BreakGlass(ctx, g.ID, "acc-raj", "payments are down, hotfix")
-	if err != nil || g.State != store.GateApproved || !g.BreakGlass || g.DecidedBy != "acc-raj" || g.Reason != "payments are down, hotfix" {
+	// The admin token acted, naming Raj: nothing claims Raj did.
+	if err != nil || g.State != store.GateApproved || !g.BreakGlass || g.DecidedBy != AdminToken ||
+		g.Reason != "via admin token, naming Raj Patel: payments are down, hotfix" {
 		t.Fatalf("break-glass: %+v %v", g, err)
+	}
+	if v := e.svc.View(g); v.BreakGlassVia != ViaAdminToken || v.Names == nil || v.Names.AccountID != "acc-raj" || v.DecidedByName != "the admin token" {
+		t.Errorf("view: via %q, names %+v, decided by %q", v.BreakGlassVia, v.Names, v.DecidedByName)
 	}
 	// The follow-up goes to the product owner who did not write the change.
 	if g.FollowUp != "PAY-41" || len(e.fu.created) != 1 || !strings.HasPrefix(e.fu.created[0], "PAY|acc-bo|") {
 		t.Errorf("follow-up %q, created %q", g.FollowUp, e.fu.created)
 	}
 	f, err := st.ListFindings(ctx, store.FindingFilter{Kind: "break-glass"})
-	if err != nil || len(f) != 1 || f[0].Key != "break-glass:"+g.ID || f[0].Actor != "acc-raj" || f[0].Held || !strings.Contains(f[0].Reason, "payments are down") {
+	if err != nil || len(f) != 1 || f[0].Key != "break-glass:"+g.ID || f[0].Actor != AdminToken || f[0].Held ||
+		!strings.Contains(f[0].Reason, "break-glass via admin token, naming Raj Patel: payments are down") || strings.Contains(f[0].Reason, "by Raj") {
 		t.Errorf("findings = %+v %v", f, err)
 	}
-	if s := e.host.status(merge, "production"); s.State != "SUCCESSFUL" || !strings.Contains(s.Description, "break-glass by Raj Patel") {
+	if s := e.host.status(merge, "production"); s.State != "SUCCESSFUL" || !strings.HasPrefix(s.Description, "break-glass via admin token, naming Raj Patel: payments are down") {
 		t.Errorf("status = %+v", s)
+	}
+	if d := ms(t, st, g.ID); !strings.Contains(d, "opened by break-glass via admin token, naming Raj Patel") {
+		t.Errorf("decision summary = %q", d)
 	}
 	if _, err := e.svc.BreakGlass(ctx, g.ID, "acc-raj", "again"); !errors.Is(err, ErrDecided) {
 		t.Errorf("second break-glass: %v", err)
@@ -320,8 +329,14 @@ func TestServiceBreakGlass(t *testing.T) {
 	g2 := mustAsk(t, e, ask(merge2, "production"), true)
 	e.clk.add(time.Minute)
 	e.host.say(9, "acc-raj", "/break-glass production certificate expires in an hour")
-	if g2, _ = e.svc.Get(ctx, g2.ID); g2.State != store.GateApproved || !g2.BreakGlass || g2.FollowUp != "" {
+	if g2, _ = e.svc.Get(ctx, g2.ID); g2.State != store.GateApproved || !g2.BreakGlass || g2.FollowUp != "" || g2.DecidedBy != "acc-raj" {
 		t.Fatalf("break-glass by comment: %+v", g2)
+	}
+	if v := e.svc.View(g2); v.BreakGlassVia != ViaComment || v.Names != nil {
+		t.Errorf("comment break-glass view: via %q, names %+v", v.BreakGlassVia, v.Names)
+	}
+	if s := e.host.status(merge2, "production"); !strings.HasPrefix(s.Description, "break-glass by Raj Patel: certificate") {
+		t.Errorf("status = %+v", s)
 	}
 	if h := readDetails(g2); !strings.Contains(h.FollowUpError, "jira: 503") {
 		t.Errorf("follow-up error = %q", h.FollowUpError)
@@ -329,6 +344,22 @@ func TestServiceBreakGlass(t *testing.T) {
 	if f, _ := st.ListFindings(ctx, store.FindingFilter{Kind: "break-glass"}); len(f) != 2 {
 		t.Errorf("findings = %d, want 2", len(f))
 	}
+}
+
+// ms is the latest decision summary of a gate.
+func ms(t *testing.T, st *sqlite.Store, gateID string) string {
+	t.Helper()
+	ds, err := st.ListDecisions(context.Background(), store.DecisionFilter{Kind: model.SubjectGate, Repository: testRepo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ""
+	for _, d := range ds {
+		if strings.Contains(d.Summary, gateID) {
+			last = d.Summary
+		}
+	}
+	return last
 }
 
 func TestServiceNewCommitNeedsItsOwnApproval(t *testing.T) {
@@ -433,7 +464,8 @@ func TestServiceUpstreamTrouble(t *testing.T) {
 	if g.State != store.GatePending || len(readDetails(g).History) == 0 {
 		t.Fatalf("gate = %+v", g)
 	}
-	if _, err := e.svc.Refresh(ctx, g.ID); err == nil || !isTemporary(err) {
+	var up *UpstreamError
+	if _, err := e.svc.Refresh(ctx, g.ID); !errors.As(err, &up) || !up.Temporary() {
 		t.Errorf("refresh while Bitbucket is down: %v (want a temporary error)", err)
 	}
 	if err := e.svc.Handle(ctx, prEvent(model.EventPRApproved, 6)); err != nil {
@@ -488,8 +520,9 @@ func TestServiceDryRun(t *testing.T) {
 	if err != nil || g.State != store.GateApproved {
 		t.Fatalf("dry-run break-glass: %+v %v", g, err)
 	}
-	if len(e.host.posted) != 0 || len(e.host.statuses) != 0 || len(e.fu.created) != 0 {
-		t.Errorf("dry run wrote upstream: comments %v statuses %v follow-ups %q", e.host.posted, e.host.statuses, e.fu.created)
+	comments, statuses := e.host.bb.Comments(testRepo, 1), e.host.bb.Statuses(testRepo, merge)
+	if len(comments) != 1 || len(statuses) != 0 || len(e.fu.created) != 0 {
+		t.Errorf("dry run wrote upstream: comments %v statuses %v follow-ups %q", comments, statuses, e.fu.created)
 	}
 	if d := ms.decisionsOf(g.ID); len(d) != 2 || d[1].Outcome != "dry-run: nothing posted upstream" {
 		t.Errorf("decisions = %+v", d)
@@ -513,6 +546,10 @@ func TestAskBadInput(t *testing.T) {
 		{AskRequest{Repository: "", Commit: merge, Environment: "production"}, ErrBadRequest},
 		{AskRequest{Repository: testRepo, Commit: "xyz1234", Environment: "production"}, ErrBadRequest},
 		{AskRequest{Repository: testRepo, Commit: "abc12", Environment: "production"}, ErrBadRequest},
+		{AskRequest{Repository: testRepo, Commit: merge[:7], Environment: "production"}, ErrBadRequest},
+		{AskRequest{Repository: testRepo, Commit: merge[:12], Environment: "production"}, ErrBadRequest}, // as payloads carry
+		{AskRequest{Repository: testRepo, Commit: merge[:39], Environment: "production"}, ErrBadRequest},
+		{AskRequest{Repository: testRepo, Commit: merge, Environment: "staging"}, ErrUnknownEnvironment},
 		{AskRequest{Repository: testRepo, Commit: merge + "0", Environment: "production"}, ErrBadRequest},
 		{AskRequest{Repository: testRepo, Commit: merge, Environment: ""}, ErrBadRequest},
 		{AskRequest{Repository: testRepo, Commit: merge, Environment: "prod uction"}, ErrBadRequest},

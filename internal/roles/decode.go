@@ -54,7 +54,7 @@ func settingKeys(k Kind) []string {
 	case KindUnitTests:
 		return []string{"source_paths", "test_paths", "teams"}
 	case KindDeployApproval:
-		return []string{"environments", "teams"}
+		return []string{"environments", "invalidate_on_push", "teams"}
 	case KindTestPlan, KindDesignReview:
 		return []string{"issue_types", "teams"}
 	case KindStoryPoints:
@@ -338,6 +338,8 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 		rule.SourcePaths, rule.TestPaths = DefaultSourcePaths(), DefaultTestPaths()
 	case KindStoryPoints:
 		rule.UserStoryPattern = DefaultUserStoryPattern
+	case KindDeployApproval:
+		rule.InvalidateOnPush = true // an approval belongs to the commit it saw
 	}
 	where := fmt.Sprintf("role %s: %s", r.ID, k)
 	f := l.fields(p.val, where, where+" settings must be a mapping", settingKeys(k)...)

@@ -165,7 +165,7 @@ func TestDefaults(t *testing.T) {
 		{"lead/code-review", Rule{Kind: KindCodeReview, Reviewers: 1, Approvals: 1, Line: 10, Col: 11}},
 		{"lead/path-review", Rule{Kind: KindPathReview, Reviewers: 1, Approvals: 1, Paths: []string{"**/*.go"}, Line: 11, Col: 11}},
 		{"lead/unit-tests", Rule{Kind: KindUnitTests, SourcePaths: DefaultSourcePaths(), TestPaths: DefaultTestPaths(), Line: 12, Col: 11}},
-		{"lead/deploy-approval", Rule{Kind: KindDeployApproval, Environments: []string{"production"}, Line: 13, Col: 11}},
+		{"lead/deploy-approval", Rule{Kind: KindDeployApproval, Environments: []string{"production"}, InvalidateOnPush: true, Line: 13, Col: 11}},
 		{"lead/test-plan", Rule{Kind: KindTestPlan, IssueTypes: []string{"Epic"}, Line: 14, Col: 11}},
 		{"lead/design-review", Rule{Kind: KindDesignReview, IssueTypes: []string{"Design"}, Line: 15, Col: 11}},
 		{"lead/story-points", Rule{Kind: KindStoryPoints, IssueTypes: []string{"Story"}, UserStoryPattern: DefaultUserStoryPattern, Line: 16, Col: 11}},

@@ -104,7 +104,7 @@ type Rule struct {
 	SourcePaths []string // globs of source files (default: common source extensions)
 	TestPaths   []string // globs of test files (default: common test naming)
 
-	// deploy-approval
+	// deploy-approval (InvalidateOnPush defaults to true for it)
 	Environments []string
 
 	// test-plan, design-review, story-points

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,11 +33,26 @@ type DeployResult struct {
 	// Refused are the holders whose approval does not count (authors, people
 	// without an account id), with the reason; Excluded is their reasons.
 	Refused []Pick `json:"refused,omitempty"`
-	// Authors are the account ids that authored the changes deployed.
+	// Authors are the account ids that authored the changes deployed: the
+	// authors of the pull requests and of every commit on them.
 	Authors []string `json:"authors,omitempty"`
+	// Authorship says, for each author, what they authored (the first
+	// reason found for each account).
+	Authorship []Authorship `json:"authorship,omitempty"`
+	// InvalidateOnPush: an approval counts only when given after the last
+	// push to the pull request (the rule's invalidate_on_push).
+	InvalidateOnPush bool `json:"invalidate_on_push"`
 
 	Notes  []string `json:"notes,omitempty"`
 	Reason string   `json:"reason"`
+}
+
+// Authorship is one account that authored part of a deployed change, and
+// what it authored ("authored pull request #12", "authored commit
+// 1a2b3c4d5e6f of pull request #12"), as read from Bitbucket.
+type Authorship struct {
+	AccountID string `json:"account_id"`
+	What      string `json:"what"`
 }
 
 // DeployPolicy applies the deploy-approval rules to a deployment of repo to
@@ -44,6 +61,17 @@ type DeployResult struct {
 // environment no deploy-approval rule of the team lists is not gated.
 // When several rules list the environment, the first in file order decides.
 func DeployPolicy(org *roles.Org, repo, environment string, authors []string, now time.Time) (DeployResult, error) {
+	var as []Authorship
+	for _, a := range authors {
+		as = append(as, Authorship{AccountID: a, What: "authored a pull request that brought this commit"})
+	}
+	return DeployPolicyOf(org, repo, environment, as, now)
+}
+
+// DeployPolicyOf is DeployPolicy with what each author authored, so that
+// an exclusion says why (separation of duties covers the authors of the
+// pull requests and of every commit on them).
+func DeployPolicyOf(org *roles.Org, repo, environment string, authorship []Authorship, now time.Time) (DeployResult, error) {
 	var team *roles.Team
 	if org != nil {
 		team = org.TeamForRepo(repo)
@@ -51,7 +79,17 @@ func DeployPolicy(org *roles.Org, repo, environment string, authors []string, no
 	if team == nil {
 		return DeployResult{}, fmt.Errorf("repository %s: %w", repo, ErrUnknownRepository)
 	}
-	res := DeployResult{Team: team.ID, Environment: environment, Authors: append([]string(nil), authors...)}
+	res := DeployResult{Team: team.ID, Environment: environment}
+	what := map[string]string{}
+	for _, a := range authorship {
+		if a.AccountID == "" || what[a.AccountID] != "" {
+			continue
+		}
+		what[a.AccountID] = orDefault(a.What, "authored a pull request that brought this commit")
+		res.Authors = append(res.Authors, a.AccountID)
+		res.Authorship = append(res.Authorship, Authorship{AccountID: a.AccountID, What: what[a.AccountID]})
+	}
+	authors := res.Authors
 
 	var rule *roles.Rule
 	for _, r := range org.RulesOfKind(roles.KindDeployApproval) {
@@ -69,7 +107,7 @@ func DeployPolicy(org *roles.Org, repo, environment string, authors []string, no
 		return res, nil
 	}
 	res.Gated = true
-	res.RuleID, res.Role, res.Responsibility = rule.ID, rule.Role, rule.Responsibility
+	res.RuleID, res.Role, res.Responsibility, res.InvalidateOnPush = rule.ID, rule.Role, rule.Responsibility, rule.InvalidateOnPush
 	why := roleWhy(org.Role(rule.Role), rule.Role, "team "+teamName(team))
 
 	for _, p := range org.Holders(rule.Role, team.ID) {
@@ -80,7 +118,7 @@ func DeployPolicy(org *roles.Org, repo, environment string, authors []string, no
 			res.Refused = append(res.Refused, Pick{Person: p.ID, Name: name, Reason: m})
 			res.Notes = append(res.Notes, m)
 		case containsString(authors, p.AccountID):
-			m := name + " authored a pull request that brought this commit"
+			m := name + " " + what[p.AccountID]
 			res.Refused = append(res.Refused, Pick{AccountID: p.AccountID, Person: p.ID, Name: name, Reason: m})
 			res.Excluded = append(res.Excluded, m)
 		default:
@@ -147,8 +185,32 @@ func CanApproveDeploy(res DeployResult, accountID string) (bool, string) {
 			return false, p.Reason
 		}
 	}
+	for _, a := range res.Authorship {
+		if a.AccountID == accountID {
+			return false, fmt.Sprintf("account %s %s and does not hold %s for team %s", accountID, a.What, res.Role, res.Team)
+		}
+	}
 	if containsString(res.Authors, accountID) {
 		return false, fmt.Sprintf("account %s authored a pull request that brought this commit and does not hold %s for team %s", accountID, res.Role, res.Team)
 	}
 	return false, fmt.Sprintf("account %s does not hold %s for team %s (%s)", accountID, res.Role, res.Team, res.RuleID)
+}
+
+// maxStatusKey is the longest commit status key Bitbucket accepts.
+const maxStatusKey = 40
+
+// DeployStatusKey is the commit status key of a deployment environment:
+// rolekeeper-deploy-<environment>, lower case. Bitbucket refuses keys over
+// 40 characters, so an environment over 22 characters gets a stable
+// shortened key: its first 13 characters, "-" and 8 hex characters of the
+// SHA-256 of the whole (lower-case) name, 40 characters in all.
+func DeployStatusKey(environment string) string {
+	env := strings.ToLower(environment)
+	key := StatusDeployPrefix + env
+	if len(key) <= maxStatusKey {
+		return key
+	}
+	sum := sha256.Sum256([]byte(env))
+	tail := "-" + hex.EncodeToString(sum[:4])
+	return key[:maxStatusKey-len(tail)] + tail
 }

@@ -147,3 +147,94 @@ func TestEnvironments(t *testing.T) {
 	}
 	wantEq(t, "dr rule", res.RuleID, "cto/deploy-approval")
 }
+
+func TestDeployPolicyOfSaysWhatEachAuthorAuthored(t *testing.T) {
+	org := testOrg()
+	res, err := DeployPolicyOf(org, "reloadly/checkout-api", "production", []Authorship{
+		{AccountID: accLena, What: "authored pull request #7"},
+		{AccountID: accAmara, What: "authored commit 1a2b3c4d5e6f of pull request #7"},
+		{AccountID: accAmara, What: "authored pull request #8"}, // the first reason stays
+		{AccountID: "", What: "ignored"},
+	}, june)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEq(t, "authors", res.Authors, []string{accLena, accAmara})
+	wantEq(t, "excluded", res.Excluded, []string{"Amara Okafor authored commit 1a2b3c4d5e6f of pull request #7"})
+	if ok, why := CanApproveDeploy(res, accAmara); ok || !strings.Contains(why, "authored commit 1a2b3c4d5e6f of pull request #7") {
+		t.Errorf("a commit author may approve: %v %q", ok, why)
+	}
+	if ok, why := CanApproveDeploy(res, accLena); ok || !strings.Contains(why, "authored pull request #7 and does not hold product-owner") {
+		t.Errorf("the pull request author: %v %q", ok, why)
+	}
+	if ok, _ := CanApproveDeploy(res, accOmar); !ok {
+		t.Error("the product owner who authored nothing may not approve")
+	}
+}
+
+func TestDeployInvalidateOnPush(t *testing.T) {
+	parse := func(settings string) bool {
+		t.Helper()
+		org, err := roles.Parse("roles.yaml", []byte(`version: 1
+organization: T
+roles:
+  product-owner:
+    title: Product owner
+    responsibilities:
+      - text: Deploys
+        enforce:
+          deploy-approval: `+settings+`
+teams:
+  core: {repositories: [ws/core]}
+people:
+  - {id: po, name: P O, account_id: acc-po, roles: [product-owner], teams: [core]}
+`))
+		if err != nil {
+			t.Fatalf("%s: %v", settings, err)
+		}
+		res, err := DeployPolicy(org, "ws/core", "production", nil, june)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.InvalidateOnPush
+	}
+	if !parse(`{environments: [production]}`) {
+		t.Error("deploy-approval does not invalidate approvals on push by default")
+	}
+	if parse(`{environments: [production], invalidate_on_push: false}`) {
+		t.Error("invalidate_on_push: false is not honoured")
+	}
+	if _, err := roles.Parse("roles.yaml", []byte(`version: 1
+organization: T
+roles:
+  po:
+    title: PO
+    responsibilities:
+      - text: Deploys
+        enforce:
+          deploy-approval: {environments: [production], invalidate_on_push: "yes"}
+teams: {}
+people: []
+`)); err == nil || !strings.Contains(err.Error(), "invalidate_on_push must be true or false") {
+		t.Errorf("a non-boolean invalidate_on_push: %v", err)
+	}
+}
+
+func TestDeployStatusKey(t *testing.T) {
+	wantEq(t, "short", DeployStatusKey("Production"), "rolekeeper-deploy-production")
+	wantEq(t, "22 characters fit", DeployStatusKey(strings.Repeat("e", 22)), "rolekeeper-deploy-"+strings.Repeat("e", 22))
+	long := "production-eu-west-1-blue"   // 25 characters
+	other := "production-eu-west-1-green" // same first 13 characters
+	k := DeployStatusKey(long)
+	if len(k) != 40 || !strings.HasPrefix(k, "rolekeeper-deploy-production-e") || k != DeployStatusKey(strings.ToUpper(long)) {
+		t.Errorf("DeployStatusKey(%q) = %q (%d characters): not a stable 40-character key with a readable prefix", long, k, len(k))
+	}
+	if k == DeployStatusKey(other) {
+		t.Errorf("%q and %q share the key %q", long, other, k)
+	}
+	for n := 1; n <= 64; n++ {
+		if k := DeployStatusKey(strings.Repeat("x", n)); len(k) > 40 {
+			t.Errorf("environment of %d characters: key %q is %d characters", n, k, len(k))
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 
 // PR describes a pull request to create with AddPullRequest.
 type PR struct {
+	ID                int // 0: the next number; a test may choose one that is free
 	Title             string
 	Description       string
 	Author            model.Actor
@@ -275,10 +276,17 @@ func (s *Server) AddPullRequest(fullName string, in PR) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.repo(fullName, true)
-	r.nextID++
+	id := r.nextID + 1
+	if in.ID > 0 {
+		if r.prs[in.ID] != nil {
+			panic(fmt.Sprintf("bitbuckettest: %s#%d exists", fullName, in.ID))
+		}
+		id = in.ID
+	}
+	r.nextID = max(r.nextID, id)
 	now := s.now()
 	p := &pullRequest{
-		id:          r.nextID,
+		id:          id,
 		title:       in.Title,
 		description: in.Description,
 		state:       model.PROpen,

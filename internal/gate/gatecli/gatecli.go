@@ -55,7 +55,7 @@ type Options struct {
 }
 
 var (
-	commitRE = regexp.MustCompile(`^[0-9a-fA-F]{7,40}$`)
+	commitRE = regexp.MustCompile(`^[0-9a-fA-F]{40}$`) // the full hash: a short one may name another commit
 	envRE    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 	repoRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 )
@@ -130,7 +130,7 @@ func RunWith(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		problems = append(problems, fmt.Sprintf("--repo %q is not WORKSPACE/SLUG", *repo))
 	}
 	if *commit != "" && !commitRE.MatchString(*commit) {
-		problems = append(problems, fmt.Sprintf("--commit %q is not 7 to 40 hexadecimal characters", *commit))
+		problems = append(problems, fmt.Sprintf("--commit %q is not a full commit hash of 40 hexadecimal characters (use $BITBUCKET_COMMIT, or git rev-parse HEAD)", *commit))
 	}
 	if *env != "" && !envRE.MatchString(*env) {
 		problems = append(problems, fmt.Sprintf("--environment %q is not 1 to 64 letters, digits, '.', '_' or '-'", *env))

@@ -120,8 +120,8 @@ func TestPipelineDefaults(t *testing.T) {
 	}
 	// Flags win over the environment.
 	api = &fakeAPI{post: []answer{{200, gateJSON("approved", "")}}}
-	runCLI(t, api, pipelineVars(), []string{"--environment", "staging", "--commit", "abcdef1"}, 0)
-	if api.asked[0]["environment"] != "staging" || api.asked[0]["commit"] != "abcdef1" {
+	runCLI(t, api, pipelineVars(), []string{"--environment", "staging", "--commit", strings.Repeat("abcdef12", 5)}, 0)
+	if api.asked[0]["environment"] != "staging" || api.asked[0]["commit"] != strings.Repeat("abcdef12", 5) {
 		t.Errorf("flags ignored: %v", api.asked[0])
 	}
 }
@@ -220,6 +220,12 @@ func TestUsage(t *testing.T) {
 		{"negative wait", pipelineVars(), []string{"--wait", "-1m"}, ExitCannot, "--wait"},
 		{"repository without workspace", pipelineVars(), []string{"--repo", "payments-api"}, ExitCannot, "--repo"},
 		{"short commit", pipelineVars(), []string{"--commit", "abc12"}, ExitCannot, "--commit"},
+		{"12-hex commit, as payloads carry", pipelineVars(), []string{"--commit", "0123456789ab"}, ExitCannot, "40 hexadecimal"},
+		{"39-hex commit", pipelineVars(), []string{"--commit", strings.Repeat("a", 39)}, ExitCannot, "40 hexadecimal"},
+		{"41-hex commit", pipelineVars(), []string{"--commit", strings.Repeat("a", 41)}, ExitCannot, "40 hexadecimal"},
+		{"short BITBUCKET_COMMIT", map[string]string{"ROLEKEEPER_URL": "http://x", "ROLEKEEPER_API_TOKEN": "tok",
+			"BITBUCKET_REPO_FULL_NAME": "reloadly/payments-api", "BITBUCKET_COMMIT": "0123456",
+			"BITBUCKET_DEPLOYMENT_ENVIRONMENT": "production"}, nil, ExitCannot, "--commit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

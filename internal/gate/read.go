@@ -1,0 +1,321 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/rules"
+	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/upstream"
+)
+
+// Host is what the gate reads from and writes to Bitbucket; the bitbucket
+// client implements it.
+type Host interface {
+	CommitPullRequests(ctx context.Context, repo, commit string) ([]model.PullRequest, error)
+	GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error)
+	// PullRequestCommits lists a pull request's commits with full hashes
+	// and their authors (an account only when Bitbucket maps the email).
+	PullRequestCommits(ctx context.Context, repo string, id int) ([]model.Commit, error)
+	// PullRequestActivity lists dated approvals and updates (pushes).
+	PullRequestActivity(ctx context.Context, repo string, id int) ([]model.PRActivity, error)
+	// ResolveCommit returns the full hash of a (short) hash; NotFound when
+	// no commit, or more than one, has it.
+	ResolveCommit(ctx context.Context, repo, hash string) (string, error)
+	ListComments(ctx context.Context, repo string, id int, maxPages int) ([]model.Comment, error)
+	CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error)
+	SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error
+}
+
+// prCommits is what a gate keeps of one pull request's commits, read again
+// only when its head moves: who authored them, and whether the gate's
+// commit is one of them.
+type prCommits struct {
+	Head       string             `json:"head"` // full hash of the head they were read at
+	Contains   bool               `json:"contains"`
+	Authorship []rules.Authorship `json:"authorship,omitempty"`
+	Unmapped   []string           `json:"unmapped,omitempty"` // commit authors Bitbucket maps to no account
+}
+
+// facts is what one re-read of Bitbucket found.
+type facts struct {
+	now         time.Time
+	found       []int                      // pull requests found to carry the commit
+	prs         map[int]*model.PullRequest // re-read pull requests that carry it
+	moved       map[int]string             // pull requests that no longer carry it, and why
+	comments    map[int][]model.Comment
+	commits     map[int]prCommits
+	approvedAt  map[int]map[string]time.Time // Bitbucket's date of each current approval
+	pushedAt    map[int]time.Time            // the last push, as the activity dates it
+	pushUnknown map[int]bool                 // the activity does not show the last push
+	policy      Policy
+}
+
+// read gathers a gate's facts. An environment no rule gates, or a gate past
+// its time, needs no call to Bitbucket. Every pull request is checked to
+// carry the commit by full hash: Bitbucket's 12-hex hashes are resolved
+// through the API, never compared by prefix.
+func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, error) {
+	org := s.o.Roles.Get()
+	now := s.now()
+	d := readDetails(g)
+	f := facts{now: now, prs: map[int]*model.PullRequest{}, moved: map[int]string{}, comments: map[int][]model.Comment{},
+		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}}
+	f.policy = s.policy(org, g, authorshipOf(d), now)
+	if !f.policy.Deploy.Gated || !now.Before(g.ExpiresAt) {
+		return f, nil
+	}
+	ids := slices.Clone(g.PRs)
+	known := len(ids) > 0
+	if !known {
+		found, err := s.discover(ctx, g, d.Dropped, hints)
+		if err != nil {
+			return f, err
+		}
+		ids = found
+	}
+	var authorship []rules.Authorship
+	var unmapped []string
+	for _, id := range ids {
+		pr, err := s.o.Host.GetPullRequest(ctx, g.Repository, id)
+		if upstream.IsNotFound(err) || errors.Is(err, store.ErrNotFound) {
+			f.moved[id] = "pull request #" + strconv.Itoa(id) + " no longer exists"
+			continue
+		}
+		if err != nil {
+			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
+		}
+		head, err := s.full(ctx, g.Repository, pr.SourceCommit)
+		if err != nil {
+			return f, err
+		}
+		why, cs, err := s.carries(ctx, g, d, pr, head)
+		if err != nil {
+			return f, err
+		}
+		if why != "" {
+			if known {
+				f.moved[id] = why
+			} // a candidate that does not carry it is no news
+			continue
+		}
+		if !known {
+			f.found = append(f.found, id)
+		}
+		f.prs[id], f.commits[id] = pr, cs
+		if a := pr.Author.AccountID; a != "" {
+			authorship = append(authorship, rules.Authorship{AccountID: a, What: "authored pull request #" + strconv.Itoa(id)})
+		}
+		authorship = append(authorship, cs.Authorship...)
+		unmapped = append(unmapped, cs.Unmapped...)
+		comments, err := s.o.Host.ListComments(ctx, g.Repository, id, s.o.MaxCommentPages)
+		if err != nil {
+			return f, &UpstreamError{fmt.Errorf("comments of %s#%d: %w", g.Repository, id, err)}
+		}
+		f.comments[id] = comments
+	}
+	sort.SliceStable(authorship, func(i, j int) bool { return authorship[i].AccountID < authorship[j].AccountID })
+	f.policy = s.policy(org, g, authorship, now)
+	for _, u := range unmapped {
+		f.policy.Deploy.Notes = append(f.policy.Deploy.Notes, u)
+	}
+	// Dates matter only for an approval that would otherwise count: read
+	// the activity of those pull requests alone.
+	if f.policy.Deploy.InvalidateOnPush {
+		for id, pr := range f.prs {
+			if !approvedByEligible(pr, f.policy) {
+				continue
+			}
+			acts, err := s.o.Host.PullRequestActivity(ctx, g.Repository, id)
+			if err != nil {
+				return f, &UpstreamError{fmt.Errorf("activity of %s#%d: %w", g.Repository, id, err)}
+			}
+			// When the head became the head: Bitbucket's own date of the
+			// push (title edits and the merge carry the same head). Not
+			// found (the log is truncated): no approval can be dated after
+			// it, so none counts.
+			f.approvedAt[id] = approvalDates(acts)
+			if at, ok := model.LastPush(acts, orDefault(f.commits[id].Head, pr.SourceCommit)); ok {
+				f.pushedAt[id] = at
+			} else {
+				f.pushUnknown[id] = true
+			}
+		}
+	}
+	return f, nil
+}
+
+func approvedByEligible(pr *model.PullRequest, p Policy) bool {
+	for _, a := range pr.Approvals() {
+		if ok, _ := rules.CanApproveDeploy(p.Deploy, a.AccountID); ok && a.State == model.ReviewApproved {
+			return true
+		}
+	}
+	return false
+}
+
+// approvalDates is the date of each account's current approval (the
+// activity lists current approvals; the newest one counts).
+func approvalDates(acts []model.PRActivity) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, a := range acts {
+		if a.Kind == model.ActivityApproval && a.User.AccountID != "" && a.At.After(out[a.User.AccountID]) {
+			out[a.User.AccountID] = a.At
+		}
+	}
+	return out
+}
+
+// commitsOf returns what the gate knows of a pull request's commits,
+// reading them again when its head moved since.
+func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *model.PullRequest, head string) (prCommits, error) {
+	key := strconv.Itoa(pr.ID)
+	if c, ok := d.Commits[key]; ok && head != "" && c.Head == head {
+		return c, nil
+	}
+	list, err := s.o.Host.PullRequestCommits(ctx, g.Repository, pr.ID)
+	if err != nil {
+		return prCommits{}, &UpstreamError{fmt.Errorf("commits of %s#%d: %w", g.Repository, pr.ID, err)}
+	}
+	c := prCommits{Head: head}
+	seen := map[string]bool{}
+	for _, cm := range list {
+		if model.SameFullCommit(cm.Hash, g.Commit) {
+			c.Contains = true
+		}
+		switch acc := cm.Author.AccountID; {
+		case acc != "" && !seen[acc]:
+			seen[acc] = true
+			c.Authorship = append(c.Authorship, rules.Authorship{AccountID: acc,
+				What: "authored commit " + short(cm.Hash) + " of pull request #" + strconv.Itoa(pr.ID)})
+		case acc == "" && !seen["raw:"+cm.AuthorRaw]:
+			seen["raw:"+cm.AuthorRaw] = true
+			c.Unmapped = append(c.Unmapped, fmt.Sprintf("commit %s of pull request #%d is by %q, whom Bitbucket maps to no account: separation of duties cannot cover them",
+				short(cm.Hash), pr.ID, truncate(cm.AuthorRaw, 80)))
+		}
+	}
+	return c, nil
+}
+
+// carries says why a pull request does not carry the gate's commit ("" when
+// it does), comparing full hashes only, and returns its commits when it
+// does. A merged one carries it when it is the merge commit, the head or
+// one of its commits; an open one while it is its head, so that a newer
+// commit needs its own approval. Commits are read only when needed.
+func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *model.PullRequest, head string) (string, prCommits, error) {
+	switch pr.State {
+	case model.PRMerged:
+		merge, err := s.full(ctx, g.Repository, pr.MergeCommit)
+		if err != nil {
+			return "", prCommits{}, err
+		}
+		cs, err := s.commitsOf(ctx, g, d, pr, head)
+		if err != nil {
+			return "", prCommits{}, err
+		}
+		if model.SameFullCommit(merge, g.Commit) || model.SameFullCommit(head, g.Commit) || cs.Contains {
+			return "", cs, nil
+		}
+		return fmt.Sprintf("pull request #%d did not bring commit %s", pr.ID, short(g.Commit)), prCommits{}, nil
+	case model.PROpen:
+		if !model.SameFullCommit(head, g.Commit) {
+			return fmt.Sprintf("pull request #%d moved on to commit %s", pr.ID, short(orDefault(head, pr.SourceCommit))), prCommits{}, nil
+		}
+		cs, err := s.commitsOf(ctx, g, d, pr, head)
+		return "", cs, err
+	}
+	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State))), prCommits{}, nil
+}
+
+// maxResolved bounds the cache of resolved hashes.
+const maxResolved = 4096
+
+// full returns the full hash of a commit hash from Bitbucket ("" for none,
+// or a hash Bitbucket resolves to no single commit). A full hash is used as
+// is; a short one is resolved through the API once and remembered (a
+// commit's hash never changes).
+func (s *Service) full(ctx context.Context, repo, hash string) (string, error) {
+	hash = strings.ToLower(strings.TrimSpace(hash))
+	if hash == "" || model.IsFullCommit(hash) {
+		return hash, nil
+	}
+	key := repo + "@" + hash
+	s.mu.Lock()
+	full, ok := s.resolved[key]
+	s.mu.Unlock()
+	if ok {
+		return full, nil
+	}
+	full, err := s.o.Host.ResolveCommit(ctx, repo, hash)
+	if upstream.IsNotFound(err) {
+		s.log.Info("commit hash resolves to no single commit", zap.String("repo", repo), zap.String("hash", hash))
+		return "", nil
+	}
+	if err != nil {
+		return "", &UpstreamError{fmt.Errorf("resolve %s@%s: %w", repo, hash, err)}
+	}
+	full = strings.ToLower(full)
+	if !model.IsFullCommit(full) {
+		return "", &UpstreamError{fmt.Errorf("resolve %s@%s: %q is not a full hash", repo, hash, full)}
+	}
+	s.mu.Lock()
+	if len(s.resolved) >= maxResolved {
+		clear(s.resolved)
+	}
+	s.resolved[key] = full
+	s.mu.Unlock()
+	return full, nil
+}
+
+// discover finds the pull requests that may have brought the commit, to be
+// re-read and checked: Bitbucket's commit index first, then rolekeeper's
+// own record of pull requests, then the pull requests a webhook hinted at.
+// None counts until read checks it carries the commit by full hash.
+func (s *Service) discover(ctx context.Context, g *store.Gate, dropped, hints []int) ([]int, error) {
+	var ids []int
+	add := func(id int) {
+		if !slices.Contains(ids, id) && !slices.Contains(dropped, id) {
+			ids = append(ids, id)
+		}
+	}
+	prs, indexErr := s.o.Host.CommitPullRequests(ctx, g.Repository, g.Commit)
+	if indexErr != nil {
+		// The index may be missing (404) or still building: fall back to
+		// the store, and keep looking on later re-reads.
+		s.log.Info("pull requests of a commit", zap.String("gate", g.ID), zap.String("repo", g.Repository), zap.Error(indexErr))
+	}
+	for _, pr := range prs {
+		if pr.State == model.PRMerged || pr.State == model.PROpen {
+			add(pr.ID)
+		}
+	}
+	if len(ids) == 0 {
+		recs, err := s.o.Store.PRsByCommit(ctx, g.Repository, g.Commit)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if r.State == model.PRMerged || r.State == model.PROpen {
+				add(r.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		for _, h := range hints {
+			add(h)
+		}
+	}
+	if len(ids) == 0 && indexErr != nil && !upstream.IsPermanent(indexErr) {
+		return nil, &UpstreamError{fmt.Errorf("pull requests of %s: %w", short(g.Commit), indexErr)}
+	}
+	return ids, nil
+}
