@@ -167,6 +167,7 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 		BaseBackoff: cfg.Inbox.BaseBackoff,
 		MaxBackoff:  cfg.Inbox.MaxBackoff,
 		Lease:       cfg.Inbox.Lease,
+		Timeout:     cfg.Inbox.Timeout,
 		Now:         a.now,
 		Logger:      a.log.Named("inbox"),
 		Registerer:  a.reg,
@@ -264,6 +265,10 @@ func (a *App) Start(ctx context.Context) error {
 	a.loopStop, a.loopDone = make(chan struct{}), make(chan struct{})
 	a.mu.Unlock()
 
+	if err := a.inbox.Recover(ctx); err != nil { // SQLite: own the file, release a dead run's claims
+		close(a.loopDone)
+		return err
+	}
 	if err := a.server.Start(); err != nil {
 		close(a.loopDone)
 		return err

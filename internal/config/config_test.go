@@ -131,7 +131,7 @@ func TestParseDefaultsAndPaths(t *testing.T) {
 				if !c.Webhooks.AllowUnsigned || c.Webhooks.MaxBodyBytes != 1<<20 {
 					t.Errorf("webhooks: %+v", c.Webhooks)
 				}
-				if (c.Inbox != Inbox{Workers: 2, MaxAttempts: 3, BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Minute, Lease: 30 * time.Second}) {
+				if (c.Inbox != Inbox{Workers: 2, MaxAttempts: 3, BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Minute, Lease: 30 * time.Second, Timeout: 2 * time.Minute}) {
 					t.Errorf("inbox: %+v", c.Inbox)
 				}
 				if c.Gates.TTL != 2*time.Hour || !c.Bitbucket.AssignDrafts || c.Bitbucket.Timeout != 5*time.Second || c.Bitbucket.Workspace != "acme" {

@@ -172,7 +172,7 @@ func TestReplicasShareInbox(t *testing.T) {
 						mu.Lock()
 						claimed[d.Seq] = append(claimed[d.Seq], worker)
 						mu.Unlock()
-						if err := s.Complete(ctx, d.Seq, base); err != nil {
+						if err := s.Complete(ctx, store.ClaimOf(d), base); err != nil {
 							workErrs <- err
 							return
 						}
