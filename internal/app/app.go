@@ -83,6 +83,7 @@ type App struct {
 	scheduler   *schedule.Scheduler
 	elector     *leader.Elector
 	expireGates func(ctx context.Context) error
+	prune       func(ctx context.Context) error // retention (jobs.go); nil when the store has none
 
 	parsers  map[model.Source]webhook.ParseFunc
 	handlers []namedHandler

@@ -358,7 +358,7 @@ type StoreSize struct {
 // per call so that no statement holds the database long.
 type Retention interface {
 	// PruneDeliveries deletes up to limit deliveries in state (done or
-	// dead) that ended (DoneAt; dead ones without it: ReceivedAt) before
+	// dead) that ended (DoneAt) before
 	// `before`, and returns how many. Open deliveries are never pruned.
 	PruneDeliveries(ctx context.Context, state DeliveryState, before time.Time, limit int) (int, error)
 	// PruneDecisions deletes up to limit decisions created before `before`.

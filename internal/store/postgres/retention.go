@@ -23,7 +23,7 @@ func (s *Store) PruneDeliveries(ctx context.Context, state store.DeliveryState, 
 		return 0, nil
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM deliveries WHERE seq IN (
-		SELECT seq FROM deliveries WHERE state = $1 AND coalesce(done_at, received_at) < $2 LIMIT $3
+		SELECT seq FROM deliveries WHERE state = $1 AND done_at < $2 ORDER BY done_at LIMIT $3
 		FOR UPDATE SKIP LOCKED)`, string(state), ts(before), n)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: prune %s deliveries: %w", state, err)

@@ -10,4 +10,9 @@ CREATE TABLE replicas (
 );
 
 -- Retention deletes ended deliveries by when they ended, in small batches.
-CREATE INDEX deliveries_ended ON deliveries (state, done_at) WHERE state IN ('done', 'dead');
+-- One partial index per state, so that intake (pending rows) never pays for them.
+CREATE INDEX deliveries_done_at ON deliveries (done_at) WHERE state = 'done';
+CREATE INDEX deliveries_dead_at ON deliveries (done_at) WHERE state = 'dead';
+-- Dead letters buried before this migration have no end time: their
+-- arrival stands in for it.
+UPDATE deliveries SET done_at = received_at WHERE state = 'dead' AND done_at IS NULL;
