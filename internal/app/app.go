@@ -262,14 +262,17 @@ func (a *App) Start(ctx context.Context) error {
 		a.mu.Unlock()
 		return errors.New("app: already started")
 	}
+	// SQLite: own the file (refusing a second process) and release the
+	// claims a killed run left, before anything listens. A refusal leaves
+	// the app unstarted: Stop only closes the store.
+	if err := a.inbox.Recover(ctx); err != nil {
+		a.mu.Unlock()
+		return err
+	}
 	a.started = true
 	a.loopStop, a.loopDone = make(chan struct{}), make(chan struct{})
 	a.mu.Unlock()
 
-	if err := a.inbox.Recover(ctx); err != nil { // SQLite: own the file, release a dead run's claims
-		close(a.loopDone)
-		return err
-	}
 	if err := a.server.Start(); err != nil {
 		close(a.loopDone)
 		return err
