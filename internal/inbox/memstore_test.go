@@ -150,7 +150,7 @@ func (m *memStore) ListDeliveries(_ context.Context, st store.DeliveryState, lim
 	for _, r := range m.rows {
 		if (st == "" || r.State == st) && (limit <= 0 || len(out) < limit) {
 			c := *r
-			c.Body = nil
+			c.Body, c.BodyBytes = nil, len(r.Body)
 			out = append(out, c)
 		}
 	}
@@ -166,6 +166,7 @@ func (m *memStore) GetDelivery(_ context.Context, seq int64) (*store.Delivery, e
 		return nil, store.ErrNotFound
 	}
 	c := *r
+	c.BodyBytes = len(r.Body)
 	return &c, nil
 }
 

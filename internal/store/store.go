@@ -59,7 +59,8 @@ type Delivery struct {
 	Source        model.Source
 	DeliveryID    string // X-Request-UUID or X-Atlassian-Webhook-Identifier
 	EventKey      string // X-Event-Key (Bitbucket) or webhookEvent (Jira)
-	Body          []byte // raw body as received
+	Body          []byte // raw body as received (nil from ListDeliveries)
+	BodyBytes     int    // the body's length, also from ListDeliveries
 	ReceivedAt    time.Time
 	State         DeliveryState
 	Attempts      int // claims so far

@@ -17,12 +17,13 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
-const deliveryCols = `seq, source, delivery_id, event_key, body, received_at, state, attempts,
+const deliveryCols = `seq, source, delivery_id, event_key, body, octet_length(body), received_at, state, attempts,
 	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
 
 // listCols are deliveryCols without the body (an empty bytea in its place):
-// lists never read bodies of up to 5 MiB only to drop them.
-const listCols = `seq, source, delivery_id, event_key, ''::bytea, received_at, state, attempts,
+// lists never read bodies of up to 5 MiB only to drop them (the length of
+// a large, out-of-line value comes from its TOAST pointer).
+const listCols = `seq, source, delivery_id, event_key, ''::bytea, octet_length(body), received_at, state, attempts,
 	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
 
 // Enqueue stores a delivery unless one with the same source and id exists.
@@ -231,7 +232,7 @@ func scanDeliveries(rows pgx.Rows) ([]store.Delivery, error) {
 		var d store.Delivery
 		var source, state string
 		var received, next, until, done pgtype.Timestamptz
-		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &received, &state, &d.Attempts,
+		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &d.BodyBytes, &received, &state, &d.Attempts,
 			&next, &d.ClaimedBy, &until, &d.LastError, &done, &d.ClaimToken); err != nil {
 			return nil, err
 		}

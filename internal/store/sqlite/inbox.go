@@ -30,12 +30,13 @@ type enqueueRes struct {
 	err      error
 }
 
-const deliveryCols = `seq, source, delivery_id, event_key, body, received_at, state, attempts,
+const deliveryCols = `seq, source, delivery_id, event_key, body, length(body), received_at, state, attempts,
 	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
 
 // listCols are deliveryCols without the body (an empty blob in its place):
-// lists never read bodies of up to 5 MiB only to drop them.
-const listCols = `seq, source, delivery_id, event_key, x'', received_at, state, attempts,
+// lists never read bodies of up to 5 MiB only to drop them. SQLite takes
+// a blob's length from the record header, without reading the blob.
+const listCols = `seq, source, delivery_id, event_key, x'', length(body), received_at, state, attempts,
 	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
 
 // Enqueue stores a delivery. Concurrent calls are committed together: the
@@ -333,7 +334,7 @@ func scanDeliveries(rows *sql.Rows) ([]store.Delivery, error) {
 		var d store.Delivery
 		var source, state string
 		var received, next, until, done sql.NullInt64
-		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &received, &state, &d.Attempts,
+		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &d.BodyBytes, &received, &state, &d.Attempts,
 			&next, &d.ClaimedBy, &until, &d.LastError, &done, &d.ClaimToken); err != nil {
 			return nil, err
 		}

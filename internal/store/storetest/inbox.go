@@ -165,6 +165,7 @@ func testEnqueueRoundTrip(t *testing.T, s store.Store) {
 		DeliveryID:    "c0ffee",
 		EventKey:      "jira:issue_updated",
 		Body:          []byte(`{"id":"c0ffee"}`),
+		BodyBytes:     len(`{"id":"c0ffee"}`),
 		ReceivedAt:    canon(base),
 		State:         store.DeliveryPending,
 		NextAttemptAt: canon(base),
@@ -361,7 +362,7 @@ func testRetry(t *testing.T, s store.Store) {
 	d := getDelivery(t, s, seq)
 	want := store.Delivery{
 		Seq: seq, Source: model.SourceBitbucket, DeliveryID: "d-000", EventKey: "pullrequest:created",
-		Body: []byte(`{"id":"d-000"}`), ReceivedAt: canon(base), State: store.DeliveryPending, Attempts: 1,
+		Body: []byte(`{"id":"d-000"}`), BodyBytes: len(`{"id":"d-000"}`), ReceivedAt: canon(base), State: store.DeliveryPending, Attempts: 1,
 		NextAttemptAt: canon(retryAt), LastError: "bitbucket: 503",
 	}
 	same(t, "after Retry", d, want)
@@ -474,6 +475,9 @@ func testListDeliveries(t *testing.T, s store.Store) {
 			}
 			if d.Body != nil {
 				t.Errorf("ListDeliveries(%s) returned the body of %d", tc.state, d.Seq)
+			}
+			if want := len(getDelivery(t, s, d.Seq).Body); d.BodyBytes != want || want == 0 {
+				t.Errorf("ListDeliveries(%s): %d has BodyBytes %d, want %d", tc.state, d.Seq, d.BodyBytes, want)
 			}
 			if d.DeliveryID == "" || d.ReceivedAt.IsZero() {
 				t.Errorf("ListDeliveries(%s) returned %d without its id or time: %+v", tc.state, d.Seq, d)
