@@ -353,6 +353,7 @@ func (r *Runner) handle(ctx context.Context, d store.Delivery) {
 	c := store.ClaimOf(d)
 	start := time.Now()
 	held, drop := context.WithCancelCause(ctx)
+	defer drop(nil) // after the cause is read below
 	pctx, cancel := context.WithTimeout(held, r.opt.Timeout)
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.keep(pctx, drop, c, log) }()
