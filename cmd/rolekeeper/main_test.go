@@ -287,7 +287,7 @@ func TestDeliveries(t *testing.T) {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
 	dead := claimed[0].Seq
-	if err := st.Bury(context.Background(), dead, "no team owns acme/x"); err != nil {
+	if err := st.Bury(context.Background(), store.ClaimOf(claimed[0]), now, "no team owns acme/x"); err != nil {
 		t.Fatal(err)
 	}
 	seq := fmt.Sprint(dead)

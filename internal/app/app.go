@@ -84,7 +84,8 @@ type App struct {
 	scheduler   *schedule.Scheduler
 	elector     *leader.Elector
 	expireGates func(ctx context.Context) error
-	evidence    *evidence.Keeper // evidence (h6)
+	evidence    *evidence.Keeper                // evidence (h6)
+	prune       func(ctx context.Context) error // retention (jobs.go); nil when the store has none
 
 	parsers  map[model.Source]webhook.ParseFunc
 	handlers []namedHandler
@@ -169,6 +170,7 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 		BaseBackoff: cfg.Inbox.BaseBackoff,
 		MaxBackoff:  cfg.Inbox.MaxBackoff,
 		Lease:       cfg.Inbox.Lease,
+		Timeout:     cfg.Inbox.Timeout,
 		Now:         a.now,
 		Logger:      a.log.Named("inbox"),
 		Registerer:  a.reg,
@@ -265,6 +267,13 @@ func (a *App) Start(ctx context.Context) error {
 	if a.started {
 		a.mu.Unlock()
 		return errors.New("app: already started")
+	}
+	// SQLite: own the file (refusing a second process) and release the
+	// claims a killed run left, before anything listens. A refusal leaves
+	// the app unstarted: Stop only closes the store.
+	if err := a.inbox.Recover(ctx); err != nil {
+		a.mu.Unlock()
+		return err
 	}
 	a.started = true
 	a.loopStop, a.loopDone = make(chan struct{}), make(chan struct{})

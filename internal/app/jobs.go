@@ -18,7 +18,9 @@ import (
 	"github.com/reloadly/rolekeeper/internal/leader"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/report"
+	"github.com/reloadly/rolekeeper/internal/retention"
 	"github.com/reloadly/rolekeeper/internal/schedule"
+	"github.com/reloadly/rolekeeper/internal/store"
 )
 
 // Job names, as they appear in metrics and logs.
@@ -26,7 +28,11 @@ const (
 	JobAudit        = "audit"
 	JobWeeklyReport = "weekly_report"
 	JobExpireGates  = "expire_gates"
+	JobPrune        = "prune"
 )
+
+// pruneEvery is how often retention runs on the leader.
+const pruneEvery = "@every 10m"
 
 // LeaderTTL is how long the cron leader's lease lasts without renewal: a
 // dead leader is replaced within this plus one renewal (a third of it).
@@ -188,6 +194,7 @@ func (a *App) wireJobs(bb *bitbucket.Client, reconcile func(ctx context.Context,
 		opts.Jira = jiraAudit
 	}
 	a.auditor = audit.New(opts)
+	a.wireRetention()
 
 	host, _ := os.Hostname()
 	a.elector = leader.New(leader.Options{
@@ -229,7 +236,7 @@ func (a *App) syncJobs() {
 	if a.scheduler == nil {
 		return
 	}
-	err := a.scheduler.Sync([]schedule.Job{
+	jobs := []schedule.Job{
 		{Name: JobAudit, Spec: a.cfg.Schedule.Audit, Run: func(ctx context.Context) error {
 			_, err := a.Audit(ctx, nil)
 			return err
@@ -237,8 +244,40 @@ func (a *App) syncJobs() {
 		{Name: JobWeeklyReport, Spec: a.cfg.Schedule.WeeklyReport, Run: a.deliverWeeklyReport},
 		{Name: JobExpireGates, Spec: "@every 1m", Run: a.expireGates},
 		{Name: JobEvidence, Spec: "@hourly", Run: a.evidenceJob}, // evidence (h6)
-	})
+	}
+	if a.prune != nil {
+		jobs = append(jobs, schedule.Job{Name: JobPrune, Spec: pruneEvery, Run: a.prune})
+	}
+	err := a.scheduler.Sync(jobs)
 	if err != nil {
 		a.log.Error("schedule jobs", zap.Error(err))
+	}
+}
+
+// wireRetention builds the pruner (retention.*) and the store size
+// metrics; the prune job runs it on the leader.
+func (a *App) wireRetention() {
+	st, ok := a.store.(store.Retention)
+	if !ok {
+		return
+	}
+	r := a.cfg.Retention
+	p, err := retention.New(retention.Options{
+		Store:          st,
+		DoneDeliveries: r.DoneDeliveries,
+		DeadLetters:    r.DeadLetters,
+		Decisions:      r.Decisions,
+		Batch:          r.Batch,
+		Now:            a.now,
+		Logger:         a.log.Named("retention"),
+		Registerer:     a.reg,
+	})
+	if err != nil {
+		a.log.Error("retention is off", zap.Error(err))
+		return
+	}
+	a.prune = func(ctx context.Context) error {
+		_, err := p.Run(ctx)
+		return err
 	}
 }

@@ -32,6 +32,7 @@ type Config struct {
 	Reports   Reports
 	Webhooks  Webhooks
 	Inbox     Inbox
+	Retention Retention
 	Gates     Gates
 	Audit     Audit
 	Log       Log
@@ -101,7 +102,17 @@ type Inbox struct {
 	MaxAttempts int           // claims before a delivery is dead-lettered
 	BaseBackoff time.Duration // first retry waits up to this (full jitter)
 	MaxBackoff  time.Duration // cap of the exponential backoff
-	Lease       time.Duration // how long a claim lasts before another worker may take it
+	Lease       time.Duration // how long a claim lasts unless renewed (its worker renews it every third of this)
+	Timeout     time.Duration // processing one delivery is cut at this
+}
+
+// Retention bounds what the store keeps; pruning runs on the cron leader,
+// in batches of Batch rows.
+type Retention struct {
+	DoneDeliveries time.Duration // processed deliveries (and their bodies) are deleted this long after they were done
+	DeadLetters    time.Duration // dead letters are deleted this long after they died
+	Decisions      time.Duration // decisions (with their snapshots) are deleted this long after they were made
+	Batch          int           // rows deleted per statement
 }
 
 // Gates tunes deployment approval gates.
@@ -165,7 +176,14 @@ func defaults() Config {
 			MaxAttempts: 8,
 			BaseBackoff: 2 * time.Second,
 			MaxBackoff:  10 * time.Minute,
-			Lease:       2 * time.Minute,
+			Lease:       30 * time.Second,
+			Timeout:     2 * time.Minute,
+		},
+		Retention: Retention{
+			DoneDeliveries: 14 * 24 * time.Hour,
+			DeadLetters:    90 * 24 * time.Hour,
+			Decisions:      400 * 24 * time.Hour,
+			Batch:          500,
 		},
 		Gates: Gates{TTL: 24 * time.Hour},
 		Audit: Audit{BitbucketHourlyBudget: 500, JiraHourlyBudget: 500},

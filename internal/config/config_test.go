@@ -115,6 +115,7 @@ func TestParseDefaultsAndPaths(t *testing.T) {
 				"schedule: {audit: \"\", weekly_report: \"@weekly\", timezone: Europe/Paris}",
 				"webhooks: {allow_unsigned: true, max_body_bytes: 1048576}",
 				"inbox: {workers: 2, max_attempts: 3, base_backoff: 100ms, max_backoff: 1m, lease: 30s}",
+				"retention: {done_deliveries: 168h, dead_letters: 720h, decisions: 8760h, batch: 100}",
 				"gates: {ttl: 2h}",
 				"bitbucket: {assign_drafts: true, timeout: 5s, workspace: acme}",
 				"jira: {base_url: https://acme.atlassian.net, report_project: OPS}",
@@ -131,8 +132,11 @@ func TestParseDefaultsAndPaths(t *testing.T) {
 				if !c.Webhooks.AllowUnsigned || c.Webhooks.MaxBodyBytes != 1<<20 {
 					t.Errorf("webhooks: %+v", c.Webhooks)
 				}
-				if (c.Inbox != Inbox{Workers: 2, MaxAttempts: 3, BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Minute, Lease: 30 * time.Second}) {
+				if (c.Inbox != Inbox{Workers: 2, MaxAttempts: 3, BaseBackoff: 100 * time.Millisecond, MaxBackoff: time.Minute, Lease: 30 * time.Second, Timeout: 2 * time.Minute}) {
 					t.Errorf("inbox: %+v", c.Inbox)
+				}
+				if (c.Retention != Retention{DoneDeliveries: 168 * time.Hour, DeadLetters: 720 * time.Hour, Decisions: 8760 * time.Hour, Batch: 100}) {
+					t.Errorf("retention: %+v", c.Retention)
 				}
 				if c.Gates.TTL != 2*time.Hour || !c.Bitbucket.AssignDrafts || c.Bitbucket.Timeout != 5*time.Second || c.Bitbucket.Workspace != "acme" {
 					t.Errorf("gates/bitbucket: %+v %+v", c.Gates, c.Bitbucket)
@@ -184,6 +188,10 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	if c.Roles != "" || c.Store.Driver != DriverSQLite || c.Store.DSN != "data/rolekeeper.db" || c.Webhooks.AllowUnsigned || c.DryRun {
 		t.Errorf("Default() = %+v", c)
+	}
+	day := 24 * time.Hour
+	if (c.Retention != Retention{DoneDeliveries: 14 * day, DeadLetters: 90 * day, Decisions: 400 * day, Batch: 500}) {
+		t.Errorf("Default().Retention = %+v", c.Retention)
 	}
 }
 

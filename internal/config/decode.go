@@ -130,6 +130,13 @@ func (d *decoder) decode(b []byte, c *Config) {
 			{"base_backoff", duration(&c.Inbox.BaseBackoff, time.Millisecond)},
 			{"max_backoff", duration(&c.Inbox.MaxBackoff, time.Millisecond)},
 			{"lease", duration(&c.Inbox.Lease, time.Second)},
+			{"timeout", duration(&c.Inbox.Timeout, time.Second)},
+		})},
+		{"retention", section("retention", []field{
+			{"done_deliveries", duration(&c.Retention.DoneDeliveries, time.Hour)},
+			{"dead_letters", duration(&c.Retention.DeadLetters, time.Hour)},
+			{"decisions", duration(&c.Retention.Decisions, time.Hour)},
+			{"batch", integer(&c.Retention.Batch, 1, 100_000)},
 		})},
 		{"gates", section("gates", []field{
 			{"ttl", duration(&c.Gates.TTL, time.Minute)},

@@ -3,11 +3,8 @@ package doctor
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/config"
 	"github.com/reloadly/rolekeeper/internal/jira/jiratest"
+	"github.com/reloadly/rolekeeper/internal/store/pgtest"
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
 )
 
@@ -527,39 +523,11 @@ func rolesWith(t *testing.T, e *env, old, new string) string {
 // TestRunPostgres checks a reachable PostgreSQL (ROLEKEEPER_TEST_POSTGRES_DSN,
 // default the local test database), in a schema of its own.
 func TestRunPostgres(t *testing.T) {
-	dsn := os.Getenv("ROLEKEEPER_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Skipf("postgres unreachable at %s: %v", dsn, err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "rk_doctor_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
+	dsn := pgtest.SchemaDSN(t, "rk_doctor_")
 
 	e := newEnv(t, jiratest.Options{})
 	e.cfg.Store = config.Store{Driver: config.DriverPostgres, DSN: "postgres://ignored.invalid/x"}
-	e.secrets.StoreDSN = u.String()
+	e.secrets.StoreDSN = dsn
 	ok, out := e.run(t)
 	if !ok || !has(parse(t, out), line{"ok", "store", "postgres postgres://…answers and is migrated (DSN from ROLEKEEPER_STORE_DSN)"}) {
 		t.Errorf("Run = %v\n%s", ok, out)

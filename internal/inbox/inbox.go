@@ -2,8 +2,19 @@
 // claim due deliveries from the store under a lease, hand each to the
 // Processor, and then complete it, retry it later (exponential backoff with
 // full jitter, or the upstream's Retry-After) or dead-letter it (a permanent
-// error, or too many attempts). A delivery whose worker died is claimed
-// again once its lease has passed.
+// error, or too many attempts).
+//
+// Every claim carries a token, and only its holder may settle it. A worker
+// renews its lease while it works; when the store says the claim is lost
+// (another replica took the delivery), or this replica's heartbeat has
+// failed for long enough that others may think it dead, the processing is
+// cancelled and nothing more is written for it.
+//
+// Recovery after a crash: a SQLite store is owned by one process, which at
+// start releases the claims its dead predecessor left (Recover); with
+// PostgreSQL, replicas heartbeat into the store and the claims of one whose
+// heartbeat is older than StaleAfter are taken over. Otherwise a claim is
+// taken again once its lease has passed.
 package inbox
 
 import (
@@ -39,8 +50,9 @@ type ProcessorFunc func(ctx context.Context, d store.Delivery) error
 func (f ProcessorFunc) Process(ctx context.Context, d store.Delivery) error { return f(ctx, d) }
 
 // Options configure a Runner. Zero values take the defaults of the config
-// file (4 workers, 8 attempts, 2 s to 10 min backoff, 2 min lease) and a 1 s
-// poll.
+// file (4 workers, 8 attempts, 2 s to 10 min backoff, 30 s lease, 2 min
+// timeout), a 1 s poll, a 5 s heartbeat and 15 s before a silent replica's
+// claims are taken over.
 type Options struct {
 	Store     store.Inbox
 	Processor Processor
@@ -49,13 +61,21 @@ type Options struct {
 	MaxAttempts  int
 	BaseBackoff  time.Duration
 	MaxBackoff   time.Duration
-	Lease        time.Duration
+	Lease        time.Duration // a claim lasts this long unless renewed; renewed every third of it
+	Timeout      time.Duration // processing one delivery is cut at this
 	PollInterval time.Duration // how often idle workers look for retries and lost claims
+	// Heartbeat is how often a started Runner records in the store that its
+	// replica is alive; StaleAfter how old another replica's heartbeat may
+	// be before its claims are taken over (and how long this one's may fail
+	// before it gives up its own).
+	Heartbeat  time.Duration
+	StaleAfter time.Duration
 
 	Now    func() time.Time                     // default time.Now
 	After  func(time.Duration) <-chan time.Time // the idle wait; default time.After
 	Jitter func(ceiling time.Duration) time.Duration
-	// WorkerID names this process in claims; default host-pid.
+	// WorkerID names this replica in claims and heartbeats; default
+	// host-pid-random, unique to each start of the process.
 	WorkerID   string
 	Logger     *zap.Logger
 	Registerer prometheus.Registerer // required
@@ -73,7 +93,15 @@ type Runner struct {
 	started  atomic.Bool
 	cancel   context.CancelFunc // ends in-flight processing when Stop's deadline passes
 	lastErr  atomic.Value       // last claim error text, to log each new failure once
+
+	beating  atomic.Bool  // the heartbeat runs (Start)
+	lastBeat atomic.Int64 // Now of the last successful heartbeat, Unix ms
+	beatDone chan struct{}
 }
+
+// errStale cancels processing when this replica's heartbeat has failed for
+// StaleAfter: other replicas may already have taken its claims.
+var errStale = errors.New("inbox: this replica's heartbeat is stale; its claims may have been taken over")
 
 // New validates the options and registers the inbox metrics.
 func New(opt Options) (*Runner, error) {
@@ -93,8 +121,11 @@ func New(opt Options) (*Runner, error) {
 	}
 	def(&opt.BaseBackoff, 2*time.Second)
 	def(&opt.MaxBackoff, 10*time.Minute)
-	def(&opt.Lease, 2*time.Minute)
+	def(&opt.Lease, 30*time.Second)
+	def(&opt.Timeout, 2*time.Minute)
 	def(&opt.PollInterval, time.Second)
+	def(&opt.Heartbeat, 5*time.Second)
+	def(&opt.StaleAfter, 15*time.Second)
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -111,7 +142,7 @@ func New(opt Options) (*Runner, error) {
 	}
 	if opt.WorkerID == "" {
 		host, _ := os.Hostname()
-		opt.WorkerID = host + "-" + strconv.Itoa(os.Getpid())
+		opt.WorkerID = host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(rand.Uint64()>>40, 36)
 	}
 	if opt.Logger == nil {
 		opt.Logger = zap.NewNop()
@@ -125,7 +156,32 @@ func New(opt Options) (*Runner, error) {
 		metrics:  m,
 		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
+		beatDone: make(chan struct{}),
 	}, nil
+}
+
+// WorkerID is the name this replica claims and heartbeats under.
+func (r *Runner) WorkerID() string { return r.opt.WorkerID }
+
+// Recover makes this process the owner of a store that one process at a
+// time may work (SQLite: store.Owned), refusing when another holds it, and
+// releases the claims an earlier owner left when it died, so that they are
+// processed again at once rather than after their leases. Call it before
+// Start; other stores need nothing.
+func (r *Runner) Recover(ctx context.Context) error {
+	o, ok := r.opt.Store.(store.Owned)
+	if !ok {
+		return nil
+	}
+	n, err := o.Own(ctx, r.opt.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.opt.Logger.Warn("inbox: released deliveries left in flight by an earlier run; processing them again", zap.Int("deliveries", n))
+		r.Notify()
+	}
+	return nil
 }
 
 // Start launches the workers. ctx carries values (the logger, say) but its
@@ -137,6 +193,9 @@ func (r *Runner) Start(ctx context.Context) {
 	}
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
+	r.beat(base) // first, so that claims are never made under a stale name
+	r.beating.Store(true)
+	go r.heartbeat(base)
 	for i := 0; i < r.opt.Workers; i++ {
 		r.wg.Add(1)
 		go r.loop(base)
@@ -161,18 +220,59 @@ func (r *Runner) Stop(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		r.cancel()
-		return nil
 	case <-ctx.Done():
 		r.cancel()
 		select { // a processor that ignores its context is not waited for long
 		case <-done:
 		case <-time.After(5 * time.Second):
 		}
-		return fmt.Errorf("inbox drain: %w", ctx.Err())
+		err = fmt.Errorf("inbox drain: %w", ctx.Err())
 	}
+	r.cancel()
+	<-r.beatDone
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer lcancel()
+	if lerr := r.opt.Store.Leave(lctx, r.opt.WorkerID); lerr != nil {
+		r.opt.Logger.Warn("inbox: could not remove this replica's heartbeat", zap.Error(lerr))
+	}
+	return err
+}
+
+// heartbeat records every Heartbeat that this replica is alive, until ctx
+// ends.
+func (r *Runner) heartbeat(ctx context.Context) {
+	defer close(r.beatDone)
+	t := time.NewTicker(r.opt.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.beat(ctx)
+		}
+	}
+}
+
+func (r *Runner) beat(ctx context.Context) {
+	bctx, cancel := context.WithTimeout(ctx, r.opt.Heartbeat)
+	defer cancel()
+	now := r.opt.Now().UTC()
+	if err := r.opt.Store.Heartbeat(bctx, r.opt.WorkerID, now); err != nil {
+		if ctx.Err() == nil {
+			r.opt.Logger.Warn("inbox: heartbeat failed", zap.Error(err))
+		}
+		return
+	}
+	r.lastBeat.Store(now.UnixMilli())
+}
+
+// stale reports whether this replica's heartbeat has failed for StaleAfter.
+func (r *Runner) stale() bool {
+	return r.beating.Load() && r.opt.Now().UnixMilli()-r.lastBeat.Load() >= r.opt.StaleAfter.Milliseconds()
 }
 
 func (r *Runner) loop(ctx context.Context) {
@@ -211,11 +311,16 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (r *Runner) claimOne(ctx context.Context) (int, error) {
+	if r.stale() {
+		return 0, errStale // claim nothing under a name others may think dead
+	}
+	now := r.opt.Now().UTC()
 	ds, err := r.opt.Store.Claim(ctx, store.ClaimRequest{
-		Worker: r.opt.WorkerID,
-		Now:    r.opt.Now().UTC(),
-		Lease:  r.opt.Lease,
-		Limit:  1,
+		Worker:      r.opt.WorkerID,
+		Now:         now,
+		Lease:       r.opt.Lease,
+		Limit:       1,
+		StaleBefore: now.Add(-r.opt.StaleAfter),
 	})
 	if err != nil {
 		if prev, _ := r.lastErr.Load().(string); prev != err.Error() {
@@ -235,7 +340,8 @@ func (r *Runner) claimOne(ctx context.Context) (int, error) {
 	return len(ds), nil
 }
 
-// handle processes one claimed delivery and records the result.
+// handle processes one claimed delivery and records the result, unless
+// the claim was lost meanwhile.
 func (r *Runner) handle(ctx context.Context, d store.Delivery) {
 	log := r.opt.Logger.With(
 		zap.Int64("seq", d.Seq),
@@ -244,48 +350,99 @@ func (r *Runner) handle(ctx context.Context, d store.Delivery) {
 		zap.String("event", d.EventKey),
 		zap.Int("attempt", d.Attempts),
 	)
+	c := store.ClaimOf(d)
 	start := time.Now()
-	pctx, cancel := context.WithTimeout(ctx, r.opt.Lease) // never outlive the claim
+	held, drop := context.WithCancelCause(ctx)
+	defer drop(nil) // after the cause is read below
+	pctx, cancel := context.WithTimeout(held, r.opt.Timeout)
+	kept := make(chan struct{})
+	go func() { defer close(kept); r.keep(pctx, drop, c, log) }()
 	err := r.process(pctx, d)
 	cancel()
+	<-kept
 	r.metrics.duration.WithLabelValues(string(d.Source)).Observe(time.Since(start).Seconds())
+	if cause := context.Cause(held); errors.Is(cause, store.ErrLostClaim) || errors.Is(cause, errStale) {
+		r.lostClaim(log, cause)
+		return
+	}
 
 	// Record the result even when processing was cancelled by Stop.
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer scancel()
 	now := r.opt.Now().UTC()
 	src := string(d.Source)
+	var serr error
 	switch {
 	case err == nil:
-		r.metrics.processed.WithLabelValues(src, "done").Inc()
-		if serr := r.opt.Store.Complete(sctx, d.Seq, now); serr != nil {
-			log.Error("inbox: could not mark the delivery done; it will be processed again", zap.Error(serr))
+		if serr = r.opt.Store.Complete(sctx, c, now); serr == nil {
+			r.metrics.processed.WithLabelValues(src, "done").Inc()
+			log.Debug("delivery processed")
 			return
 		}
-		log.Debug("delivery processed")
 	case IsPermanent(err) || d.Attempts >= r.opt.MaxAttempts:
-		r.metrics.processed.WithLabelValues(src, "dead").Inc()
-		r.metrics.dead.WithLabelValues(src).Inc()
 		why := "permanent error"
 		if !IsPermanent(err) {
 			why = "too many attempts"
 		}
-		if serr := r.opt.Store.Bury(sctx, d.Seq, errText(err)); serr != nil {
-			log.Error("inbox: could not dead-letter the delivery", zap.Error(serr), zap.NamedError("cause", err))
+		if serr = r.opt.Store.Bury(sctx, c, now, errText(err)); serr == nil {
+			r.metrics.processed.WithLabelValues(src, "dead").Inc()
+			r.metrics.dead.WithLabelValues(src).Inc()
+			log.Error("delivery dead-lettered: "+why, zap.Error(err))
 			return
 		}
-		log.Error("delivery dead-lettered: "+why, zap.Error(err))
 	default:
-		r.metrics.processed.WithLabelValues(src, "retry").Inc()
 		delay := Backoff(d.Attempts, r.opt.BaseBackoff, r.opt.MaxBackoff, r.opt.Jitter)
 		if ra := RetryAfter(err); ra > delay {
 			delay = ra
 		}
-		if serr := r.opt.Store.Retry(sctx, d.Seq, now.Add(delay), errText(err)); serr != nil {
-			log.Error("inbox: could not schedule the retry; the lease will", zap.Error(serr), zap.NamedError("cause", err))
+		if serr = r.opt.Store.Retry(sctx, c, now.Add(delay), errText(err)); serr == nil {
+			r.metrics.processed.WithLabelValues(src, "retry").Inc()
+			log.Warn("delivery failed, will retry", zap.Error(err), zap.Duration("retry_in", delay))
 			return
 		}
-		log.Warn("delivery failed, will retry", zap.Error(err), zap.Duration("retry_in", delay))
+	}
+	if errors.Is(serr, store.ErrLostClaim) {
+		r.lostClaim(log, serr)
+		return
+	}
+	log.Error("inbox: could not record the result; the delivery will be processed again once its claim lapses",
+		zap.Error(serr), zap.NamedError("cause", err))
+}
+
+// lostClaim logs and counts a claim this replica no longer holds: another
+// worker has the delivery, and this one stopped acting on it.
+func (r *Runner) lostClaim(log *zap.Logger, cause error) {
+	r.metrics.lost.Inc()
+	log.Warn("inbox: lost the claim; stopped acting on the delivery, which another worker now holds", zap.Error(cause))
+}
+
+// keep renews the claim every third of the lease until ctx ends. When the
+// store answers that the claim is lost, or this replica's heartbeat has
+// gone stale, it cancels the processing (drop) with that cause.
+func (r *Runner) keep(ctx context.Context, drop context.CancelCauseFunc, c store.Claim, log *zap.Logger) {
+	t := time.NewTicker(max(r.opt.Lease/3, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if r.stale() {
+			drop(errStale)
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, r.opt.Lease/3)
+		err := r.opt.Store.Renew(rctx, c, r.opt.Now().UTC().Add(r.opt.Lease))
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrLostClaim):
+			drop(err)
+			return
+		case ctx.Err() == nil:
+			log.Warn("inbox: could not renew the claim; trying again", zap.Error(err))
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 // memStore is an in-memory store.Inbox following the interface's contract;
 // the tests also run against the real SQLite store.
 type memStore struct {
-	mu   sync.Mutex
-	rows []*store.Delivery
+	mu     sync.Mutex
+	rows   []*store.Delivery
+	beats  map[string]time.Time
+	tokens int
 }
 
 func (m *memStore) Enqueue(_ context.Context, d *store.Delivery) (bool, error) {
@@ -41,18 +44,33 @@ func (m *memStore) Claim(_ context.Context, req store.ClaimRequest) ([]store.Del
 		if len(out) >= req.Limit {
 			break
 		}
+		beat, beats := m.beats[r.ClaimedBy]
 		due := r.State == store.DeliveryPending && !r.NextAttemptAt.After(req.Now) ||
-			r.State == store.DeliveryProcessing && !r.ClaimedUntil.After(req.Now)
+			r.State == store.DeliveryProcessing && (!r.ClaimedUntil.After(req.Now) ||
+				beats && !req.StaleBefore.IsZero() && !beat.After(req.StaleBefore))
 		if !due {
 			continue
 		}
+		m.tokens++
 		r.State = store.DeliveryProcessing
 		r.ClaimedBy = req.Worker
 		r.ClaimedUntil = req.Now.Add(req.Lease)
+		r.ClaimToken = "t" + strconv.Itoa(m.tokens)
 		r.Attempts++
 		out = append(out, *r)
 	}
 	return out, nil
+}
+
+// held returns the delivery of claim c, or nil when c is not its current
+// claim.
+func (m *memStore) held(c store.Claim) *store.Delivery {
+	for _, r := range m.rows {
+		if r.Seq == c.Seq && r.State == store.DeliveryProcessing && r.ClaimToken == c.Token {
+			return r
+		}
+	}
+	return nil
 }
 
 func (m *memStore) find(seq int64) *store.Delivery {
@@ -64,36 +82,64 @@ func (m *memStore) find(seq int64) *store.Delivery {
 	return nil
 }
 
-func (m *memStore) Complete(_ context.Context, seq int64, now time.Time) error {
+func (m *memStore) Renew(_ context.Context, c store.Claim, until time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.find(seq)
+	r := m.held(c)
 	if r == nil {
-		return store.ErrNotFound
+		return store.ErrLostClaim
 	}
-	r.State, r.DoneAt, r.ClaimedBy = store.DeliveryDone, now, ""
+	r.ClaimedUntil = until
 	return nil
 }
 
-func (m *memStore) Retry(_ context.Context, seq int64, at time.Time, msg string) error {
+func (m *memStore) Complete(_ context.Context, c store.Claim, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.find(seq)
+	r := m.held(c)
 	if r == nil {
-		return store.ErrNotFound
+		return store.ErrLostClaim
 	}
-	r.State, r.NextAttemptAt, r.LastError, r.ClaimedBy = store.DeliveryPending, at, msg, ""
+	r.State, r.DoneAt, r.ClaimToken, r.ClaimedUntil = store.DeliveryDone, now, "", time.Time{}
 	return nil
 }
 
-func (m *memStore) Bury(_ context.Context, seq int64, msg string) error {
+func (m *memStore) Retry(_ context.Context, c store.Claim, at time.Time, msg string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.find(seq)
+	r := m.held(c)
 	if r == nil {
-		return store.ErrNotFound
+		return store.ErrLostClaim
 	}
-	r.State, r.LastError, r.ClaimedBy = store.DeliveryDead, msg, ""
+	r.State, r.NextAttemptAt, r.LastError, r.ClaimedBy, r.ClaimToken, r.ClaimedUntil = store.DeliveryPending, at, msg, "", "", time.Time{}
+	return nil
+}
+
+func (m *memStore) Bury(_ context.Context, c store.Claim, now time.Time, msg string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.held(c)
+	if r == nil {
+		return store.ErrLostClaim
+	}
+	r.State, r.LastError, r.DoneAt, r.ClaimToken, r.ClaimedUntil = store.DeliveryDead, msg, now, "", time.Time{}
+	return nil
+}
+
+func (m *memStore) Heartbeat(_ context.Context, replica string, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.beats == nil {
+		m.beats = map[string]time.Time{}
+	}
+	m.beats[replica] = now
+	return nil
+}
+
+func (m *memStore) Leave(_ context.Context, replica string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.beats, replica)
 	return nil
 }
 
@@ -102,8 +148,10 @@ func (m *memStore) ListDeliveries(_ context.Context, st store.DeliveryState, lim
 	defer m.mu.Unlock()
 	var out []store.Delivery
 	for _, r := range m.rows {
-		if r.State == st && (limit <= 0 || len(out) < limit) {
-			out = append(out, *r)
+		if (st == "" || r.State == st) && (limit <= 0 || len(out) < limit) {
+			c := *r
+			c.Body, c.BodyBytes = nil, len(r.Body)
+			out = append(out, c)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
@@ -118,6 +166,7 @@ func (m *memStore) GetDelivery(_ context.Context, seq int64) (*store.Delivery, e
 		return nil, store.ErrNotFound
 	}
 	c := *r
+	c.BodyBytes = len(r.Body)
 	return &c, nil
 }
 
@@ -128,7 +177,7 @@ func (m *memStore) Redrive(_ context.Context, seq int64, now time.Time) error {
 	if r == nil || r.State != store.DeliveryDead {
 		return store.ErrNotFound
 	}
-	r.State, r.Attempts, r.NextAttemptAt = store.DeliveryPending, 0, now
+	r.State, r.Attempts, r.NextAttemptAt, r.DoneAt = store.DeliveryPending, 0, now, time.Time{}
 	return nil
 }
 

@@ -13,6 +13,7 @@ type metrics struct {
 	processed *prometheus.CounterVec
 	dead      *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
+	lost      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, st store.Inbox, now func() time.Time) (*metrics, error) {
@@ -30,8 +31,12 @@ func newMetrics(reg prometheus.Registerer, st store.Inbox, now func() time.Time)
 			Help:    "Time spent processing one delivery, by source.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
 		}, []string{"source"}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rolekeeper_inbox_lost_claims_total",
+			Help: "Deliveries this replica stopped acting on because another worker took its claim (lease passed or heartbeat stale).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.dead, m.duration, newDepthCollector(st, now)} {
+	for _, c := range []prometheus.Collector{m.processed, m.dead, m.duration, m.lost, newDepthCollector(st, now)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/leader"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/pgtest"
 	"github.com/reloadly/rolekeeper/internal/store/postgres"
 )
 
@@ -47,9 +48,9 @@ func TestLeaderTakeoverPostgres(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	schema, err := NewSchema(ctx, PostgresDSN(), "rk_leader_")
+	schema, err := NewSchema(ctx, pgtest.Require(t), "rk_leader_")
 	if err != nil {
-		t.Fatalf("this test needs PostgreSQL (CI starts it; ROLEKEEPER_TEST_POSTGRES_DSN overrides %s): %v", DefaultPostgresDSN, err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), 20*time.Second)

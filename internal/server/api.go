@@ -128,7 +128,7 @@ type DeliveryView struct {
 func ViewDelivery(d store.Delivery) DeliveryView {
 	return DeliveryView{
 		Seq: d.Seq, Source: string(d.Source), DeliveryID: d.DeliveryID, Event: d.EventKey,
-		State: string(d.State), Attempts: d.Attempts, Bytes: len(d.Body), ReceivedAt: d.ReceivedAt,
+		State: string(d.State), Attempts: d.Attempts, Bytes: d.BodyBytes, ReceivedAt: d.ReceivedAt,
 		NextAttemptAt: d.NextAttemptAt, LastError: d.LastError, DoneAt: d.DoneAt,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -20,6 +21,12 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a unique key already exists or an optimistic
 // update lost the race (the record's Version changed).
 var ErrConflict = errors.New("conflict")
+
+// ErrLostClaim is returned by Renew, Complete, Retry and Bury when the
+// caller no longer holds the claim: its lease passed, or its replica was
+// declared dead, and another worker took the delivery (or finished it).
+// The caller must stop acting on the delivery. It wraps ErrConflict.
+var ErrLostClaim = fmt.Errorf("lost the claim: %w", ErrConflict)
 
 // Store is every interface together; a consumer should depend on the
 // narrow one it uses.
@@ -53,28 +60,42 @@ type Delivery struct {
 	Source        model.Source
 	DeliveryID    string // X-Request-UUID or X-Atlassian-Webhook-Identifier
 	EventKey      string // X-Event-Key (Bitbucket) or webhookEvent (Jira)
-	Body          []byte // raw body as received
+	Body          []byte // raw body as received (nil from ListDeliveries)
+	BodyBytes     int    // the body's length, also from ListDeliveries
 	ReceivedAt    time.Time
 	State         DeliveryState
 	Attempts      int // claims so far
 	NextAttemptAt time.Time
-	ClaimedBy     string
+	ClaimedBy     string // the replica (process) holding the claim
 	ClaimedUntil  time.Time
+	ClaimToken    string // fences the claim: set anew by every Claim
 	LastError     string
 	DoneAt        time.Time
 }
 
 // ClaimRequest asks for up to Limit deliveries that are due at Now: pending
 // with NextAttemptAt <= Now, or processing whose lease (ClaimedUntil) has
-// passed (their worker died). Claiming sets State=processing, ClaimedBy,
-// ClaimedUntil=Now+Lease and increments Attempts. Oldest Seq first. Two
-// concurrent claims never return the same delivery.
+// passed, or processing claimed by a replica whose last heartbeat is at or
+// before StaleBefore (it died). Claiming sets State=processing, ClaimedBy,
+// ClaimedUntil=Now+Lease, a new ClaimToken, and increments Attempts. Oldest
+// Seq first. Two concurrent claims never return the same delivery.
 type ClaimRequest struct {
-	Worker string
-	Now    time.Time
-	Lease  time.Duration
-	Limit  int
+	Worker      string // the replica claiming; the name it heartbeats under
+	Now         time.Time
+	Lease       time.Duration
+	Limit       int
+	StaleBefore time.Time // zero: only expired leases are taken over
 }
+
+// Claim names one claim of a delivery: only its holder may renew or
+// settle it.
+type Claim struct {
+	Seq   int64
+	Token string
+}
+
+// ClaimOf returns the claim a claimed delivery carries.
+func ClaimOf(d Delivery) Claim { return Claim{Seq: d.Seq, Token: d.ClaimToken} }
 
 // InboxStats describes the queue for metrics.
 type InboxStats struct {
@@ -91,15 +112,25 @@ type Inbox interface {
 	// d.Seq is set when inserted. State starts pending, due at ReceivedAt.
 	Enqueue(ctx context.Context, d *Delivery) (bool, error)
 	Claim(ctx context.Context, req ClaimRequest) ([]Delivery, error)
+	// Renew extends a claim the caller holds to `until`. Renew, Complete,
+	// Retry and Bury return ErrLostClaim unless c is the delivery's current
+	// claim (processing, same token).
+	Renew(ctx context.Context, c Claim, until time.Time) error
 	// Complete marks a claimed delivery done.
-	Complete(ctx context.Context, seq int64, now time.Time) error
+	Complete(ctx context.Context, c Claim, now time.Time) error
 	// Retry puts a claimed delivery back to pending, due at `at`.
-	Retry(ctx context.Context, seq int64, at time.Time, errMsg string) error
-	// Bury dead-letters a delivery.
-	Bury(ctx context.Context, seq int64, errMsg string) error
-	// ListDeliveries lists deliveries in a state, oldest first.
+	Retry(ctx context.Context, c Claim, at time.Time, errMsg string) error
+	// Bury dead-letters a claimed delivery; DoneAt records when.
+	Bury(ctx context.Context, c Claim, now time.Time, errMsg string) error
+	// Heartbeat records that replica is alive at now; ClaimRequest's
+	// StaleBefore compares against it.
+	Heartbeat(ctx context.Context, replica string, now time.Time) error
+	// Leave forgets replica's heartbeat (a graceful stop).
+	Leave(ctx context.Context, replica string) error
+	// ListDeliveries lists deliveries in a state (every state when
+	// empty), oldest first, without their bodies: Body is always nil.
 	ListDeliveries(ctx context.Context, state DeliveryState, limit int) ([]Delivery, error)
-	// GetDelivery returns one delivery by Seq.
+	// GetDelivery returns one delivery by Seq, with its body.
 	GetDelivery(ctx context.Context, seq int64) (*Delivery, error)
 	// Redrive moves a dead delivery back to pending with Attempts reset,
 	// due at now. ErrNotFound if it is not dead.
@@ -320,6 +351,40 @@ type KV interface {
 	Delete(ctx context.Context, key string) error
 	// Keys lists keys with the prefix, sorted.
 	Keys(ctx context.Context, prefix string) ([]string, error)
+}
+
+// TableRows is a table's name and its row count.
+type TableRows struct {
+	Table string
+	Rows  int64
+}
+
+// StoreSize describes how much the store holds, for metrics.
+type StoreSize struct {
+	Tables []TableRows // the store's own tables, by name
+	Bytes  int64       // the database's size on disk (SQLite: the file; PostgreSQL: the schema's relations)
+}
+
+// Retention deletes what the store no longer needs to keep, a bounded batch
+// per call so that no statement holds the database long.
+type Retention interface {
+	// PruneDeliveries deletes up to limit deliveries in state (done or
+	// dead) that ended (DoneAt) before
+	// `before`, and returns how many. Open deliveries are never pruned.
+	PruneDeliveries(ctx context.Context, state DeliveryState, before time.Time, limit int) (int, error)
+	// PruneDecisions deletes up to limit decisions created before `before`.
+	PruneDecisions(ctx context.Context, before time.Time, limit int) (int, error)
+	// Size counts rows per table and measures the database.
+	Size(ctx context.Context) (StoreSize, error)
+}
+
+// Owned is implemented by a store that one process at a time may work
+// (SQLite). Own takes an OS lock on the database, refusing with a clear
+// error while another process holds it, and puts every delivery claimed
+// by an earlier owner (which died, since it no longer holds the lock) back
+// to pending, due at now. It returns how many it released.
+type Owned interface {
+	Own(ctx context.Context, now time.Time) (released int, err error)
 }
 
 // Leases let one replica at a time hold a named role (the cron leader).

@@ -118,6 +118,12 @@ inbox:
   base_backoff: {{ $c.inbox.base_backoff | quote }}
   max_backoff: {{ $c.inbox.max_backoff | quote }}
   lease: {{ $c.inbox.lease | quote }}
+  timeout: {{ $c.inbox.timeout | quote }}
+retention:
+  done_deliveries: {{ $c.retention.done_deliveries | quote }}
+  dead_letters: {{ $c.retention.dead_letters | quote }}
+  decisions: {{ $c.retention.decisions | quote }}
+  batch: {{ int $c.retention.batch }}
 gates:
   ttl: {{ $c.gates.ttl | quote }}
 audit:

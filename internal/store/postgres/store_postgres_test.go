@@ -2,77 +2,25 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/pgtest"
 	"github.com/reloadly/rolekeeper/internal/store/postgres"
 	"github.com/reloadly/rolekeeper/internal/store/storetest"
 )
 
-const defaultDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
 // schemaDSN creates a schema of its own for the test, dropped when the test
-// ends, and returns a DSN whose search_path points at it. An unreachable
-// server fails the test unless ROLEKEEPER_SKIP_POSTGRES=1.
+// ends, and returns a DSN whose search_path points at it. Without a server
+// the test is skipped (failed with ROLEKEEPER_REQUIRE_POSTGRES=1).
 func schemaDSN(tb testing.TB, params ...string) string {
 	tb.Helper()
-	dsn := os.Getenv("ROLEKEEPER_TEST_POSTGRES_DSN")
-	if dsn == "" {
-		dsn = defaultDSN
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		if os.Getenv("ROLEKEEPER_SKIP_POSTGRES") == "1" {
-			tb.Skipf("postgres unreachable, skipped (ROLEKEEPER_SKIP_POSTGRES=1): %v", err)
-		}
-		tb.Fatalf("postgres unreachable at %s (set ROLEKEEPER_TEST_POSTGRES_DSN, or ROLEKEEPER_SKIP_POSTGRES=1 to skip): %v", dsn, err)
-	}
-	defer conn.Close(context.Background())
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "rk_test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	params = append(params, "search_path", schema)
-	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		q := u.Query()
-		for i := 0; i+1 < len(params); i += 2 {
-			q.Set(params[i], params[i+1])
-		}
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	for i := 0; i+1 < len(params); i += 2 {
-		dsn += fmt.Sprintf(" %s=%s", params[i], params[i+1])
-	}
-	return dsn
+	return pgtest.SchemaDSN(tb, "rk_test_", params...)
 }
 
 func open(tb testing.TB, dsn string) *postgres.Store {
@@ -172,7 +120,7 @@ func TestReplicasShareInbox(t *testing.T) {
 						mu.Lock()
 						claimed[d.Seq] = append(claimed[d.Seq], worker)
 						mu.Unlock()
-						if err := s.Complete(ctx, d.Seq, base); err != nil {
+						if err := s.Complete(ctx, store.ClaimOf(d), base); err != nil {
 							workErrs <- err
 							return
 						}

@@ -3,9 +3,11 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -28,8 +30,14 @@ type enqueueRes struct {
 	err      error
 }
 
-const deliveryCols = `seq, source, delivery_id, event_key, body, received_at, state, attempts,
-	next_attempt_at, claimed_by, claimed_until, last_error, done_at`
+const deliveryCols = `seq, source, delivery_id, event_key, body, length(body), received_at, state, attempts,
+	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
+
+// listCols are deliveryCols without the body (an empty blob in its place):
+// lists never read bodies of up to 5 MiB only to drop them. SQLite takes
+// a blob's length from the record header, without reading the blob.
+const listCols = `seq, source, delivery_id, event_key, x'', length(body), received_at, state, attempts,
+	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
 
 // Enqueue stores a delivery. Concurrent calls are committed together: the
 // first caller to find no commit under way leads, commits everything queued
@@ -149,22 +157,29 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueR
 }
 
 // Claim takes up to req.Limit due deliveries, oldest first. A processing
-// delivery is due again once ClaimedUntil <= Now.
+// delivery is due again once ClaimedUntil <= Now, or once its replica's
+// heartbeat is at or before req.StaleBefore.
 func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Delivery, error) {
 	if req.Limit <= 0 {
 		return nil, nil
 	}
 	now := req.Now.UnixMilli()
+	stale := int64(math.MinInt64)
+	if !req.StaleBefore.IsZero() {
+		stale = req.StaleBefore.UnixMilli()
+	}
 	rows, err := s.w.QueryContext(ctx, `UPDATE deliveries
-		SET state = ?, claimed_by = ?, claimed_until = ?, attempts = attempts + 1
+		SET state = ?, claimed_by = ?, claimed_until = ?, claim_token = ?, attempts = attempts + 1
 		WHERE seq IN (
 			SELECT seq FROM deliveries INDEXED BY deliveries_open
 			WHERE state IN ('pending', 'processing')
-			  AND ((state = ? AND next_attempt_at <= ?) OR (state = ? AND claimed_until <= ?))
+			  AND ((state = ? AND next_attempt_at <= ?)
+			    OR (state = ? AND (claimed_until <= ?
+			        OR claimed_by IN (SELECT id FROM replicas WHERE heartbeat_at <= ?))))
 			ORDER BY seq LIMIT ?)
 		RETURNING `+deliveryCols,
-		store.DeliveryProcessing, req.Worker, req.Now.Add(req.Lease).UnixMilli(),
-		store.DeliveryPending, now, store.DeliveryProcessing, now, req.Limit)
+		store.DeliveryProcessing, req.Worker, req.Now.Add(req.Lease).UnixMilli(), rand.Text(),
+		store.DeliveryPending, now, store.DeliveryProcessing, now, stale, req.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim: %w", err)
 	}
@@ -176,37 +191,74 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 	return out, nil
 }
 
-// Complete marks a processing delivery done; ErrNotFound when no delivery
-// with seq is processing (its lease passed and another worker finished it).
-func (s *Store) Complete(ctx context.Context, seq int64, now time.Time) error {
-	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries SET state = ?, done_at = ?, claimed_until = NULL
-		WHERE seq = ? AND state = ?`, store.DeliveryDone, ms(now), seq, store.DeliveryProcessing))
+// held turns "no row changed" into ErrLostClaim.
+func held(res sql.Result, err error) error {
+	if err := affected(res, err); errors.Is(err, store.ErrNotFound) {
+		return store.ErrLostClaim
+	} else {
+		return err
+	}
+}
+
+// Renew extends the claim c to until; ErrLostClaim when c is not the
+// delivery's current claim.
+func (s *Store) Renew(ctx context.Context, c store.Claim, until time.Time) error {
+	err := held(s.w.ExecContext(ctx, `UPDATE deliveries SET claimed_until = ?
+		WHERE seq = ? AND state = ? AND claim_token = ?`, ms(until), c.Seq, store.DeliveryProcessing, c.Token))
 	if err != nil {
-		return fmt.Errorf("sqlite: complete %d: %w", seq, err)
+		return fmt.Errorf("sqlite: renew %d: %w", c.Seq, err)
 	}
 	return nil
 }
 
-// Retry puts a processing delivery back to pending, due at `at`;
-// ErrNotFound when no delivery with seq is processing.
-func (s *Store) Retry(ctx context.Context, seq int64, at time.Time, errMsg string) error {
-	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries
-		SET state = ?, next_attempt_at = ?, last_error = ?, claimed_by = '', claimed_until = NULL
-		WHERE seq = ? AND state = ?`, store.DeliveryPending, ms(at), errMsg, seq, store.DeliveryProcessing))
+// Complete marks the delivery of claim c done; ErrLostClaim when c is not
+// its current claim.
+func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) error {
+	err := held(s.w.ExecContext(ctx, `UPDATE deliveries SET state = ?, done_at = ?, claimed_until = NULL, claim_token = ''
+		WHERE seq = ? AND state = ? AND claim_token = ?`, store.DeliveryDone, ms(now), c.Seq, store.DeliveryProcessing, c.Token))
 	if err != nil {
-		return fmt.Errorf("sqlite: retry %d: %w", seq, err)
+		return fmt.Errorf("sqlite: complete %d: %w", c.Seq, err)
 	}
 	return nil
 }
 
-// Bury dead-letters a delivery in any state; ErrNotFound when it does not
-// exist.
-func (s *Store) Bury(ctx context.Context, seq int64, errMsg string) error {
-	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries
-		SET state = ?, last_error = ?, claimed_until = NULL
-		WHERE seq = ?`, store.DeliveryDead, errMsg, seq))
+// Retry puts the delivery of claim c back to pending, due at `at`;
+// ErrLostClaim when c is not its current claim.
+func (s *Store) Retry(ctx context.Context, c store.Claim, at time.Time, errMsg string) error {
+	err := held(s.w.ExecContext(ctx, `UPDATE deliveries
+		SET state = ?, next_attempt_at = ?, last_error = ?, claimed_by = '', claimed_until = NULL, claim_token = ''
+		WHERE seq = ? AND state = ? AND claim_token = ?`, store.DeliveryPending, ms(at), errMsg, c.Seq, store.DeliveryProcessing, c.Token))
 	if err != nil {
-		return fmt.Errorf("sqlite: bury %d: %w", seq, err)
+		return fmt.Errorf("sqlite: retry %d: %w", c.Seq, err)
+	}
+	return nil
+}
+
+// Bury dead-letters the delivery of claim c; ErrLostClaim when c is not
+// its current claim.
+func (s *Store) Bury(ctx context.Context, c store.Claim, now time.Time, errMsg string) error {
+	err := held(s.w.ExecContext(ctx, `UPDATE deliveries
+		SET state = ?, last_error = ?, done_at = ?, claimed_until = NULL, claim_token = ''
+		WHERE seq = ? AND state = ? AND claim_token = ?`, store.DeliveryDead, errMsg, ms(now), c.Seq, store.DeliveryProcessing, c.Token))
+	if err != nil {
+		return fmt.Errorf("sqlite: bury %d: %w", c.Seq, err)
+	}
+	return nil
+}
+
+// Heartbeat records that replica is alive at now.
+func (s *Store) Heartbeat(ctx context.Context, replica string, now time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`, replica, now.UnixMilli()); err != nil {
+		return fmt.Errorf("sqlite: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// Leave forgets replica's heartbeat.
+func (s *Store) Leave(ctx context.Context, replica string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM replicas WHERE id = ?`, replica); err != nil {
+		return fmt.Errorf("sqlite: leave: %w", err)
 	}
 	return nil
 }
@@ -214,7 +266,7 @@ func (s *Store) Bury(ctx context.Context, seq int64, errMsg string) error {
 // Redrive moves a dead delivery back to pending, Attempts reset, due at now.
 func (s *Store) Redrive(ctx context.Context, seq int64, now time.Time) error {
 	err := affected(s.w.ExecContext(ctx, `UPDATE deliveries
-		SET state = ?, attempts = 0, next_attempt_at = ?, claimed_by = '', claimed_until = NULL
+		SET state = ?, attempts = 0, next_attempt_at = ?, claimed_by = '', claimed_until = NULL, claim_token = '', done_at = NULL
 		WHERE seq = ? AND state = ?`, store.DeliveryPending, ms(now), seq, store.DeliveryDead))
 	if err != nil {
 		return fmt.Errorf("sqlite: redrive %d: %w", seq, err)
@@ -223,13 +275,13 @@ func (s *Store) Redrive(ctx context.Context, seq int64, now time.Time) error {
 }
 
 // ListDeliveries lists deliveries in state (every state when empty), oldest
-// first; limit <= 0 lists all.
+// first, without bodies; limit <= 0 lists all.
 func (s *Store) ListDeliveries(ctx context.Context, state store.DeliveryState, n int) ([]store.Delivery, error) {
 	var w where
 	if state != "" {
 		w.add("state = ?", state)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries`+w.sql()+` ORDER BY seq`+limit(n), w.args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+listCols+` FROM deliveries`+w.sql()+` ORDER BY seq`+limit(n), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list deliveries: %w", err)
 	}
@@ -240,7 +292,7 @@ func (s *Store) ListDeliveries(ctx context.Context, state store.DeliveryState, n
 	return out, nil
 }
 
-// GetDelivery returns one delivery; ErrNotFound when missing.
+// GetDelivery returns one delivery with its body; ErrNotFound when missing.
 func (s *Store) GetDelivery(ctx context.Context, seq int64) (*store.Delivery, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE seq = ?`, seq)
 	if err != nil {
@@ -282,8 +334,8 @@ func scanDeliveries(rows *sql.Rows) ([]store.Delivery, error) {
 		var d store.Delivery
 		var source, state string
 		var received, next, until, done sql.NullInt64
-		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &received, &state, &d.Attempts,
-			&next, &d.ClaimedBy, &until, &d.LastError, &done); err != nil {
+		if err := rows.Scan(&d.Seq, &source, &d.DeliveryID, &d.EventKey, &d.Body, &d.BodyBytes, &received, &state, &d.Attempts,
+			&next, &d.ClaimedBy, &until, &d.LastError, &done, &d.ClaimToken); err != nil {
 			return nil, err
 		}
 		d.Source = model.Source(source)

@@ -42,6 +42,9 @@ type Store struct {
 	w *sql.DB // one connection: SQLite allows one writer at a time
 	r *sql.DB // readers; WAL lets them run beside the writer
 
+	path string   // the database file ("" in memory): Own locks path+".lock"
+	lock *os.File // held while this process owns the file (see Own)
+
 	// Enqueue group commit (see inbox.go).
 	mu      sync.Mutex
 	queue   []*enqueueReq
@@ -81,6 +84,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, r: w}
+	if !mem {
+		s.path = filePath(path)
+	}
 	if err := s.migrate(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -125,11 +131,15 @@ func dsn(path string, writer bool) string {
 	return path + sep + q.Encode()
 }
 
-// Close closes both pools.
+// Close closes both pools, then gives up ownership of the file.
 func (s *Store) Close() error {
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
+	}
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close()) // closing the file releases its lock
+		s.lock = nil
 	}
 	return err
 }

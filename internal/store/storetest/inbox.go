@@ -25,6 +25,12 @@ func inboxTests() []test {
 		{"ListDeliveries", testListDeliveries},
 		{"GetDeliveryNotFound", testGetDeliveryNotFound},
 		{"InboxStats", testInboxStats},
+		{"RenewFenced", testRenewFenced},
+		{"StaleHolderLoses", testStaleHolderLoses},
+		{"HeartbeatTakeover", testHeartbeatTakeover},
+		{"Model", testInboxModel},
+		{"Prune", testPrune},
+		{"Size", testSize},
 	}
 }
 
@@ -159,6 +165,7 @@ func testEnqueueRoundTrip(t *testing.T, s store.Store) {
 		DeliveryID:    "c0ffee",
 		EventKey:      "jira:issue_updated",
 		Body:          []byte(`{"id":"c0ffee"}`),
+		BodyBytes:     len(`{"id":"c0ffee"}`),
 		ReceivedAt:    canon(base),
 		State:         store.DeliveryPending,
 		NextAttemptAt: canon(base),
@@ -302,26 +309,45 @@ func testClaimConcurrent(t *testing.T, s store.Store) {
 	}
 }
 
+// claimOne claims the oldest due delivery for worker at now and fails the
+// test unless it is seq.
+func claimOne(t *testing.T, s store.Store, worker string, now time.Time, seq int64) store.Claim {
+	t.Helper()
+	got := claim(t, s, worker, now, time.Minute, 1)
+	if len(got) != 1 || got[0].Seq != seq {
+		t.Fatalf("claim: %v, want %d", seqsOf(got), seq)
+	}
+	if got[0].ClaimToken == "" {
+		t.Fatalf("claim of %d carries no token", seq)
+	}
+	return store.ClaimOf(got[0])
+}
+
+func lost(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, store.ErrLostClaim) || !errors.Is(err, store.ErrConflict) {
+		t.Errorf("%s: %v, want ErrLostClaim", what, err)
+	}
+}
+
 func testComplete(t *testing.T, s store.Store) {
 	seqs := enqueue(t, s, 2)
-	claim(t, s, "w1", base, time.Minute, 1)
-	must(t, s.Complete(ctxT(t), seqs[0], at(time.Second)), "Complete")
+	c := claimOne(t, s, "w1", base, seqs[0])
+	must(t, s.Complete(ctxT(t), c, at(time.Second)), "Complete")
 	d := getDelivery(t, s, seqs[0])
-	if d.State != store.DeliveryDone || !d.DoneAt.Equal(canon(at(time.Second))) || !d.ClaimedUntil.IsZero() {
-		t.Errorf("completed: state %s done %v until %v", d.State, d.DoneAt, d.ClaimedUntil)
+	if d.State != store.DeliveryDone || !d.DoneAt.Equal(canon(at(time.Second))) || !d.ClaimedUntil.IsZero() || d.ClaimToken != "" {
+		t.Errorf("completed: state %s done %v until %v token %q", d.State, d.DoneAt, d.ClaimedUntil, d.ClaimToken)
 	}
 	utc(t, "DoneAt", d.DoneAt)
 	for _, tc := range []struct {
 		name string
-		seq  int64
+		c    store.Claim
 	}{
-		{"twice", seqs[0]},
-		{"pending, never claimed", seqs[1]},
-		{"unknown", seqs[1] + 100},
+		{"twice", c},
+		{"pending, never claimed", store.Claim{Seq: seqs[1]}},
+		{"unknown", store.Claim{Seq: seqs[1] + 100, Token: c.Token}},
 	} {
-		if err := s.Complete(ctxT(t), tc.seq, at(time.Minute)); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Complete %s: %v, want ErrNotFound", tc.name, err)
-		}
+		lost(t, "Complete "+tc.name, s.Complete(ctxT(t), tc.c, at(time.Minute)))
 	}
 	if got := claim(t, s, "w1", at(time.Hour), time.Minute, 10); len(got) != 1 || got[0].Seq != seqs[1] {
 		t.Errorf("claim after complete: %v, want only %d", seqsOf(got), seqs[1])
@@ -330,48 +356,46 @@ func testComplete(t *testing.T, s store.Store) {
 
 func testRetry(t *testing.T, s store.Store) {
 	seq := enqueue(t, s, 1)[0]
-	claim(t, s, "w1", base, time.Minute, 1)
+	c := claimOne(t, s, "w1", base, seq)
 	retryAt := at(10 * time.Minute)
-	must(t, s.Retry(ctxT(t), seq, retryAt, "bitbucket: 503"), "Retry")
+	must(t, s.Retry(ctxT(t), c, retryAt, "bitbucket: 503"), "Retry")
 	d := getDelivery(t, s, seq)
 	want := store.Delivery{
 		Seq: seq, Source: model.SourceBitbucket, DeliveryID: "d-000", EventKey: "pullrequest:created",
-		Body: []byte(`{"id":"d-000"}`), ReceivedAt: canon(base), State: store.DeliveryPending, Attempts: 1,
+		Body: []byte(`{"id":"d-000"}`), BodyBytes: len(`{"id":"d-000"}`), ReceivedAt: canon(base), State: store.DeliveryPending, Attempts: 1,
 		NextAttemptAt: canon(retryAt), LastError: "bitbucket: 503",
 	}
 	same(t, "after Retry", d, want)
+	lost(t, "Retry twice", s.Retry(ctxT(t), c, retryAt, "again"))
 	if got := claim(t, s, "w2", retryAt.Add(-time.Millisecond), time.Minute, 10); len(got) != 0 {
 		t.Errorf("claimed before due: %v", seqsOf(got))
 	}
 	got := claim(t, s, "w2", retryAt, time.Minute, 10)
 	if len(got) != 1 || got[0].Attempts != 2 || got[0].ClaimedBy != "w2" {
-		t.Errorf("claim when due: %+v", got)
+		t.Fatalf("claim when due: %+v", got)
 	}
-	for _, tc := range []struct {
-		name string
-		seq  int64
-	}{{"unknown", seq + 100}} {
-		if err := s.Retry(ctxT(t), tc.seq, retryAt, "x"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Retry %s: %v, want ErrNotFound", tc.name, err)
-		}
+	c2 := store.ClaimOf(got[0])
+	if c2.Token == c.Token {
+		t.Errorf("a new claim kept the old token %q", c.Token)
 	}
-	must(t, s.Complete(ctxT(t), seq, retryAt), "Complete")
-	if err := s.Retry(ctxT(t), seq, retryAt, "late"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Retry of a done delivery: %v, want ErrNotFound", err)
-	}
+	lost(t, "Retry with the first claim's token", s.Retry(ctxT(t), c, retryAt, "stale"))
+	lost(t, "Retry unknown", s.Retry(ctxT(t), store.Claim{Seq: seq + 100, Token: c2.Token}, retryAt, "x"))
+	must(t, s.Complete(ctxT(t), c2, retryAt), "Complete")
+	lost(t, "Retry of a done delivery", s.Retry(ctxT(t), c2, retryAt, "late"))
 }
 
 func testBuryRedrive(t *testing.T, s store.Store) {
 	seqs := enqueue(t, s, 2)
-	claim(t, s, "w1", base, time.Minute, 1)
+	c := claimOne(t, s, "w1", base, seqs[0])
 	for range 2 { // a second claim: Attempts 2 before the burial
-		must(t, s.Retry(ctxT(t), seqs[0], base, "again"), "Retry")
-		claim(t, s, "w1", base, time.Minute, 1)
+		must(t, s.Retry(ctxT(t), c, base, "again"), "Retry")
+		c = claimOne(t, s, "w1", base, seqs[0])
 	}
-	must(t, s.Bury(ctxT(t), seqs[0], "permanent: 404"), "Bury")
+	lost(t, "Bury with a wrong token", s.Bury(ctxT(t), store.Claim{Seq: seqs[0], Token: "x"}, at(time.Second), "x"))
+	must(t, s.Bury(ctxT(t), c, at(time.Second), "permanent: 404"), "Bury")
 	d := getDelivery(t, s, seqs[0])
-	if d.State != store.DeliveryDead || d.LastError != "permanent: 404" || d.Attempts != 3 {
-		t.Errorf("buried: state %s error %q attempts %d", d.State, d.LastError, d.Attempts)
+	if d.State != store.DeliveryDead || d.LastError != "permanent: 404" || d.Attempts != 3 || !d.DoneAt.Equal(canon(at(time.Second))) {
+		t.Errorf("buried: state %s error %q attempts %d done %v", d.State, d.LastError, d.Attempts, d.DoneAt)
 	}
 	if got := claim(t, s, "w1", at(time.Hour), 24*time.Hour, 10); len(got) != 1 || got[0].Seq != seqs[1] {
 		t.Errorf("claim with a dead delivery: %v, want only %d", seqsOf(got), seqs[1])
@@ -382,8 +406,8 @@ func testBuryRedrive(t *testing.T, s store.Store) {
 	now := at(2 * time.Hour)
 	must(t, s.Redrive(ctxT(t), seqs[0], now), "Redrive")
 	d = getDelivery(t, s, seqs[0])
-	if d.State != store.DeliveryPending || d.Attempts != 0 || !d.NextAttemptAt.Equal(canon(now)) {
-		t.Errorf("redriven: state %s attempts %d next %v", d.State, d.Attempts, d.NextAttemptAt)
+	if d.State != store.DeliveryPending || d.Attempts != 0 || !d.NextAttemptAt.Equal(canon(now)) || !d.DoneAt.IsZero() {
+		t.Errorf("redriven: state %s attempts %d next %v done %v", d.State, d.Attempts, d.NextAttemptAt, d.DoneAt)
 	}
 	if err := s.Redrive(ctxT(t), seqs[0], now); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Redrive twice: %v, want ErrNotFound", err)
@@ -391,23 +415,14 @@ func testBuryRedrive(t *testing.T, s store.Store) {
 	if got := claim(t, s, "w2", now, time.Minute, 10); len(got) != 1 || got[0].Seq != seqs[0] || got[0].Attempts != 1 {
 		t.Errorf("claim after redrive: %+v", got)
 	}
-	for _, tc := range []struct {
-		name string
-		err  error
-	}{
-		{"Bury unknown", s.Bury(ctxT(t), seqs[1]+100, "x")},
-		{"Redrive unknown", s.Redrive(ctxT(t), seqs[1]+100, now)},
-	} {
-		if !errors.Is(tc.err, store.ErrNotFound) {
-			t.Errorf("%s: %v, want ErrNotFound", tc.name, tc.err)
-		}
+	lost(t, "Bury of the buried claim", s.Bury(ctxT(t), c, now, "x"))
+	lost(t, "Bury unknown", s.Bury(ctxT(t), store.Claim{Seq: seqs[1] + 100}, now, "x"))
+	if err := s.Redrive(ctxT(t), seqs[1]+100, now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Redrive unknown: %v, want ErrNotFound", err)
 	}
-	// Bury takes a delivery in any state, pending included.
+	// A pending delivery cannot be buried: nobody holds it.
 	e := enqueue2(t, s, "late")
-	must(t, s.Bury(ctxT(t), e, "poison"), "Bury pending")
-	if d := getDelivery(t, s, e); d.State != store.DeliveryDead {
-		t.Errorf("buried pending: state %s", d.State)
-	}
+	lost(t, "Bury pending", s.Bury(ctxT(t), store.Claim{Seq: e}, now, "poison"))
 }
 
 func enqueue2(t *testing.T, s store.Store, id string) int64 {
@@ -426,12 +441,12 @@ func inboxStates(t *testing.T, s store.Store) []int64 {
 	// Claims take the oldest first, so push 0…2 into the future, then claim 3…6.
 	got := claim(t, s, "w", at(10*time.Minute), time.Hour, 3)
 	for _, d := range got {
-		must(t, s.Retry(ctxT(t), d.Seq, at(24*time.Hour), "later"), "Retry")
+		must(t, s.Retry(ctxT(t), store.ClaimOf(d), at(24*time.Hour), "later"), "Retry")
 	}
 	got = claim(t, s, "w", at(10*time.Minute), time.Hour, 4)
 	same(t, "claimed", seqsOf(got), seqs[3:7])
-	must(t, s.Complete(ctxT(t), seqs[5], at(11*time.Minute)), "Complete")
-	must(t, s.Bury(ctxT(t), seqs[6], "dead"), "Bury")
+	must(t, s.Complete(ctxT(t), store.ClaimOf(got[2]), at(11*time.Minute)), "Complete")
+	must(t, s.Bury(ctxT(t), store.ClaimOf(got[3]), at(11*time.Minute), "dead"), "Bury")
 	return seqs
 }
 
@@ -458,6 +473,15 @@ func testListDeliveries(t *testing.T, s store.Store) {
 			if tc.state != "" && d.State != tc.state {
 				t.Errorf("ListDeliveries(%s) returned %d in state %s", tc.state, d.Seq, d.State)
 			}
+			if d.Body != nil {
+				t.Errorf("ListDeliveries(%s) returned the body of %d", tc.state, d.Seq)
+			}
+			if want := len(getDelivery(t, s, d.Seq).Body); d.BodyBytes != want || want == 0 {
+				t.Errorf("ListDeliveries(%s): %d has BodyBytes %d, want %d", tc.state, d.Seq, d.BodyBytes, want)
+			}
+			if d.DeliveryID == "" || d.ReceivedAt.IsZero() {
+				t.Errorf("ListDeliveries(%s) returned %d without its id or time: %+v", tc.state, d.Seq, d)
+			}
 		}
 	}
 }
@@ -473,14 +497,15 @@ func testInboxStats(t *testing.T, s store.Store) {
 	must(t, err, "InboxStats")
 	same(t, "empty InboxStats", st, store.InboxStats{})
 
-	seqs := inboxStates(t, s)
+	inboxStates(t, s)
 	st, err = s.InboxStats(ctxT(t))
 	must(t, err, "InboxStats")
 	same(t, "InboxStats", st, store.InboxStats{Pending: 3, Processing: 2, Dead: 1, OldestPending: canon(base)})
 	utc(t, "OldestPending", st.OldestPending)
 
-	// The oldest pending one is buried: the next oldest counts.
-	must(t, s.Bury(ctxT(t), seqs[0], "x"), "Bury")
+	// The oldest pending one is claimed and buried: the next oldest counts.
+	got := claim(t, s, "w", at(24*time.Hour), time.Hour, 1)
+	must(t, s.Bury(ctxT(t), store.ClaimOf(got[0]), at(24*time.Hour), "x"), "Bury")
 	st, err = s.InboxStats(ctxT(t))
 	must(t, err, "InboxStats")
 	same(t, "InboxStats after bury", st, store.InboxStats{Pending: 2, Processing: 2, Dead: 2, OldestPending: canon(at(time.Minute))})

@@ -7,8 +7,8 @@
 //   - nil slices and maps come back nil, empty ones empty; raw JSON comes back
 //     byte for byte, empty as nil; an empty Body comes back nil;
 //   - a lease or a claim whose expiry is <= now has expired;
-//   - Complete and Retry act on processing deliveries only (ErrNotFound
-//     otherwise), Bury on a delivery in any state;
+//   - Renew, Complete, Retry and Bury act only on the current claim (its
+//     token) of a processing delivery, ErrLostClaim otherwise;
 //   - ListDeliveries with an empty state lists every state; limits <= 0 do
 //     not limit;
 //   - the ClosedSince/ClosedUntil bounds of PRFilter match closed PRs only;
