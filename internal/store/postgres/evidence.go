@@ -59,6 +59,9 @@ func appendEvidence(ctx context.Context, tx pgx.Tx, kind string, at time.Time, c
 	if err != nil {
 		return evidence.Record{}, fmt.Errorf("evidence head: %w", err)
 	}
+	if at, err = notBeforeLast(ctx, tx, at); err != nil {
+		return evidence.Record{}, fmt.Errorf("evidence time: %w", err)
+	}
 	r, err := evidence.Link(head, kind, at, content)
 	if err != nil {
 		return r, err
@@ -264,4 +267,24 @@ func (s *Store) PruneEvidence(ctx context.Context, cut evidence.Checkpoint) (int
 		return 0, fmt.Errorf("postgres: prune evidence: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// notBeforeLast keeps record times in chain order: a record is never timed
+// before the one it follows (replicas' clocks differ, and some writes carry
+// no time of their own), so a week's records are one contiguous run of
+// sequence numbers and a report's span names exactly them. The caller holds
+// the evidence lock.
+func notBeforeLast(ctx context.Context, tx pgx.Tx, at time.Time) (time.Time, error) {
+	var last *int64
+	err := tx.QueryRow(ctx, `SELECT at_ns FROM evidence ORDER BY seq DESC LIMIT 1`).Scan(&last)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && last == nil) {
+		return at, nil
+	}
+	if err != nil {
+		return at, err
+	}
+	if at.UnixNano() < *last {
+		return time.Unix(0, *last).UTC(), nil
+	}
+	return at, nil
 }

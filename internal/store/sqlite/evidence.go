@@ -49,6 +49,9 @@ func appendEvidence(ctx context.Context, tx execer, kind string, at time.Time, c
 	if err != nil {
 		return evidence.Record{}, fmt.Errorf("evidence head: %w", err)
 	}
+	if at, err = notBeforeLast(ctx, tx, at); err != nil {
+		return evidence.Record{}, fmt.Errorf("evidence time: %w", err)
+	}
 	r, err := evidence.Link(head, kind, at, content)
 	if err != nil {
 		return r, err
@@ -264,4 +267,23 @@ func affectedOrUnique(res sql.Result, err error) error {
 		return errUnique
 	}
 	return affected(res, err)
+}
+
+// notBeforeLast keeps record times in chain order: a record is never timed
+// before the one it follows (callers' clocks differ, and some writes carry
+// no time of their own), so a week's records are one contiguous run of
+// sequence numbers and a report's span names exactly them.
+func notBeforeLast(ctx context.Context, tx execer, at time.Time) (time.Time, error) {
+	var last sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT at_ns FROM evidence ORDER BY seq DESC LIMIT 1`).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !last.Valid) {
+		return at, nil
+	}
+	if err != nil {
+		return at, err
+	}
+	if at.UnixNano() < last.Int64 {
+		return time.Unix(0, last.Int64).UTC(), nil
+	}
+	return at, nil
 }

@@ -33,6 +33,7 @@ func RunEvidence(t *testing.T, open func(t *testing.T) store.Store, exec Exec) {
 		{"SignedCheckpointCatchesRewrite", testEvidenceRewrite},
 		{"PruneKeepsChain", testEvidencePrune},
 		{"Span", testEvidenceSpan},
+		{"TimesInChainOrder", testEvidenceTimeOrder},
 		{"ConcurrentAppends", testEvidenceConcurrent},
 		{"BreakIsRecordedAndAppendsGoOn", testEvidenceBreak},
 		{"RowsMatchRecords", testEvidenceRows},
@@ -404,5 +405,39 @@ func testEvidenceRows(t *testing.T, s store.Store, exec Exec) {
 	must(t, err, "CheckRows")
 	if p == nil || p.Row != "decision 3" || !strings.Contains(p.What, "no record") {
 		t.Errorf("inserted decision: %v", p)
+	}
+}
+
+// testEvidenceTimeOrder: a write that carries no time of its own (an
+// outcome, timed by the wall clock) after a decision timed later (a
+// simulated or skewed clock) is timed no earlier than the decision, so the
+// decision's week holds both and the span is one run of sequence numbers.
+func testEvidenceTimeOrder(t *testing.T, s store.Store, _ Exec) {
+	ctx := context.Background()
+	later := time.Now().UTC().Add(30 * 24 * time.Hour).Truncate(time.Millisecond)
+	d := &store.DecisionRecord{Kind: model.SubjectPullRequest, Summary: "from a clock ahead", CreatedAt: later}
+	id, err := s.SaveDecision(ctx, d)
+	must(t, err, "SaveDecision")
+	must(t, s.SetOutcome(ctx, id, "done"), "SetOutcome")
+	var times []time.Time
+	err = s.ScanEvidence(ctx, 1, 0, func(r evidence.Record) bool {
+		at, perr := time.Parse(time.RFC3339Nano, r.Time)
+		if perr != nil {
+			t.Errorf("record %d time %q: %v", r.Seq, r.Time, perr)
+		}
+		times = append(times, at)
+		return true
+	})
+	must(t, err, "ScanEvidence")
+	if len(times) != 2 {
+		t.Fatalf("records = %d, want 2", len(times))
+	}
+	if times[1].Before(times[0]) {
+		t.Errorf("outcome timed %v before its decision %v", times[1], times[0])
+	}
+	before, last, err := s.EvidenceSpan(ctx, later.Add(-time.Hour), later.Add(time.Hour))
+	must(t, err, "EvidenceSpan")
+	if before.Seq != 0 || last.Seq != 2 {
+		t.Errorf("span = %d..%d, want records 1–2 (before 0, last 2)", before.Seq, last.Seq)
 	}
 }
