@@ -279,3 +279,7 @@ func mdEscape(s string) string {
 	}
 	return b.String()
 }
+
+// Verdict is one word for where a rule that applied stands: met, waiting,
+// failed (tests) or advisory.
+func (r RuleResult) Verdict() string { return verdict(r) }

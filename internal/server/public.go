@@ -29,7 +29,7 @@ const (
 // accountIDLike matches Atlassian account ids in free text: the current
 // form "<digits>:<uuid>" and the older 24 hexadecimal characters (a full
 // commit hash is 40 and is not matched).
-var accountIDLike = regexp.MustCompile(`\b\d{1,10}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|\b[0-9a-f]{24}\b`)
+var accountIDLike = regexp.MustCompile(`(?:\baccount )?\b\d{1,10}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|(?:\baccount )?\b[0-9a-f]{24}\b`)
 
 // accountKeys are JSON keys whose values are account ids (a string or a
 // list of strings) in the decisions rolekeeper stores: rules.RuleResult's
@@ -140,6 +140,7 @@ func (r *redactor) text(s string) string {
 		}
 	}
 	for _, id := range r.known {
+		s = strings.ReplaceAll(s, "account "+id, r.names[id]) // "account X authored …" reads as the person
 		s = strings.ReplaceAll(s, id, r.names[id])
 	}
 	return accountIDLike.ReplaceAllString(s, outsider)
