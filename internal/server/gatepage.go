@@ -173,7 +173,11 @@ func (s *Server) gatePage(w http.ResponseWriter, r *http.Request) {
 		if e.By != "" {
 			by = red.person(e.By)
 		}
-		p.History = append(p.History, historyRow{At: e.At.UTC(), What: e.What, By: by, PR: e.PR, Detail: red.text(e.Detail)})
+		detail := red.text(e.Detail)
+		if e.What == "asked" && detail == p.PolicyWhy || detail == withheld {
+			detail = "" // said once: under who may approve, or in the verdict
+		}
+		p.History = append(p.History, historyRow{At: e.At.UTC(), What: e.What, By: by, PR: e.PR, Detail: detail})
 	}
 	p.Verdict = s.gateVerdict(g, red)
 
@@ -200,7 +204,7 @@ func (s *Server) gateVerdict(g *store.Gate, red *redactor) verdict {
 		return verdict{Class: "wait", Text: "Waiting for an approval, until " + g.ExpiresAt.UTC().Format("Mon 2 Jan 15:04 MST") + "."}
 	case store.GateApproved:
 		if g.BreakGlass {
-			return verdict{Class: "unmet", Text: "Opened by break-glass (" + by + ") on " + at + ", without the approval the rule asks for. " + withheld}
+			return verdict{Class: "unmet", Text: "Opened by break-glass by " + by + " on " + at + ", without the approval the rule asks for. " + withheld}
 		}
 		return verdict{Class: "met", Text: "Approved by " + by + " on " + at + "."}
 	case store.GateRejected:
@@ -249,9 +253,8 @@ var gateTmpl = template.Must(template.New("gate").Funcs(template.FuncMap{"itoa":
 <li>In an emergency, a holder of the {{.BreakGlass}} role may comment <code>/break-glass {{.Environment}} &lt;reason&gt;</code>.</li></ul>
 <h2>Until when</h2><p>The gate expires on {{.Expires.Format "Mon 2 Jan 2006 15:04 MST"}}; the deployment then fails.</p>{{end}}
 {{if .History}}<h2>History</h2>
-<table><tr><th>When</th><th>What</th><th>Detail</th></tr>
-{{range .History}}<tr><td class="when">{{.At.Format "2 Jan 15:04"}}</td><td>{{.What}}{{if .By}} · <bdi>{{.By}}</bdi>{{end}}{{if .PR}} · #{{.PR}}{{end}}</td><td><bdi>{{.Detail}}</bdi></td></tr>
-{{end}}</table>{{end}}
+<ul class="history">{{range .History}}<li><span class="muted">{{.At.Format "Mon 2 Jan 15:04"}}</span> <strong>{{.What}}</strong>{{if .By}} by <bdi>{{.By}}</bdi>{{end}}{{if .PR}} on #{{.PR}}{{end}}{{if .Detail}}<br><bdi>{{.Detail}}</bdi>{{end}}</li>
+{{end}}</ul>{{end}}
 <p class="muted">rolekeeper · {{if .Decision}}<a href="{{.Decision}}">the latest decision</a>{{end}}</p>
 </body></html>
 `))

@@ -208,6 +208,7 @@ th{font-weight:600}td.when{white-space:nowrap}
 h1,p,li,td,summary,.facts{overflow-wrap:break-word}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:var(--code);padding:.5rem}
 details{margin:.8rem 0}summary{cursor:pointer}
+ul.history{list-style:none;padding:0}ul.history li{padding:.35rem 0;border-bottom:1px solid var(--line)}
 @media print{body{max-width:none;margin:0}a{color:inherit}}
 </style>`
 

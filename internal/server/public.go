@@ -120,10 +120,20 @@ func (r *redactor) name(id string) string {
 	case id == "" || id == automatic:
 		return id
 	case r.names[id] != "":
-		return r.names[id]
+		return bidiControls.Replace(r.names[id])
 	}
 	return outsider
 }
+
+// bidiControls are the explicit direction embeddings, overrides, isolates
+// and marks: dropped from what a page shows, so that a name cannot turn
+// the text after it around ("\u202Egnp.exe" reads as "exe.png"). The
+// pages isolate every user text (<bdi>), so right-to-left names still
+// read right.
+var bidiControls = strings.NewReplacer(
+	"\u202a", "", "\u202b", "", "\u202c", "", "\u202d", "", "\u202e", "",
+	"\u2066", "", "\u2067", "", "\u2068", "", "\u2069", "", "\u200e", "", "\u200f", "",
+)
 
 // text withholds break-glass reasons and replaces account ids in free
 // text. A reason shorter than 4 characters is withheld only where it is
@@ -143,7 +153,7 @@ func (r *redactor) text(s string) string {
 		s = strings.ReplaceAll(s, "account "+id, r.names[id]) // "account X authored …" reads as the person
 		s = strings.ReplaceAll(s, id, r.names[id])
 	}
-	return accountIDLike.ReplaceAllString(s, outsider)
+	return bidiControls.Replace(accountIDLike.ReplaceAllString(s, outsider))
 }
 
 // value returns v as it may be shown: account_id fields dropped (the name
