@@ -78,7 +78,7 @@ func prView(d *rules.Decision) (verdict, []ruleView, []ruleView) {
 				v.Approvals += ": " + strings.Join(names, ", ")
 			}
 		}
-		for _, n := range slices.Concat(prefixed("not asked: ", r.Excluded), prefixed("does not count: ", r.Ignored), r.Notes) {
+		for _, n := range slices.Concat(prefixed("not asked: ", r.Excluded), prefixed("ignored: ", r.Ignored), r.Notes) {
 			if !slices.Contains(v.Notes, n) {
 				v.Notes = append(v.Notes, n)
 			}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -143,7 +144,7 @@ func (s *Server) gatePage(w http.ResponseWriter, r *http.Request) {
 
 	p := gatePageData{Repository: g.Repository, Commit: short(g.Commit), Environment: g.Environment, Team: g.Team, Rule: g.RuleID,
 		Pending: g.State == store.GatePending, Expires: g.ExpiresAt.UTC(), Decided: g.DecidedAt.UTC(),
-		PolicyWhy: red.text(doc.Policy.Reason), Invalidate: doc.Policy.InvalidateOnPush, BreakGlass: gate.BreakGlassRole,
+		PolicyWhy: red.text(rules.RuleResult{RuleID: doc.Policy.RuleID, Reason: doc.Policy.Reason}.Why()), Invalidate: doc.Policy.InvalidateOnPush, BreakGlass: gate.BreakGlassRole,
 		Decision: store.DecisionURL(s.opt.PublicURL, latest.PublicID)}
 	p.Title = g.Environment + " deployment of " + g.Repository + "@" + p.Commit
 	for _, a := range g.Approvers {
@@ -173,9 +174,19 @@ func (s *Server) gatePage(w http.ResponseWriter, r *http.Request) {
 		if e.By != "" {
 			by = red.person(e.By)
 		}
+		// Each fact once: the policy under who may approve, a withheld
+		// reason in the verdict.
 		detail := red.text(e.Detail)
-		if e.What == "asked" && detail == p.PolicyWhy || detail == withheld {
-			detail = "" // said once: under who may approve, or in the verdict
+		if e.What == "asked" {
+			if full := red.text(doc.Policy.Reason); full != "" {
+				detail = strings.TrimSuffix(strings.TrimSuffix(detail, full), ": ")
+			}
+			if detail == p.PolicyWhy {
+				detail = ""
+			}
+		}
+		if detail == withheld {
+			detail = ""
 		}
 		p.History = append(p.History, historyRow{At: e.At.UTC(), What: e.What, By: by, PR: e.PR, Detail: detail})
 	}

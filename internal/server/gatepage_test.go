@@ -84,7 +84,8 @@ func richStore(t *testing.T) *fakeStore {
 	issueJSON, _ := json.Marshal(issue)
 	pol := rules.DeployResult{Gated: true, Team: "payments", Environment: "production", RuleID: "product-owner/deploy-approval", Role: "product-owner",
 		Eligible: []rules.Pick{{AccountID: accAmara, Name: "Amara Okafor"}}, Authors: []string{accOutside},
-		Reason: "deployments of team Payments to production need an approval from product-owner who did not author the change", InvalidateOnPush: true}
+		Reason: `product-owner/deploy-approval (Product owner: "Performs and oversees production deployments"): ` +
+			"deployments of team Payments to production need an approval from product-owner who did not author the change", InvalidateOnPush: true}
 	st.decisions = append(st.decisions,
 		store.DecisionRecord{ID: 20, PublicID: pubRules, Kind: model.SubjectPullRequest, Repository: "reloadly/checkout-service", PR: 2,
 			Commit: "fedcba9876543210fedcba9876543210fedcba98", Team: "checkout", Trigger: "pr.updated", Summary: "asked Oluwaseun Adeyemi", Outcome: "requested 1 reviewer",
@@ -106,7 +107,7 @@ func richStore(t *testing.T) *fakeStore {
 			Team: "payments", RuleID: "product-owner/deploy-approval", State: store.GatePending, Approvers: []string{accAmara, accLegacy},
 			Excluded: []string{accOutside}, PRs: []int{12}, CreatedAt: at, ExpiresAt: at.Add(24 * time.Hour),
 			Data: gateData(t, pubWaiting2, []gate.Entry{
-				{At: at, What: "asked", Detail: pol.Reason},
+				{At: at, What: "asked", Detail: "production of reloadly/payments-api@0123456789ab by build #318: " + pol.Reason},
 				{At: at.Add(time.Minute), What: "pull requests", Detail: "carried by #12"},
 				{At: at.Add(2 * time.Minute), What: "refused /approve-deploy", By: accOutside, PR: 12,
 					Detail: "account " + accOutside + " authored a pull request that brought this commit and does not hold product-owner for team payments"},
@@ -237,6 +238,12 @@ func TestGatePage(t *testing.T) {
 			if !strings.Contains(body, want) {
 				t.Errorf("/gates/%s lacks %q", pub, want)
 			}
+		}
+		// The policy is said once, under who may approve, without the
+		// rule's label: not again in the history.
+		if strings.Count(text, "need an approval from product-owner") != 1 || strings.Contains(text, "Performs and oversees") ||
+			!strings.Contains(text, "asked production of reloadly/payments-api@0123456789ab by build #318 ") {
+			t.Errorf("the policy is not said once:\n%s", text)
 		}
 		if strings.Index(text, "refused /approve-deploy") > strings.Index(text, "carried by #12") {
 			t.Errorf("history is not newest first:\n%s", text)

@@ -230,9 +230,9 @@ var pageTmpl = template.Must(template.New("decision").Parse(`<!doctype html>
 {{if .Approvals}}<p>Approvals: <bdi>{{.Approvals}}</bdi></p>{{end}}
 {{range .Notes}}<p class="muted"><bdi>{{.}}</bdi></p>{{end}}
 </div>{{end}}{{end}}
-{{if .Quiet}}<details><summary>{{len .Quiet}} {{if eq (len .Quiet) 1}}rule did{{else}}rules did{{end}} not apply: {{range $i, $r := .Quiet}}{{if $i}}, {{end}}{{$r.ID}}{{end}}</summary>
+{{if .Quiet}}<details><summary>{{if eq (len .Quiet) 1}}1 rule did not apply: {{(index .Quiet 0).ID}}{{else}}{{len .Quiet}} other rules did not apply{{end}}</summary>
 <ul>{{range .Quiet}}<li><strong>{{.ID}}</strong>: <bdi>{{.Why}}</bdi></li>{{end}}</ul></details>{{end}}
-{{with .PR}}{{if .Statuses}}<h2>Commit statuses</h2><table>{{range .Statuses}}<tr><td><code>{{.Key}}</code></td><td>{{.State}}</td><td><bdi>{{.Description}}</bdi></td></tr>{{end}}</table>{{end}}{{end}}
+{{with .PR}}{{if .Statuses}}<details><summary>Commit statuses posted ({{len .Statuses}})</summary><table>{{range .Statuses}}<tr><td><code>{{.Key}}</code></td><td>{{.State}}</td><td><bdi>{{.Description}}</bdi></td></tr>{{end}}</table></details>{{end}}{{end}}
 {{if .Raw}}<details><summary>The whole decision (JSON)</summary><pre>{{.Raw}}</pre></details>{{end}}
 <p class="muted">Why this was decided: trigger <code>{{.Rec.Trigger}}</code>, outcome <bdi>{{.Rec.Outcome}}</bdi>. rolekeeper · <a href="?format=text">text</a> · <a href="?format=json">json</a></p>
 </body></html>
