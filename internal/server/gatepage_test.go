@@ -313,3 +313,13 @@ func TestPagesRenderHostileTextAsText(t *testing.T) {
 		}
 	}
 }
+
+// TestGateDecisionPageSaysItOnce: a gate decision's page leads with its
+// summary, once, and links the gate page.
+func TestGateDecisionPageSaysItOnce(t *testing.T) {
+	s, _ := newTestServer(t, richStore(t), token, adminToken)
+	text := visible(do(t, s.Handler(), "GET", "/decisions/"+pubWaiting, "").Body.String())
+	if n := strings.Count(text, "gate "+gateWaiting+" asked"); n != 1 {
+		t.Errorf("summary said %d times:\n%s", n, text)
+	}
+}

@@ -219,8 +219,7 @@ var pageTmpl = template.Must(template.New("decision").Parse(`<!doctype html>
 <h1>{{if .Link}}<a href="{{.Link}}">{{.Subject}}</a>{{else}}{{.Subject}}{{end}}</h1>
 <p class="verdict {{.Verdict.Class}}"><bdi>{{.Verdict.Text}}</bdi></p>
 <p class="facts">{{if .Rec.Team}}<span>team <bdi>{{.Rec.Team}}</bdi></span> · {{end}}{{if .Commit}}<span>commit <code>{{.Commit}}</code></span> · {{end}}<span>decided {{.Rec.CreatedAt.UTC.Format "2 Jan 2006 15:04 MST"}}</span></p>
-{{if .Gate}}<p><a href="{{.Gate}}">The gate as it is now: who may approve, how, until when, its history</a></p>
-<p class="muted"><bdi>{{.Rec.Summary}}</bdi></p>{{end}}
+{{if .Gate}}<p><a href="{{.Gate}}">The gate as it is now: who may approve, how, until when, its history</a></p>{{end}}
 {{if .Applied}}<h2>Rules that applied</h2>
 {{range .Applied}}<div class="rule">
 <div><span class="tag {{.Class}}">{{.Verdict}}</span> <strong>{{.ID}}</strong></div>
