@@ -170,6 +170,19 @@ func (p Pick) Why() string {
 	return p.Reason
 }
 
+// RoleTitle is the title of the rule's role as its reason's label gives
+// it (`id (Title: "responsibility")`), or the role's id.
+func (r RuleResult) RoleTitle() string {
+	rest, ok := strings.CutPrefix(r.Reason, r.RuleID+" (")
+	if !ok || r.RuleID == "" {
+		return r.Role
+	}
+	if j := strings.Index(rest, `: "`); j > 0 {
+		return rest[:j]
+	}
+	return r.Role
+}
+
 // Why is the rule's reason without its opening label (the rule's id, role
 // and responsibility), for a page that shows those once on their own.
 // A reason that does not start with the rule's id is returned whole.

@@ -210,6 +210,12 @@ func TestWhyDropsWhatTheLineAlreadySays(t *testing.T) {
 		{RuleResult{RuleID: "qa/unit-tests", Reason: "qa/unit-tests: not triggered"}, "not triggered"},
 		{RuleResult{RuleID: "qa/unit-tests", Reason: "something else"}, "something else"},
 	}
+	if got := rules[0].r.RoleTitle(); got != "Technical lead" {
+		t.Errorf("RoleTitle() = %q", got)
+	}
+	if got := (RuleResult{RuleID: "a/b", Role: "a", Reason: "a/b: x"}).RoleTitle(); got != "a" {
+		t.Errorf("RoleTitle() without a label = %q", got)
+	}
 	for _, c := range rules {
 		if got := c.r.Why(); got != c.want {
 			t.Errorf("%q.Why() = %q, want %q", c.r.Reason, got, c.want)

@@ -50,7 +50,7 @@ func prView(d *rules.Decision) (verdict, []ruleView, []ruleView) {
 	var applied, quiet []ruleView
 	var open []string
 	for _, r := range d.Rules {
-		v := ruleView{ID: r.RuleID, Role: r.Role, Responsibility: r.Responsibility, Why: r.Why()}
+		v := ruleView{ID: r.RuleID, Role: r.RoleTitle(), Responsibility: r.Responsibility, Why: r.Why()}
 		if !r.Triggered {
 			v.Verdict, v.Class = "did not apply", "idle"
 			quiet = append(quiet, v)

@@ -304,6 +304,16 @@ func TestPagesRenderHostileTextAsText(t *testing.T) {
 			t.Errorf("page carries %q raw", bad)
 		}
 	}
+	// The gate page: a hostile rejection reason in the verdict and history.
+	st := richStore(t)
+	st.gates[0].State, st.gates[0].DecidedBy, st.gates[0].Reason = store.GateRejected, accAmara, hostileReason+" \u202Eevil"
+	st.gates[0].DecidedAt = st.gates[0].CreatedAt.Add(time.Hour)
+	gs, _ := newTestServer(t, st, token, adminToken)
+	gbody := do(t, gs.Handler(), "GET", "/gates/"+pubWaiting, "").Body.String()
+	if !strings.Contains(gbody, "Rejected by Amara Okafor on 30 Nov 10:00 UTC: &lt;script&gt;alert(1)&lt;/script&gt; **bold** [x](javascript:alert(1)) {color:red}red{color} evil") ||
+		strings.Contains(gbody, "<script>") || strings.Contains(gbody, "\u202E") {
+		t.Errorf("gate page with a hostile reason:\n%s", gbody)
+	}
 	for _, want := range []string{
 		"<bdi>مريم العلي gnp.exe &lt;img src=x onerror=alert(1)&gt;</bdi>",
 		"&lt;script&gt;alert(1)&lt;/script&gt; **bold** [x](javascript:alert(1)) {color:red}red{color}",
