@@ -233,6 +233,6 @@ var pageTmpl = template.Must(template.New("decision").Parse(`<!doctype html>
 <ul>{{range .Quiet}}<li><strong>{{.ID}}</strong>: <bdi>{{.Why}}</bdi></li>{{end}}</ul></details>{{end}}
 {{with .PR}}{{if .Statuses}}<details><summary>Commit statuses posted ({{len .Statuses}})</summary><table>{{range .Statuses}}<tr><td><code>{{.Key}}</code></td><td>{{.State}}</td><td><bdi>{{.Description}}</bdi></td></tr>{{end}}</table></details>{{end}}{{end}}
 {{if .Raw}}<details><summary>The whole decision (JSON)</summary><pre>{{.Raw}}</pre></details>{{end}}
-<p class="muted">Why this was decided: trigger <code>{{.Rec.Trigger}}</code>, outcome <bdi>{{.Rec.Outcome}}</bdi>. rolekeeper · <a href="?format=text">text</a> · <a href="?format=json">json</a></p>
+<p class="muted">Recorded from trigger <code>{{.Rec.Trigger}}</code>, outcome <bdi>{{.Rec.Outcome}}</bdi>. rolekeeper · <a href="?format=text">text</a> · <a href="?format=json">json</a></p>
 </body></html>
 `))
