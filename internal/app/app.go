@@ -210,6 +210,10 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 		Store:      a.store,
 		Roles:      a.reload.status,
 		Redrive:    a.inbox.Redrive,
+
+		// The decision pages link to the pull request or Jira issue.
+		BitbucketURL: cfg.Bitbucket.BaseURL,
+		JiraURL:      cfg.Jira.BaseURL,
 	})
 
 	if err := a.wire(); err != nil {

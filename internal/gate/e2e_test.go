@@ -222,6 +222,11 @@ func TestEndToEndAPI(t *testing.T) {
 		if len(replies) != 1 || !strings.Contains(replies[0], "@{acc-mei}") || !strings.Contains(replies[0], "product-owner") {
 			t.Errorf("replies = %q", replies)
 		}
+		// The reply mentions her by account id (Bitbucket needs it to
+		// notify) and names her, by name, in the reason.
+		if len(replies) == 1 && (strings.Count(replies[0], "acc-mei") != 1 || !strings.Contains(replies[0], "changes nothing: Mei Chen does not hold product-owner")) {
+			t.Errorf("reply does not name the person: %q", replies[0])
+		}
 	})
 
 	t.Run("the other product owner's /approve-deploy opens it; GET shows who, when, why", func(t *testing.T) {

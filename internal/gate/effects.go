@@ -71,7 +71,7 @@ func (s *Service) carryOut(ctx context.Context, g *store.Gate, effs []Effect, p 
 				mentionFail = true
 			}
 		case EffReply:
-			_ = s.comment(ctx, g, e.PR, fmt.Sprintf("@{%s} your %s.", e.Account, e.Text))
+			_ = s.comment(ctx, g, e.PR, s.replyText(e))
 		}
 	}
 	if decisionID == 0 && statusPosted == "" && followUp == "" && followUpErr == "" && !mentionFail {
@@ -232,8 +232,28 @@ func (s *Service) mentionText(g *store.Gate, p Policy, publicID string) string {
 		fmt.Fprintf(&b, "Nobody can approve it: %s.", strings.Join(append([]string{p.Deploy.Reason}, p.Deploy.Notes...), "; "))
 	}
 	fmt.Fprintf(&b, " In an emergency a %s may comment `/break-glass %s <reason>`.\n\n", BreakGlassRole, g.Environment)
-	fmt.Fprintf(&b, "The gate expires at %s. Details: %s", g.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), s.link(g, publicID))
+	details := store.GateURL(s.o.PublicURL, publicID) // the gate as it is whenever it is opened
+	if details == "" {
+		details = s.link(g, publicID)
+	}
+	fmt.Fprintf(&b, "The gate expires at %s. Details: %s", g.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), details)
 	return b.String()
+}
+
+// replyText answers a command that changes nothing. The mention is the
+// account id (Bitbucket needs it to notify); the text names the person by
+// their roles.yaml name, and someone not in roles.yaml by a mention, which
+// Bitbucket shows as their name.
+func (s *Service) replyText(e Effect) string {
+	text := e.Text
+	if e.Account != "" {
+		name := s.name(e.Account)
+		if name == e.Account {
+			name = "@{" + e.Account + "}"
+		}
+		text = strings.NewReplacer("account "+e.Account, name, e.Account, name).Replace(text)
+	}
+	return fmt.Sprintf("@{%s} your %s.", e.Account, text)
 }
 
 // glassSentence says who broke a gate's glass, how and why, claiming no

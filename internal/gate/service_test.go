@@ -95,6 +95,10 @@ func TestServiceLifecycle(t *testing.T) {
 	if c := e.host.postedTo(7); len(c) != 1 || !strings.Contains(c[0], "@{acc-bo}") || strings.Contains(c[0], "@{acc-ana}") || !strings.Contains(c[0], "/approve-deploy production") {
 		t.Fatalf("mention = %q", c)
 	}
+	// Its link opens the gate as it is when clicked: the public gate page.
+	if c := e.host.postedTo(7)[0]; !strings.Contains(c, "Details: https://rk.example/gates/") {
+		t.Errorf("mention does not link the gate page: %q", c)
+	}
 	if len(ParseCommands(e.host.postedTo(7)[0])) != 0 {
 		t.Errorf("rolekeeper's own comment reads as a command")
 	}
@@ -602,5 +606,23 @@ func TestAskConcurrently(t *testing.T) {
 	}
 	if n != 1 || len(e.host.postedTo(1)) != 1 {
 		t.Errorf("%d asks created a gate, %d mentions; want 1 and 1", n, len(e.host.postedTo(1)))
+	}
+}
+
+// TestReplyNamesPeople: a refused command's reply mentions its author by
+// account id, and names people by their roles.yaml name in the reason;
+// someone not in roles.yaml is named by a mention, which Bitbucket shows
+// as their name.
+func TestReplyNamesPeople(t *testing.T) {
+	e := newEnv(t, openStore(t), nil)
+	for _, c := range []struct{ acc, text, want string }{
+		{"acc-mei", "`/approve-deploy production` changes nothing: account acc-mei does not hold product-owner",
+			"@{acc-mei} your `/approve-deploy production` changes nothing: Mei Chen does not hold product-owner."},
+		{"557058:0d3f8b9c-71a2-4e5f-b6c3-9a8d7e6f5a4b", "`/approve-deploy production` changes nothing: account 557058:0d3f8b9c-71a2-4e5f-b6c3-9a8d7e6f5a4b authored a pull request",
+			"@{557058:0d3f8b9c-71a2-4e5f-b6c3-9a8d7e6f5a4b} your `/approve-deploy production` changes nothing: @{557058:0d3f8b9c-71a2-4e5f-b6c3-9a8d7e6f5a4b} authored a pull request."},
+	} {
+		if got := e.svc.replyText(Effect{Kind: EffReply, Account: c.acc, Text: c.text}); got != c.want {
+			t.Errorf("reply = %q\nwant    %q", got, c.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -96,9 +97,7 @@ func (b *builder) attention(gates []store.Gate, end time.Time, publicURL string)
 		}
 		it := b.item(AttentionGate, g.Team, g.RuleID, g.CreatedAt)
 		it.Ref = g.Repository + "@" + short(g.Commit) + " → " + g.Environment
-		if publicURL != "" {
-			it.URL = publicURL + "/api/v1/gates/" + g.ID
-		}
+		it.URL = gatePage(publicURL, g)
 		it.What = fmt.Sprintf("The deployment of %s to %s is waiting for approval.", g.Repository+"@"+short(g.Commit), g.Environment)
 		it.Action = "Approve or reject it"
 		if !g.ExpiresAt.IsZero() {
@@ -241,4 +240,18 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// gatePage is a gate's public page (store.GateURL), opened without a token
+// through the public id of its latest decision, which the gate package
+// keeps in its details; "" while it has none (the gate API needs a token,
+// so it is no link for a reader).
+func gatePage(publicURL string, g store.Gate) string {
+	var d struct {
+		DecisionPublicID string `json:"decision_public_id"`
+	}
+	if publicURL == "" || json.Unmarshal(g.Data, &d) != nil || !store.ValidPublicID(d.DecisionPublicID) {
+		return ""
+	}
+	return store.GateURL(publicURL, d.DecisionPublicID)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/store"
 )
 
 func TestAttentionAndMatrix(t *testing.T) {
@@ -28,7 +29,7 @@ func TestAttentionAndMatrix(t *testing.T) {
 	}
 	gate := r.Attention[0]
 	if strings.Join(gate.WhoShouldAct, "|") != "Ana Souza|"+hostileName || gate.RoleTitle != "Product owner" ||
-		gate.Responsibility != "Performs and oversees production deployments" || gate.URL != "https://rk.example/api/v1/gates/g3" ||
+		gate.Responsibility != "Performs and oversees production deployments" || gate.URL != "https://rk.example/gates/fedcba9876543210fedcba9876543210" ||
 		gate.OpenHours != 66 || !strings.Contains(gate.Action, "Sun 29 Nov 18:00 UTC") {
 		t.Errorf("gate item = %+v", gate)
 	}
@@ -202,5 +203,24 @@ func TestQuietTeamInOneLine(t *testing.T) {
 	if !strings.Contains(page.String(), "No checks in these five weeks: <bdi>Platform</bdi>.") ||
 		strings.Count(page.String(), `class="chart trend"`) != 2 {
 		t.Errorf("quiet team: %d trend charts", strings.Count(page.String(), `class="chart trend"`))
+	}
+}
+
+// TestGatePageLink: a gate's link is its public page, through its latest
+// decision's public id; without one there is no link (never the API's,
+// which answers 401 to a reader).
+func TestGatePageLink(t *testing.T) {
+	for _, c := range []struct {
+		data, public, want string
+	}{
+		{`{"decision_public_id":"0123456789abcdef0123456789abcdef"}`, "https://rk.example", "https://rk.example/gates/0123456789abcdef0123456789abcdef"},
+		{`{"decision_public_id":"0123456789abcdef0123456789abcdef"}`, "", ""},
+		{`{"decision_public_id":"42"}`, "https://rk.example", ""},
+		{`{}`, "https://rk.example", ""},
+		{``, "https://rk.example", ""},
+	} {
+		if got := gatePage(c.public, store.Gate{ID: "g1", Data: []byte(c.data)}); got != c.want {
+			t.Errorf("gatePage(%q, %s) = %q, want %q", c.public, c.data, got, c.want)
+		}
 	}
 }

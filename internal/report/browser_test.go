@@ -38,6 +38,7 @@ func hostileReport(t *testing.T) *Report {
 	src.gates = append(src.gates, store.Gate{ID: "g3", Repository: longRepo, Commit: "fedcba9876543210fedcba9876543210fedcba98",
 		Environment: "production", State: store.GatePending, Team: "payments", RuleID: "product-owner/deploy-approval",
 		Approvers: []string{"acc-ana", "acc-mei"}, CreatedAt: time.Date(2026, 11, 22, 18, 0, 0, 0, time.UTC),
+		Data:      []byte(`{"decision_public_id":"fedcba9876543210fedcba9876543210"}`),
 		ExpiresAt: time.Date(2026, 11, 29, 18, 0, 0, 0, time.UTC)})
 	src.prs = append(src.prs, store.PRRecord{Repository: longRepo, ID: 1234, Team: "payments", State: model.PROpen,
 		Reviewers: []string{"acc-mei", "acc-ana"}, CreatedAt: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC),

@@ -386,9 +386,7 @@ func (b *builder) gates(gs []store.Gate, start, end time.Time, publicURL string,
 		if p := b.org.PersonByAccount(g.DecidedBy); p != nil {
 			u.ByName = p.DisplayName()
 		}
-		if publicURL != "" {
-			u.URL = publicURL + "/api/v1/gates/" + g.ID
-		}
+		u.URL = gatePage(publicURL, g)
 		b.r.BreakGlass = append(b.r.BreakGlass, u)
 	}
 }

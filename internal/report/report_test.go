@@ -186,7 +186,8 @@ func sampleSource() *memSource {
 		gates: []store.Gate{
 			{ID: "g1", Repository: "reloadly/payments-api", Commit: "0123456789abcdef0123456789abcdef01234567", Environment: "production",
 				State: store.GateApproved, BreakGlass: true, DecidedBy: "acc-raj", Reason: "payments outage hotfix",
-				CreatedAt: at("2026-11-20T21:50:00Z"), DecidedAt: at("2026-11-20T22:00:00Z"), FollowUp: "PAY-99"},
+				CreatedAt: at("2026-11-20T21:50:00Z"), DecidedAt: at("2026-11-20T22:00:00Z"), FollowUp: "PAY-99",
+				Data: json.RawMessage(`{"decision_public_id":"0123456789abcdef0123456789abcdef"}`)},
 			{ID: "g2", Repository: "reloadly/payments-api", Commit: "abc", Environment: "production", State: store.GateApproved,
 				Team: "payments", RuleID: "product-owner/deploy-approval",
 				DecidedBy: "acc-ana", CreatedAt: at("2026-11-19T10:00:00Z"), DecidedAt: at("2026-11-19T11:00:00Z")},
@@ -213,7 +214,9 @@ func TestBuild(t *testing.T) {
 	if r.Summary.BreakGlass != 1 || len(r.BreakGlass) != 1 || r.BreakGlass[0].ByName != "Raj Patel" || r.BreakGlass[0].FollowUp != "PAY-99" {
 		t.Errorf("break glass = %+v", r.BreakGlass)
 	}
-	if r.BreakGlass[0].URL != "https://rk.example/api/v1/gates/g1" {
+	// The gate's public page, through its latest decision's public id: the
+	// gate API needs a token a reader does not have.
+	if r.BreakGlass[0].URL != "https://rk.example/gates/0123456789abcdef0123456789abcdef" {
 		t.Errorf("break-glass url = %q", r.BreakGlass[0].URL)
 	}
 	if r.Summary.Gates != 2 || r.Summary.PRsOpened != 3 || r.Summary.PRsMerged != 2 {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,7 +66,7 @@ func Explain(d Decision) string {
 		b.WriteString("  nobody\n")
 	}
 	for _, p := range d.Request {
-		fmt.Fprintf(&b, "  %s (%s, %s): %s\n", p.Name, p.Person, p.AccountID, p.Reason)
+		fmt.Fprintf(&b, "  %s (%s, %s): %s\n", p.Name, p.Person, p.AccountID, p.Why())
 	}
 
 	if d.ApprovalsMet {
@@ -152,6 +153,61 @@ func Comment(d Decision, decisionURL string) string {
 	return strings.TrimRight(b.String(), "\n") + "\n"
 }
 
+// Why is the reason a person was picked without its opening "asked
+// <name>: " (or "kept <name>: "), for a line that already names them, so
+// that no line reads "Amara Okafor: asked Amara Okafor: …".
+func (p Pick) Why() string {
+	verb, rest, ok := strings.Cut(p.Reason, " ")
+	if !ok || p.Name == "" || verb == "" {
+		return p.Reason
+	}
+	if why, ok := strings.CutPrefix(rest, p.Name+": "); ok {
+		return why
+	}
+	if rest == p.Name {
+		return verb
+	}
+	return p.Reason
+}
+
+// RoleTitle is the title of the rule's role as its reason's label gives
+// it (`id (Title: "responsibility")`), or the role's id.
+func (r RuleResult) RoleTitle() string {
+	rest, ok := strings.CutPrefix(r.Reason, r.RuleID+" (")
+	if !ok || r.RuleID == "" {
+		return r.Role
+	}
+	if j := strings.Index(rest, `: "`); j > 0 {
+		return rest[:j]
+	}
+	return r.Role
+}
+
+// Why is the rule's reason without its opening label (the rule's id, role
+// and responsibility), for a page that shows those once on their own.
+// A reason that does not start with the rule's id is returned whole.
+func (r RuleResult) Why() string {
+	rest, ok := strings.CutPrefix(r.Reason, r.RuleID)
+	if !ok || r.RuleID == "" {
+		return r.Reason
+	}
+	// ` (Title: "responsibility"): why`, the responsibility quoted by %q
+	// (ruleLabel).
+	if strings.HasPrefix(rest, " (") {
+		if j := strings.Index(rest, `: "`); j >= 0 {
+			if q, err := strconv.QuotedPrefix(rest[j+2:]); err == nil {
+				if why, ok := strings.CutPrefix(rest[j+2+len(q):], "): "); ok {
+					return why
+				}
+			}
+		}
+	}
+	if why, ok := strings.CutPrefix(rest, ": "); ok {
+		return why
+	}
+	return r.Reason
+}
+
 func writeLink(b *strings.Builder, url string) {
 	if url != "" {
 		fmt.Fprintf(b, "[Why: the full decision](%s)\n", url)
@@ -236,3 +292,7 @@ func mdEscape(s string) string {
 	}
 	return b.String()
 }
+
+// Verdict is one word for where a rule that applied stands: met, waiting,
+// failed (tests) or advisory.
+func (r RuleResult) Verdict() string { return verdict(r) }

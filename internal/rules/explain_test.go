@@ -41,8 +41,8 @@ func TestExplain(t *testing.T) {
 				"      approved by Ravi Patel; 1 approval of 1 required\n",
 				"  [failed] backend-engineer/unit-tests",
 				"  [advisory] qa-lead/path-review",
-				"reviewers to request:\n  Mei Chen (mei, 712020:mei): asked Mei Chen",
-				"  Quinn Adams (quinn, 712020:qa): asked Quinn Adams: QA Lead (organisation-wide), fewest open reviews (0)\n",
+				"reviewers to request:\n  Mei Chen (mei, 712020:mei): " + leadCheckout + ", fewest open reviews (1)",
+				"  Quinn Adams (quinn, 712020:qa): QA Lead (organisation-wide), fewest open reviews (0)\n",
 				"approvals: waiting\n",
 				"  rolekeeper-review  INPROGRESS  needs 1 approval from technical-lead\n",
 				"  rolekeeper-tests   FAILED      source changed without tests: cmd/main_x.go\n",
@@ -180,6 +180,45 @@ func TestMDEscape(t *testing.T) {
 	} {
 		if got := mdEscape(in); got != want {
 			t.Errorf("mdEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestWhyDropsWhatTheLineAlreadySays: a pick's reason without "asked
+// <name>: ", a rule's reason without its label, and anything else whole.
+func TestWhyDropsWhatTheLineAlreadySays(t *testing.T) {
+	picks := []struct {
+		p    Pick
+		want string
+	}{
+		{Pick{Name: "Oluwaseun Adeyemi", Reason: "asked Oluwaseun Adeyemi: Technical lead of team Payments, fewest open reviews (0)"}, "Technical lead of team Payments, fewest open reviews (0)"},
+		{Pick{Name: "Mei Chen", Reason: "kept Mei Chen: already a reviewer"}, "already a reviewer"},
+		{Pick{Name: "Mei Chen", Reason: "asked Mei Chen"}, "asked"},
+		{Pick{Name: "Mei Chen", Reason: "asked Kofi: other"}, "asked Kofi: other"},
+		{Pick{Name: "", Reason: "asked : x"}, "asked : x"},
+	}
+	for _, c := range picks {
+		if got := c.p.Why(); got != c.want {
+			t.Errorf("%q.Why() = %q, want %q", c.p.Reason, got, c.want)
+		}
+	}
+	rules := []struct {
+		r    RuleResult
+		want string
+	}{
+		{RuleResult{RuleID: "technical-lead/code-review", Reason: `technical-lead/code-review (Technical lead: "Reviews code \"): tricky\" written"): every pull request`}, "every pull request"},
+		{RuleResult{RuleID: "qa/unit-tests", Reason: "qa/unit-tests: not triggered"}, "not triggered"},
+		{RuleResult{RuleID: "qa/unit-tests", Reason: "something else"}, "something else"},
+	}
+	if got := rules[0].r.RoleTitle(); got != "Technical lead" {
+		t.Errorf("RoleTitle() = %q", got)
+	}
+	if got := (RuleResult{RuleID: "a/b", Role: "a", Reason: "a/b: x"}).RoleTitle(); got != "a" {
+		t.Errorf("RoleTitle() without a label = %q", got)
+	}
+	for _, c := range rules {
+		if got := c.r.Why(); got != c.want {
+			t.Errorf("%q.Why() = %q, want %q", c.r.Reason, got, c.want)
 		}
 	}
 }

@@ -29,7 +29,7 @@ const (
 // accountIDLike matches Atlassian account ids in free text: the current
 // form "<digits>:<uuid>" and the older 24 hexadecimal characters (a full
 // commit hash is 40 and is not matched).
-var accountIDLike = regexp.MustCompile(`\b\d{1,10}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|\b[0-9a-f]{24}\b`)
+var accountIDLike = regexp.MustCompile(`(?:\baccount )?\b\d{1,10}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b|(?:\baccount )?\b[0-9a-f]{24}\b`)
 
 // accountKeys are JSON keys whose values are account ids (a string or a
 // list of strings) in the decisions rolekeeper stores: rules.RuleResult's
@@ -120,10 +120,20 @@ func (r *redactor) name(id string) string {
 	case id == "" || id == automatic:
 		return id
 	case r.names[id] != "":
-		return r.names[id]
+		return bidiControls.Replace(r.names[id])
 	}
 	return outsider
 }
+
+// bidiControls are the explicit direction embeddings, overrides, isolates
+// and marks: dropped from what a page shows, so that a name cannot turn
+// the text after it around ("\u202Egnp.exe" reads as "exe.png"). The
+// pages isolate every user text (<bdi>), so right-to-left names still
+// read right.
+var bidiControls = strings.NewReplacer(
+	"\u202a", "", "\u202b", "", "\u202c", "", "\u202d", "", "\u202e", "",
+	"\u2066", "", "\u2067", "", "\u2068", "", "\u2069", "", "\u200e", "", "\u200f", "",
+)
 
 // text withholds break-glass reasons and replaces account ids in free
 // text. A reason shorter than 4 characters is withheld only where it is
@@ -140,9 +150,10 @@ func (r *redactor) text(s string) string {
 		}
 	}
 	for _, id := range r.known {
+		s = strings.ReplaceAll(s, "account "+id, r.names[id]) // "account X authored …" reads as the person
 		s = strings.ReplaceAll(s, id, r.names[id])
 	}
-	return accountIDLike.ReplaceAllString(s, outsider)
+	return bidiControls.Replace(accountIDLike.ReplaceAllString(s, outsider))
 }
 
 // value returns v as it may be shown: account_id fields dropped (the name

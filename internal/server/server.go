@@ -33,6 +33,7 @@ type Store interface {
 	GetDecisionByPublicID(ctx context.Context, publicID string) (*store.DecisionRecord, error)
 	ListDecisions(ctx context.Context, f store.DecisionFilter) ([]store.DecisionRecord, error)
 	ListDeliveries(ctx context.Context, state store.DeliveryState, limit int) ([]store.Delivery, error)
+	GetGate(ctx context.Context, id string) (*store.Gate, error) // the public gate page
 }
 
 // Check is one line of /readyz.
@@ -62,10 +63,14 @@ type Options struct {
 	AdminToken string
 	// People maps the account ids of roles.yaml to display names, so that
 	// public decision pages show names instead of account ids (optional).
-	People    func() map[string]string
-	Bitbucket http.Handler // POST /webhooks/bitbucket
-	Jira      http.Handler // POST /webhooks/jira
-	Store     Store
+	People func() map[string]string
+	// BitbucketURL (bitbucket.base_url) and JiraURL (jira.base_url) make
+	// the links from a decision page to its pull request or Jira issue.
+	BitbucketURL string
+	JiraURL      string
+	Bitbucket    http.Handler // POST /webhooks/bitbucket
+	Jira         http.Handler // POST /webhooks/jira
+	Store        Store
 	// Roles reports whether roles are loaded, with a detail line (hash,
 	// counts) for /readyz.
 	Roles func() (bool, string)
@@ -122,6 +127,7 @@ func New(opt Options) *Server {
 	s.mux.Handle("/webhooks/bitbucket", orUnavailable(opt.Bitbucket, "bitbucket webhooks are not wired"))
 	s.mux.Handle("/webhooks/jira", orUnavailable(opt.Jira, "jira webhooks are not wired"))
 	s.mux.HandleFunc("GET /decisions/{id}", s.decisionPage)
+	s.mux.HandleFunc("GET /gates/{id}", s.gatePage)
 	s.mux.HandleFunc("GET /{$}", s.index)
 
 	// Everything under /api/ needs the admin token, even paths no one
@@ -338,7 +344,7 @@ func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprint(w, "rolekeeper: roles and responsibilities enforced on Bitbucket and Jira.\n\n"+
 		"GET  /healthz\nGET  /readyz\nGET  /metrics\nPOST /webhooks/bitbucket\nPOST /webhooks/jira\n"+
-		"GET  /decisions/{id}\n/api/v1/* (Authorization: Bearer; pipelines' token: gates only)\n")
+		"GET  /decisions/{id}\nGET  /gates/{id}\n/api/v1/* (Authorization: Bearer; pipelines' token: gates only)\n")
 }
 
 func orUnavailable(h http.Handler, msg string) http.Handler {

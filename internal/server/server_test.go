@@ -20,6 +20,7 @@ import (
 
 type fakeStore struct {
 	pingErr    error
+	gates      []store.Gate
 	decisions  []store.DecisionRecord
 	deliveries []store.Delivery
 	lastFilter store.DecisionFilter
@@ -45,6 +46,15 @@ func (f *fakeStore) ListDecisions(_ context.Context, flt store.DecisionFilter) (
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeStore) GetGate(_ context.Context, id string) (*store.Gate, error) {
+	for _, g := range f.gates {
+		if g.ID == id {
+			return &g, nil
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 func (f *fakeStore) ListDeliveries(_ context.Context, st store.DeliveryState, limit int) ([]store.Delivery, error) {

@@ -46,3 +46,13 @@ func DecisionURL(publicURL, publicID string) string {
 	}
 	return strings.TrimRight(publicURL, "/") + "/decisions/" + publicID
 }
+
+// GateURL is the public page of a deployment gate, reached through the
+// public id of one of its decisions (a gate's own id is shorter than a
+// secret): the gate as it is now.
+func GateURL(publicURL, decisionPublicID string) string {
+	if decisionPublicID == "" {
+		return ""
+	}
+	return strings.TrimRight(publicURL, "/") + "/gates/" + decisionPublicID
+}
