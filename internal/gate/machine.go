@@ -17,7 +17,6 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
-
 // Automatic is the DecidedBy of decisions rolekeeper takes itself (an
 // environment no rule gates, an expiry).
 const Automatic = "rolekeeper"

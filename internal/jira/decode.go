@@ -111,8 +111,8 @@ type rawFields struct {
 		ID  string `json:"id"`
 		Key string `json:"key"`
 	} `json:"project"`
-	Status      *rawStatus   `json:"status"`
-	Priority    *struct {
+	Status   *rawStatus `json:"status"`
+	Priority *struct {
 		Name string `json:"name"`
 	} `json:"priority"`
 	Assignee    *rawUser     `json:"assignee"`

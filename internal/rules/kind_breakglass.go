@@ -40,10 +40,10 @@ var breakGlassKind = KindInfo{
 
 // BreakGlass is who may break the glass of a gate, from roles.yaml.
 type BreakGlass struct {
-	RuleID   string `json:"rule_id,omitempty"`
-	Role     string `json:"role,omitempty"`      // "" when no rule covers the environment
-	FollowUp string `json:"follow_up,omitempty"` // role of the follow-up's assignee
-	Holders  []string `json:"holders,omitempty"` // account ids
+	RuleID   string   `json:"rule_id,omitempty"`
+	Role     string   `json:"role,omitempty"`      // "" when no rule covers the environment
+	FollowUp string   `json:"follow_up,omitempty"` // role of the follow-up's assignee
+	Holders  []string `json:"holders,omitempty"`   // account ids
 }
 
 // BreakGlassOf returns the break-glass rule covering a team's environment:
