@@ -25,8 +25,9 @@ type AnalysisSettings struct {
 }
 
 var analysisKind = KindInfo{
-	Kind: KindAnalysis,
-	Doc:  "stories of at least points, or labelled complex, get an analysis sub-task for assign_to",
+	Kind:   KindAnalysis,
+	Doc:    "stories of at least points, or labelled complex, get an analysis sub-task for assign_to",
+	Action: "Carry out the analysis sub-task, or record why the story needs none.",
 	Spec: &roles.KindSpec{
 		Kind:     KindAnalysis,
 		Settings: []string{"issue_types", "points", "labels", "assign_to"},

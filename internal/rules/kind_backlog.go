@@ -22,8 +22,9 @@ type BacklogSettings struct {
 }
 
 var backlogKind = KindInfo{
-	Kind: KindBacklog,
-	Doc:  "open issues without a priority, and bugs untriaged for untriaged_days, are flagged to the role",
+	Kind:   KindBacklog,
+	Doc:    "open issues without a priority, and bugs untriaged for untriaged_days, are flagged to the role",
+	Action: "Set a priority on the issue, or triage the bug (move it on or close it).",
 	Spec: &roles.KindSpec{
 		Kind:     KindBacklog,
 		Settings: []string{"issue_types", "bug_types", "untriaged_days"},

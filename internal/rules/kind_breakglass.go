@@ -22,8 +22,9 @@ type BreakGlassSettings struct {
 }
 
 var breakGlassKind = KindInfo{
-	Kind: KindBreakGlass,
-	Doc:  "holders of the role may open a gate of environments with a reason (recorded, reported, followed up by follow_up)",
+	Kind:   KindBreakGlass,
+	Doc:    "holders of the role may open a gate of environments with a reason (recorded, reported, followed up by follow_up)",
+	Action: "Review the deployment after the fact and record the outcome in the Jira follow-up.",
 	Spec: &roles.KindSpec{
 		Kind:     KindBreakGlass,
 		Settings: []string{"environments", "follow_up"},

@@ -24,8 +24,9 @@ type RequirementsSettings struct {
 }
 
 var requirementsKind = KindInfo{
-	Kind: KindRequirements,
-	Doc:  "stories in progress without acceptance criteria (acceptance_pattern) are flagged",
+	Kind:   KindRequirements,
+	Doc:    "stories in progress without acceptance criteria (acceptance_pattern) are flagged",
+	Action: "Write the acceptance criteria into the story.",
 	Spec: &roles.KindSpec{
 		Kind:     KindRequirements,
 		Settings: []string{"issue_types", "acceptance_pattern"},

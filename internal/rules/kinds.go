@@ -12,6 +12,9 @@ import "github.com/reloadly/rolekeeper/internal/roles"
 type KindInfo struct {
 	Kind roles.Kind
 	Doc  string // one line: what a rule of the kind does
+	// Action says what to do about a finding of the kind, in the weekly
+	// report's "needs attention" list.
+	Action string
 	// Spec decodes the kind's settings (nil: decoded by package roles).
 	Spec *roles.KindSpec
 	// Issue evaluates a Jira issue (nil: not a Jira kind, or an older one
@@ -42,6 +45,15 @@ func init() {
 			roles.RegisterKind(*k.Spec)
 		}
 	}
+}
+
+// Action returns what to do about a finding of a registered kind ("" for
+// kinds without one here).
+func Action(kind string) string {
+	if i, ok := kindInfo(roles.Kind(kind)); ok {
+		return i.Action
+	}
+	return ""
 }
 
 // kindInfo returns a kind's registry row.

@@ -275,6 +275,9 @@ func TestEveryKindDocumented(t *testing.T) {
 		if k.Doc == "" {
 			t.Errorf("kind %s has no documentation line", k.Kind)
 		}
+		if k.Spec != nil && k.Action == "" {
+			t.Errorf("kind %s has no action for the weekly report", k.Kind)
+		}
 		if !strings.Contains(string(readme), "`"+string(k.Kind)+"`") {
 			t.Errorf("README.md does not document rule kind `%s`", k.Kind)
 		}
