@@ -177,6 +177,12 @@ func TestExplain(t *testing.T) {
 		{"bad time", append(base, "--author", "amara", "--at", "tomorrow"), 2, nil, []string{"RFC3339"}},
 		{"bad format", append(base, "--author", "amara", "--format", "xml"), 2, nil, []string{"text or json"}},
 		{"bad roles", []string{"explain", "--roles", "testdata/roles_bad.yaml", "--repo", "a/b", "--author", "x"}, 1, nil, []string{"roles_bad.yaml:9:11:"}},
+		{"a Jira issue on the built-in roles", []string{"explain", "--issue", "PAY-12", "--status", "In Progress", "--points", "13", "--priority", "", "--at", "2026-11-23T09:00:00Z"}, 0,
+			[]string{"PAY-12: team payments", "[finding] product-owner/backlog: PAY-12 has no priority", "[task] product-owner/analysis: PAY-12 is estimated at 13 points",
+				"[finding] back-end-engineer/requirements", "finding requirements:PAY-12"}, nil},
+		{"a Jira issue with acceptance criteria, prioritised", []string{"explain", "--issue", "PAY-13", "--status", "In Progress", "--description", "Acceptance criteria: pays", "--at", "2026-11-23T09:00:00Z"}, 0,
+			[]string{"back-end-engineer/requirements: PAY-13 is in progress with acceptance criteria", "product-owner/backlog: PAY-13 is prioritised and triaged"}, nil},
+		{"a bad issue key", []string{"explain", "--issue", "12"}, 2, nil, []string{"--issue must be an issue key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

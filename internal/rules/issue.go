@@ -260,7 +260,7 @@ func evaluateTaskFor(org *roles.Org, team *roles.Team, role *roles.Role, roleID 
 		return
 	}
 	if other, ok := claimed[prefix]; ok {
-		res.Reason = fmt.Sprintf("%s without a %s: asked for by rule %s", is.Key, what, other)
+		res.Reason = fmt.Sprintf("%s without %s %s: asked for by rule %s", is.Key, article(what), what, other)
 		return
 	}
 	claimed[prefix] = r.ID
@@ -316,6 +316,14 @@ func evaluateStoryPoints(r *roles.Rule, s IssueSnapshot, res *IssueRuleResult) {
 	res.Violation = true
 	res.Reason = fmt.Sprintf("%s in open sprint %q has no %s (%s: %q)",
 		is.Key, sp.Name, strings.Join(missing, " and no "), res.RoleTitle, r.Responsibility)
+}
+
+// article is "an" before a vowel, "a" otherwise.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func issueRoleWhy(role *roles.Role, id string, team *roles.Team) string {

@@ -292,3 +292,27 @@ func TestEveryKindDocumented(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainIssue(t *testing.T) {
+	org := kindsOrg(t, kindsYAML)
+	is := model.Issue{Key: "PAY-4", Project: "PAY", Type: "Story", Summary: "Rework settlement", Status: "In Progress",
+		StatusCategory: "indeterminate", Labels: []string{"complex"}, Description: "do it"}
+	text := ExplainIssue(EvaluateIssue(org, IssueSnapshot{Issue: is, PriorityField: true, Now: kindsNow}))
+	for _, want := range []string{
+		"PAY-4: team payments",
+		"[task] product-owner/analysis: PAY-4 is labelled complex",
+		"for Tia",
+		"[finding] engineer/requirements: PAY-4 is in progress (In Progress) without acceptance criteria",
+		"finding requirements:PAY-4, one comment on the issue",
+		"[finding] product-owner/backlog: PAY-4 has no priority",
+		"rules with nothing to ask:",
+		"technical-lead/analysis: PAY-4 is labelled complex: PAY-4 without an analysis: asked for by rule product-owner/analysis",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("explain lacks %q:\n%s", want, text)
+		}
+	}
+	if text := ExplainIssue(EvaluateIssue(org, IssueSnapshot{Issue: model.Issue{Key: "OPS-1", Project: "OPS"}, Now: kindsNow})); !strings.Contains(text, "nothing to do: project OPS is owned by no team") {
+		t.Errorf("unowned project:\n%s", text)
+	}
+}
