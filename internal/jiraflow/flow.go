@@ -276,6 +276,9 @@ func (h *Handler) project(ctx context.Context, key string) (*projectState, error
 	}
 	if meta.StoryPointsField == "" {
 		st.problems = append(st.problems, "no story-points field: the story-points rule checks user stories only")
+		if h.usesKind(key, rules.KindAnalysis) {
+			st.problems = append(st.problems, "no story-points field: the analysis rule goes by labels only")
+		}
 	}
 	if !meta.HasPriority && h.usesKind(key, rules.KindBacklog) {
 		st.problems = append(st.problems, "no priority field: the backlog rule checks untriaged bugs only")

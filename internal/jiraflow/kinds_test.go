@@ -196,3 +196,16 @@ func TestAuditCoversRegisteredKinds(t *testing.T) {
 		t.Errorf("comments %q", c)
 	}
 }
+
+func TestAnalysisOnSiteWithoutStoryPoints(t *testing.T) {
+	e := kindsEnv(t, jiratest.Options{NoStoryPoints: true})
+	labelled := e.fake.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "Odd FX", Labels: []string{"complex"},
+		Description: "As a merchant, I want FX, so that I sell abroad."})
+	e.deliverUpdate(labelled, model.ChangeItem{Field: "labels", FieldID: "labels"})
+	if n := len(e.tasks("Analysis:")); n != 1 {
+		t.Errorf("%d analysis tasks, want 1 by the label", n)
+	}
+	if got := e.h.Status()["jira:PAY"]; !strings.Contains(got, "the analysis rule goes by labels only") {
+		t.Errorf("status %q", got)
+	}
+}

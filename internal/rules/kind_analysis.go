@@ -60,6 +60,9 @@ func analysisRole(r *roles.Rule) string {
 func evaluateAnalysis(c issueCtx, res *IssueRuleResult) {
 	is, set := c.snap.Issue, settingsOf[AnalysisSettings](c.rule)
 	var why []string
+	if !c.snap.StoryPointsField {
+		res.Notes = append(res.Notes, "the site has no story-points field: only the labels are checked")
+	}
 	if is.StoryPoints != nil && set.Points > 0 && *is.StoryPoints >= float64(set.Points) {
 		why = append(why, fmt.Sprintf("is estimated at %g points (at least %d)", *is.StoryPoints, set.Points))
 	}
