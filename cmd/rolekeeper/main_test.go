@@ -93,6 +93,16 @@ func TestValidate(t *testing.T) {
 	goodCfg := writeFile(t, dir, "good.yaml", "roles: "+abs(t, "testdata/roles.yaml")+"\n")
 	badCfg := writeFile(t, dir, "bad.yaml", "roles: roles.yaml\ntoken: x\nstore: {driver: mysql}\n")
 	badRolesCfg := writeFile(t, dir, "badroles.yaml", "roles: "+abs(t, "testdata/roles_bad.yaml")+"\n")
+	shipped, err := os.ReadFile("../../roles.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shipped file with break-glass following up with a role nobody declared.
+	badGlass := strings.Replace(string(shipped), "follow_up: product-owner}", "follow_up: product-owners}", 1)
+	if badGlass == string(shipped) {
+		t.Fatal("the shipped roles.yaml has no break-glass follow_up")
+	}
+	badGlassFile := writeFile(t, dir, "glass.yaml", badGlass)
 	tests := []struct {
 		name   string
 		args   []string
@@ -108,6 +118,8 @@ func TestValidate(t *testing.T) {
 			`testdata/roles_bad.yaml:9:11: role technical-lead: unknown rule kind "code-reveiw"`,
 			`testdata/roles_bad.yaml:16:13: person kofi: undefined role "technical-leed"`}, 2},
 		{"missing roles file", []string{"--roles", "testdata/nope.yaml"}, 1, nil, []string{"nope.yaml"}, -1},
+		{"break-glass naming an unknown role", []string{"--roles", badGlassFile}, 1, nil, []string{
+			`glass.yaml:81:73: role cto: break-glass: follow_up: undefined role "product-owners"`}, 1},
 		{"config and its roles", []string{"--config", goodCfg}, 0, []string{goodCfg + ": valid", "roles.yaml: valid"}, nil, 0},
 		{"bad config", []string{"--config", badCfg}, 1, nil, []string{badCfg + `:2:1: unknown key "token"`, badCfg + `:3:17: store.driver: "mysql"`}, 2},
 		{"config naming bad roles", []string{"--config", badRolesCfg}, 1, nil, []string{"roles_bad.yaml:9:11: "}, 2},
