@@ -14,9 +14,6 @@ import (
 	rolekeeper "github.com/reloadly/rolekeeper"
 	"github.com/reloadly/rolekeeper/internal/config"
 	"github.com/reloadly/rolekeeper/internal/roles"
-	// The rule kinds declared in package rules (break-glass, backlog, …)
-	// register themselves: without it the shipped roles.yaml is refused.
-	_ "github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store/postgres"
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
 )
