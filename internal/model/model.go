@@ -144,32 +144,33 @@ type PushChange struct {
 
 // Issue is a Jira issue as rolekeeper sees it (REST v2 representation).
 type Issue struct {
-	ID          string `json:"id"`
-	Key         string `json:"key"`
-	Project     string `json:"project"` // project key
-	Type        string `json:"type"`    // issue type name
-	TypeID      string `json:"type_id,omitempty"`
-	Subtask     bool   `json:"subtask,omitempty"` // the issue itself is a sub-task
-	Summary     string `json:"summary"`
-	Description string `json:"description,omitempty"`
-	Status      string `json:"status,omitempty"`
-	StatusDone  bool   `json:"status_done,omitempty"` // status category is "done"
+	ID          string     `json:"id"`
+	Key         string     `json:"key"`
+	Project     string     `json:"project"` // project key
+	Type        string     `json:"type"`    // issue type name
+	TypeID      string     `json:"type_id,omitempty"`
+	Subtask     bool       `json:"subtask,omitempty"` // the issue itself is a sub-task
+	Summary     string     `json:"summary"`
+	Description string     `json:"description,omitempty"`
+	Status      string     `json:"status,omitempty"`
+	StatusDone  bool       `json:"status_done,omitempty"` // status category is "done"
+	Assignee    *Actor     `json:"assignee,omitempty"`
+	Reporter    *Actor     `json:"reporter,omitempty"`
+	FixVersions []Version  `json:"fix_versions,omitempty"`
+	Labels      []string   `json:"labels,omitempty"`
+	Parent      string     `json:"parent,omitempty"` // parent key, for sub-tasks
+	Subtasks    []IssueRef `json:"subtasks,omitempty"`
+	Links       []IssueRef `json:"links,omitempty"` // linked issues, either direction
+	StoryPoints *float64   `json:"story_points,omitempty"`
+	Sprints     []Sprint   `json:"sprints,omitempty"`
+	Created     time.Time  `json:"created,omitempty"`
+	Updated     time.Time  `json:"updated,omitempty"`
+	URL         string     `json:"url,omitempty"` // browse link
+
 	// StatusCategory is Jira's category of the status: "new" (to do),
 	// "indeterminate" (in progress) or "done".
-	StatusCategory string     `json:"status_category,omitempty"`
-	Priority       string     `json:"priority,omitempty"` // priority name; "" when none is set
-	Assignee       *Actor     `json:"assignee,omitempty"`
-	Reporter       *Actor     `json:"reporter,omitempty"`
-	FixVersions    []Version  `json:"fix_versions,omitempty"`
-	Labels         []string   `json:"labels,omitempty"`
-	Parent         string     `json:"parent,omitempty"` // parent key, for sub-tasks
-	Subtasks       []IssueRef `json:"subtasks,omitempty"`
-	Links          []IssueRef `json:"links,omitempty"` // linked issues, either direction
-	StoryPoints    *float64   `json:"story_points,omitempty"`
-	Sprints        []Sprint   `json:"sprints,omitempty"`
-	Created        time.Time  `json:"created,omitempty"`
-	Updated        time.Time  `json:"updated,omitempty"`
-	URL            string     `json:"url,omitempty"` // browse link
+	StatusCategory string `json:"status_category,omitempty"`
+	Priority       string `json:"priority,omitempty"` // priority name; "" when none is set
 }
 
 // IssueRef is a reference to another issue (sub-task or link).
