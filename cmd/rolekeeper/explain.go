@@ -28,12 +28,17 @@ func runExplain(_ context.Context, args []string, stdout, stderr io.Writer, _ fu
 	title := fs.String("title", "", "the pull request's title")
 	number := fs.Int("pr", 0, "the pull request's `number`")
 	draft := fs.Bool("draft", false, "the pull request is a draft")
+	is := issueFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s explain --roles FILE --repo WS/SLUG --author ACCOUNT_ID --files P1,P2,... [flags]\n\n", programName)
+		fmt.Fprintf(stderr, "Usage: %s explain --roles FILE --repo WS/SLUG --author ACCOUNT_ID --files P1,P2,... [flags]\n", programName)
+		fmt.Fprintf(stderr, "       %s explain --roles FILE --issue KEY --type TYPE [--status S] [--points N] [--labels L1,L2] [--priority P] [--description TEXT] [--created DATE]\n\n", programName)
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, false); !ok {
 		return code
+	}
+	if *is.key != "" {
+		return explainIssue(is, *rolesPath, *at, *format, stdout, stderr, fs.Usage)
 	}
 	var problems []string
 	if !strings.Contains(*repo, "/") {

@@ -93,6 +93,16 @@ func TestValidate(t *testing.T) {
 	goodCfg := writeFile(t, dir, "good.yaml", "roles: "+abs(t, "testdata/roles.yaml")+"\n")
 	badCfg := writeFile(t, dir, "bad.yaml", "roles: roles.yaml\ntoken: x\nstore: {driver: mysql}\n")
 	badRolesCfg := writeFile(t, dir, "badroles.yaml", "roles: "+abs(t, "testdata/roles_bad.yaml")+"\n")
+	shipped, err := os.ReadFile("../../roles.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shipped file with break-glass following up with a role nobody declared.
+	badGlass := strings.Replace(string(shipped), "follow_up: product-owner}", "follow_up: product-owners}", 1)
+	if badGlass == string(shipped) {
+		t.Fatal("the shipped roles.yaml has no break-glass follow_up")
+	}
+	badGlassFile := writeFile(t, dir, "glass.yaml", badGlass)
 	tests := []struct {
 		name   string
 		args   []string
@@ -108,6 +118,8 @@ func TestValidate(t *testing.T) {
 			`testdata/roles_bad.yaml:9:11: role technical-lead: unknown rule kind "code-reveiw"`,
 			`testdata/roles_bad.yaml:16:13: person kofi: undefined role "technical-leed"`}, 2},
 		{"missing roles file", []string{"--roles", "testdata/nope.yaml"}, 1, nil, []string{"nope.yaml"}, -1},
+		{"break-glass naming an unknown role", []string{"--roles", badGlassFile}, 1, nil, []string{
+			`glass.yaml:81:64: role cto: break-glass: follow_up: undefined role "product-owners"`}, 1},
 		{"config and its roles", []string{"--config", goodCfg}, 0, []string{goodCfg + ": valid", "roles.yaml: valid"}, nil, 0},
 		{"bad config", []string{"--config", badCfg}, 1, nil, []string{badCfg + `:2:1: unknown key "token"`, badCfg + `:3:17: store.driver: "mysql"`}, 2},
 		{"config naming bad roles", []string{"--config", badRolesCfg}, 1, nil, []string{"roles_bad.yaml:9:11: "}, 2},
@@ -177,6 +189,12 @@ func TestExplain(t *testing.T) {
 		{"bad time", append(base, "--author", "amara", "--at", "tomorrow"), 2, nil, []string{"RFC3339"}},
 		{"bad format", append(base, "--author", "amara", "--format", "xml"), 2, nil, []string{"text or json"}},
 		{"bad roles", []string{"explain", "--roles", "testdata/roles_bad.yaml", "--repo", "a/b", "--author", "x"}, 1, nil, []string{"roles_bad.yaml:9:11:"}},
+		{"a Jira issue on the built-in roles", []string{"explain", "--issue", "PAY-12", "--status", "In Progress", "--points", "13", "--priority", "", "--at", "2026-11-23T09:00:00Z"}, 0,
+			[]string{"PAY-12: team payments", "[finding] product-owner/backlog: PAY-12 has no priority", "[task] product-owner/analysis: PAY-12 is estimated at 13 points",
+				"[finding] back-end-engineer/requirements", "finding requirements:PAY-12"}, nil},
+		{"a Jira issue with acceptance criteria, prioritised", []string{"explain", "--issue", "PAY-13", "--status", "In Progress", "--description", "Acceptance criteria: pays", "--at", "2026-11-23T09:00:00Z"}, 0,
+			[]string{"back-end-engineer/requirements: PAY-13 is in progress with acceptance criteria", "product-owner/backlog: PAY-13 is prioritised and triaged"}, nil},
+		{"a bad issue key", []string{"explain", "--issue", "12"}, 2, nil, []string{"--issue must be an issue key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/reloadly/rolekeeper/internal/leader"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/schedule"
 	"github.com/reloadly/rolekeeper/internal/server"
 	"github.com/reloadly/rolekeeper/internal/store"
@@ -205,11 +206,14 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 		APIToken:   secrets.APIToken,
 		AdminToken: secrets.AdminToken,
 		People:     a.peopleNames,
-		Bitbucket:  intake(webhook.Bitbucket(bbParse), secrets.BitbucketWebhookSecrets),
-		Jira:       intake(webhook.Jira(func(b []byte) (*model.Event, error) { return jiraParse("", b) }), secrets.JiraWebhookSecrets),
-		Store:      a.store,
-		Roles:      a.reload.status,
-		Redrive:    a.inbox.Redrive,
+		BreakGlassRole: func(team, env string) string {
+			return rules.BreakGlassOf(a.roles.Get(), team, env).Role
+		},
+		Bitbucket: intake(webhook.Bitbucket(bbParse), secrets.BitbucketWebhookSecrets),
+		Jira:      intake(webhook.Jira(func(b []byte) (*model.Event, error) { return jiraParse("", b) }), secrets.JiraWebhookSecrets),
+		Store:     a.store,
+		Roles:     a.reload.status,
+		Redrive:   a.inbox.Redrive,
 
 		// The decision pages link to the pull request or Jira issue.
 		BitbucketURL: cfg.Bitbucket.BaseURL,

@@ -231,7 +231,10 @@ func (s *Service) mentionText(g *store.Gate, p Policy, publicID string) string {
 	} else {
 		fmt.Fprintf(&b, "Nobody can approve it: %s.", strings.Join(append([]string{p.Deploy.Reason}, p.Deploy.Notes...), "; "))
 	}
-	fmt.Fprintf(&b, " In an emergency a %s may comment `/break-glass %s <reason>`.\n\n", BreakGlassRole, g.Environment)
+	if p.Glass.Role != "" {
+		fmt.Fprintf(&b, " In an emergency a %s may comment `/break-glass %s <reason>`.", p.Glass.Role, g.Environment)
+	}
+	b.WriteString("\n\n")
 	details := store.GateURL(s.o.PublicURL, publicID) // the gate as it is whenever it is opened
 	if details == "" {
 		details = s.link(g, publicID)
@@ -295,7 +298,12 @@ func (s *Service) followUp(ctx context.Context, g *store.Gate, p Policy) (string
 	}
 	// The team's product owner, preferring one who did not author the change.
 	assignee := ""
-	for _, role := range []string{ProductOwnerRole, p.Deploy.Role} {
+	// The break-glass rule names the follow-up's role (follow_up);
+	// without one, a holder of the gate's deploy-approval role.
+	for _, role := range []string{p.Glass.FollowUp, p.Deploy.Role} {
+		if role == "" {
+			continue
+		}
 		for _, h := range org.Holders(role, g.Team) {
 			if h.AccountID == "" || assignee != "" && !slices.Contains(p.Deploy.Authors, assignee) {
 				continue

@@ -42,7 +42,9 @@ roles:
     title: Chief Technology Officer
     scope: organization
     responsibilities:
-      - Owns the entire engineering process
+      - text: Owns the entire engineering process
+        enforce:
+          break-glass: {environments: [production], follow_up: product-owner}
 teams:
   payments:
     repositories: [reloadly/payments-api]

@@ -17,15 +17,12 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
-// BreakGlassRole is the role whose holders may open any gate with a reason.
-const BreakGlassRole = "cto"
-
 // Automatic is the DecidedBy of decisions rolekeeper takes itself (an
 // environment no rule gates, an expiry).
 const Automatic = "rolekeeper"
 
 // AdminToken is the DecidedBy of a break-glass through the API: whoever
-// holds ROLEKEEPER_ADMIN_TOKEN acted, naming a holder of BreakGlassRole.
+// holds ROLEKEEPER_ADMIN_TOKEN acted, naming a holder of the break-glass role.
 // Nothing authenticated that person, so no record claims they acted.
 const AdminToken = "admin-token"
 
@@ -104,7 +101,10 @@ type Input struct {
 // and the authors of its pull requests.
 type Policy struct {
 	Deploy     rules.DeployResult
-	BreakGlass []string // account ids holding BreakGlassRole
+	BreakGlass []string // account ids holding the break-glass rule's role
+	// Glass is the break-glass rule of roles.yaml covering the gate's
+	// environment (Role "" when none does: nobody may break its glass).
+	Glass rules.BreakGlass
 }
 
 // EffectKind is what the service must do after Apply.
@@ -180,7 +180,7 @@ func ParseCommands(body string) []Command {
 // once. Otherwise it opens on an approval of a pull request that carries the
 // commit, or an /approve-deploy comment on one, by a person
 // rules.CanApproveDeploy accepts; it is rejected by a /reject-deploy from
-// such a person; a holder of BreakGlassRole opens it with a reason
+// such a person; a holder of the break-glass role opens it with a reason
 // (/break-glass or the API). Comments count only when made while the gate
 // waited (a /reject-deploy for an earlier gate does not close a new one);
 // approvals count when they are present, including those given before the
@@ -353,7 +353,10 @@ func staleApproval(in Input, p Policy) string {
 func refusal(c Command, account string, p Policy) string {
 	if c.Kind == CmdBreakGlass {
 		if account == "" || !slices.Contains(p.BreakGlass, account) {
-			return "only a person holding the " + BreakGlassRole + " role may break the glass"
+			if p.Glass.Role == "" {
+				return "no break-glass rule in roles.yaml covers this environment, so nobody may break its glass"
+			}
+			return "only a person holding the " + p.Glass.Role + " role may break the glass"
 		}
 		if strings.TrimSpace(c.Reason) == "" {
 			return "a break-glass needs a reason: /break-glass " + c.Env + " <reason>"

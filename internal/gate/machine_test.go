@@ -19,10 +19,8 @@ func testPolicy(t *testing.T, env string, authors ...string) Policy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Policy{Deploy: dr}
-	for _, h := range org.Holders(BreakGlassRole, dr.Team) {
-		p.BreakGlass = append(p.BreakGlass, h.AccountID)
-	}
+	p := Policy{Deploy: dr, Glass: rules.BreakGlassOf(org, dr.Team, env)}
+	p.BreakGlass = p.Glass.Holders
 	return p
 }
 

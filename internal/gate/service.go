@@ -39,11 +39,6 @@ type FollowUps interface {
 	CreateFollowUp(ctx context.Context, project, summary, description, assigneeAccountID string) (string, error)
 }
 
-// ProductOwnerRole is the role a break-glass follow-up is assigned to (the
-// team's first holder with an account id; else a holder of the gate's
-// deploy-approval role).
-const ProductOwnerRole = "product-owner"
-
 // Options configure a Service.
 type Options struct {
 	Host      Host
@@ -405,7 +400,7 @@ func (s *Service) Refresh(ctx context.Context, id string) (*store.Gate, error) {
 }
 
 // BreakGlass opens a pending gate through the API, with a reason, naming a
-// holder of BreakGlassRole. Only the admin token may call it (the API
+// holder of the break-glass rule's role. Only the admin token may call it (the API
 // checks); nothing authenticated the named person, so the gate records that
 // the admin token acted and whom it named, and every text says so. The
 // normal path is the CTO's /break-glass comment, which Bitbucket
@@ -417,13 +412,18 @@ func (s *Service) BreakGlass(ctx context.Context, id, by, reason string) (*store
 		return nil, fmt.Errorf("a break-glass needs a reason of at most 2000 characters: %w", ErrBadRequest)
 	}
 	org := s.o.Roles.Get()
-	if p := org.PersonByAccount(by); by == "" || p == nil || !p.HasRole(BreakGlassRole) {
-		return nil, fmt.Errorf("%q does not hold the %s role in roles.yaml; only a %s may break the glass: %w", by, BreakGlassRole, BreakGlassRole, ErrForbidden)
-	}
 	for attempt := 0; attempt < 5; attempt++ {
 		g, err := s.o.Store.GetGate(ctx, id)
 		if err != nil {
 			return nil, err
+		}
+		// The role comes from the break-glass rule covering the gate.
+		glass := rules.BreakGlassOf(org, g.Team, g.Environment)
+		if glass.Role == "" {
+			return nil, fmt.Errorf("no break-glass rule in roles.yaml covers %s deployments of team %s; nobody may break this glass: %w", g.Environment, g.Team, ErrForbidden)
+		}
+		if p := org.PersonByAccount(by); by == "" || p == nil || !slices.Contains(glass.Holders, p.AccountID) {
+			return nil, fmt.Errorf("%q does not hold the %s role in roles.yaml (rule %s); only a %s may break the glass: %w", by, glass.Role, glass.RuleID, glass.Role, ErrForbidden)
 		}
 		if g.State != store.GatePending {
 			return g, fmt.Errorf("gate %s is %s: %w", id, g.State, ErrDecided)
@@ -537,11 +537,12 @@ func (s *Service) policy(org *roles.Org, g *store.Gate, authorship []rules.Autho
 	}
 	var p Policy
 	p.Deploy = dr
-	for _, h := range org.Holders(BreakGlassRole, dr.Team) {
-		if h.AccountID != "" {
-			p.BreakGlass = append(p.BreakGlass, h.AccountID)
-		}
+	team := dr.Team
+	if team == "" {
+		team = g.Team
 	}
+	p.Glass = rules.BreakGlassOf(org, team, g.Environment)
+	p.BreakGlass = p.Glass.Holders
 	return p
 }
 

@@ -147,6 +147,11 @@ func TestDiscover(t *testing.T) {
 			if m.StoryPointsField != tt.wantSP || m.SubtaskTypeID != tt.wantSubtask || m.HasSubtasks != (tt.wantSubtask != "") || m.SprintField != tt.wantSprint {
 				t.Errorf("meta %+v", m)
 			}
+			// go-atlassian's real field list shows priority; jira-cli's
+			// has none (a site whose admin hid it).
+			if want := strings.Contains(tt.fields, "go-atlassian"); m.HasPriority != want {
+				t.Errorf("priority field found %v in %s, want %v", m.HasPriority, tt.fields, want)
+			}
 			if id, ok := m.TypeID("epic"); !ok || id != "10000" {
 				t.Errorf("epic type id %q %v", id, ok)
 			}
@@ -173,13 +178,17 @@ func TestGetIssueV2Fixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"subtasks", "issuelinks", "fixVersions", "status", "customfield_10016", "customfield_10020"} {
+	for _, want := range []string{"subtasks", "issuelinks", "fixVersions", "status", "priority", "labels", "created", "customfield_10016", "customfield_10020"} {
 		if !strings.Contains(","+gotFields+",", ","+want+",") {
 			t.Errorf("fields %q lack %s", gotFields, want)
 		}
 	}
 	if is.Key != "KP-19" || is.Project != "KP" || is.Type != "Story" || is.Status != "Backlog" || is.StatusDone {
 		t.Errorf("issue %+v", is)
+	}
+	// The backlog and requirements rules read these.
+	if is.Priority != "Medium" || is.StatusCategory != "new" || is.Created.IsZero() {
+		t.Errorf("priority %q, status category %q, created %v", is.Priority, is.StatusCategory, is.Created)
 	}
 	if !strings.HasPrefix(is.Description, "*Lorem Ipsum*") {
 		t.Errorf("v2 description not text: %q", is.Description)

@@ -111,7 +111,10 @@ type rawFields struct {
 		ID  string `json:"id"`
 		Key string `json:"key"`
 	} `json:"project"`
-	Status      *rawStatus   `json:"status"`
+	Status   *rawStatus `json:"status"`
+	Priority *struct {
+		Name string `json:"name"`
+	} `json:"priority"`
 	Assignee    *rawUser     `json:"assignee"`
 	Reporter    *rawUser     `json:"reporter"`
 	FixVersions []rawVersion `json:"fixVersions"`
@@ -172,7 +175,10 @@ func decodeIssue(ri *rawIssue, ids fieldIDs, browse string) (model.Issue, error)
 		is.Type, is.TypeID, is.Subtask = f.IssueType.Name, f.IssueType.ID, f.IssueType.Subtask
 	}
 	if f.Status != nil {
-		is.Status, is.StatusDone = f.Status.Name, f.Status.done()
+		is.Status, is.StatusDone, is.StatusCategory = f.Status.Name, f.Status.done(), f.Status.StatusCategory.Key
+	}
+	if f.Priority != nil {
+		is.Priority = f.Priority.Name
 	}
 	for _, v := range f.FixVersions {
 		is.FixVersions = append(is.FixVersions, v.model(is.Project))

@@ -23,6 +23,7 @@ type ProjectMeta struct {
 	StoryPointsField string            // "" when the site has none
 	StoryPointsName  string            // its display name
 	SprintField      string            // "" when Jira Software is absent
+	HasPriority      bool              // the site shows the priority field (an admin may hide it)
 	SubtaskTypeID    string            // "" when the project has no sub-task type
 	SubtaskTypeName  string            // the site's name for it ("Sub-task", "Subtask", "子任务", …)
 	HasSubtasks      bool              //
@@ -111,6 +112,9 @@ func (c *Client) Discover(ctx context.Context, project string) (ProjectMeta, err
 		meta.StandardTypeIDs = append(meta.StandardTypeIDs, t.ID)
 	}
 	for _, f := range infos {
+		if f.ID == "priority" {
+			meta.HasPriority = true
+		}
 		if f.Schema.Custom == customSprint && meta.SprintField == "" {
 			meta.SprintField = f.ID
 		}

@@ -19,7 +19,7 @@ import (
 // IssueFields are the standard fields GetIssue asks for; the discovered
 // story-point and sprint fields are added.
 var IssueFields = []string{"summary", "description", "issuetype", "project", "status", "assignee", "reporter",
-	"fixVersions", "labels", "parent", "subtasks", "issuelinks", "created", "updated"}
+	"fixVersions", "labels", "parent", "subtasks", "issuelinks", "created", "updated", "priority"}
 
 // GetIssue reads an issue (REST v2: description as text) with the fields
 // rolekeeper uses. Story points and sprints are read from the fields

@@ -47,8 +47,12 @@ func (h *Handler) findComment(ctx context.Context, key string, parts ...string) 
 // is an issue linked to the parent.
 func (h *Handler) ensureTask(ctx context.Context, st *projectState, is model.Issue, r rules.IssueRuleResult) (string, error) {
 	mark := markTestPlan + is.Key
-	if r.Kind == string(roles.KindDesignReview) {
+	switch r.Kind {
+	case string(roles.KindTestPlan):
+	case string(roles.KindDesignReview):
 		mark = markDesignReview + is.Key
+	default: // kinds of the registry
+		mark = markTask + r.Kind + ":" + is.Key
 	}
 	assignee, who := "", "unassigned"
 	if len(r.Picks) > 0 {
@@ -230,6 +234,67 @@ func (h *Handler) storyPoints(ctx context.Context, is model.Issue, team string, 
 		return "", fmt.Errorf("comment on %s: %w", is.Key, err)
 	}
 	h.count(string(roles.KindStoryPoints), "comment", "done")
+	return "commented on " + is.Key, h.store.Set(ctx, mark, id)
+}
+
+// ruleFinding records the finding of a registry kind (one key scheme:
+// rules.FindingKey) and leaves its comment once: a KV mark guards
+// redeliveries and workers, the comment's marker a store that lost it.
+// Several rules with the same finding (two roles hold the line) make one
+// finding and one comment naming every role.
+func (h *Handler) ruleFinding(ctx context.Context, is model.Issue, team string, vs []rules.IssueRuleResult) (string, error) {
+	first := vs[0]
+	var holders []string
+	for _, v := range vs {
+		holders = append(holders, fmt.Sprintf("the %s (%q)", v.RoleTitle, v.Responsibility))
+	}
+	f := model.Finding{Key: first.FindingKey, Kind: first.Kind, RuleID: first.RuleID, Team: team,
+		Subject: model.SubjectIssue, Ref: is.Key, URL: h.browse(is), Reason: first.Kind + ": " + first.Reason,
+		OccurredAt: h.now(), Details: "responsibility of " + strings.Join(holders, ", ")}
+	if _, err := h.store.AddFinding(ctx, f); err != nil {
+		return "", err
+	}
+	h.count(first.Kind, "finding", "done")
+	if first.Comment == "" {
+		return "recorded " + first.FindingKey, nil
+	}
+	if h.dryRun {
+		h.count(first.Kind, "comment", "dry_run")
+		return "would comment on " + is.Key, nil
+	}
+	mark := markFinding + first.FindingKey
+	ok, _, err := h.claim(ctx, mark)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "commented before", nil
+	}
+	marker := rules.IssueMarker(first.Kind)
+	if marker != "" {
+		id, err := h.findComment(ctx, is.Key, marker)
+		if err != nil {
+			h.release(ctx, mark)
+			return "", err
+		}
+		if id != "" {
+			return "commented before", h.store.Set(ctx, mark, id)
+		}
+	}
+	body := first.Comment
+	if len(vs) > 1 {
+		body += "\n\nThis is the responsibility of " + strings.Join(holders, " and ") + "."
+	}
+	if marker != "" {
+		body += "\n\n" + marker
+	}
+	id, err := h.client.AddComment(ctx, is.Key, body)
+	if err != nil {
+		h.release(ctx, mark)
+		h.count(first.Kind, "comment", "error")
+		return "", fmt.Errorf("comment on %s: %w", is.Key, err)
+	}
+	h.count(first.Kind, "comment", "done")
 	return "commented on " + is.Key, h.store.Set(ctx, mark, id)
 }
 

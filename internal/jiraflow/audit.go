@@ -13,7 +13,10 @@ import (
 // searchFields are what the audit's searches return: enough to evaluate
 // without reading each issue again.
 func searchFields(st *projectState) []string {
-	f := []string{"summary", "description", "issuetype", "project", "status", "reporter", "fixVersions", "subtasks", "issuelinks"}
+	f := []string{"summary", "description", "issuetype", "project", "status", "reporter", "fixVersions", "subtasks", "issuelinks", "labels", "created"}
+	if st.meta.HasPriority {
+		f = append(f, "priority")
+	}
 	if st.meta.StoryPointsField != "" {
 		f = append(f, st.meta.StoryPointsField)
 	}
@@ -61,15 +64,22 @@ func (h *Handler) AuditIssues(ctx context.Context) error {
 				byKind[r.Kind] = appendType(byKind[r.Kind], t)
 			}
 		}
-		for _, kind := range []roles.Kind{roles.KindTestPlan, roles.KindDesignReview, roles.KindStoryPoints} {
+		for _, kind := range auditKinds(rs) {
 			types := byKind[kind]
-			if len(types) == 0 {
+			if len(types) == 0 && !auditsEveryType(kind) {
 				continue
 			}
 			if !h.spend(10) {
 				return firstErr
 			}
 			jql := fmt.Sprintf("project = %s AND issuetype in (%s) AND statusCategory != Done", jqlQuote(st.meta.Project), strings.Join(types, ", "))
+			if len(types) == 0 {
+				jql = fmt.Sprintf("project = %s AND statusCategory != Done", jqlQuote(st.meta.Project))
+			}
+			if kind == rules.KindRequirements {
+				// Only stories in progress can break it.
+				jql = fmt.Sprintf("project = %s AND issuetype in (%s) AND statusCategory = \"In Progress\"", jqlQuote(st.meta.Project), strings.Join(types, ", "))
+			}
 			if kind == roles.KindStoryPoints {
 				if st.meta.SprintField == "" {
 					continue // no Jira Software: no sprints
@@ -91,6 +101,31 @@ func (h *Handler) AuditIssues(ctx context.Context) error {
 		keep(h.auditReleases(ctx, org, st, trig))
 	}
 	return firstErr
+}
+
+// auditKinds are the Jira kinds the audit searches for, in a fixed order:
+// the older kinds, then the registry's Jira kinds the team's rules use.
+func auditKinds(rs []*roles.Rule) []roles.Kind {
+	out := []roles.Kind{roles.KindTestPlan, roles.KindDesignReview, roles.KindStoryPoints}
+	for _, k := range []roles.Kind{rules.KindBacklog, rules.KindAnalysis, rules.KindRequirements} {
+		for _, r := range rs {
+			if r.Kind == k {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// auditsEveryType: a kind whose rules name no issue type looks at every
+// type (none of the shipped kinds leaves it empty, but a file may).
+func auditsEveryType(k roles.Kind) bool {
+	switch k {
+	case roles.KindTestPlan, roles.KindDesignReview, roles.KindStoryPoints:
+		return false
+	}
+	return true
 }
 
 // processSprint checks the stories of a sprint that started or changed at
@@ -138,7 +173,7 @@ func (h *Handler) processSprint(ctx context.Context, org *roles.Org, sp model.Sp
 			continue
 		}
 		for _, is := range issues {
-			d := rules.EvaluateIssue(org, rules.IssueSnapshot{Issue: is, StoryPointsField: st.meta.StoryPointsField != "", Now: h.now()})
+			d := rules.EvaluateIssue(org, h.snapshot(st, is))
 			if !d.Acting() {
 				continue
 			}
@@ -156,7 +191,7 @@ func (h *Handler) processSprint(ctx context.Context, org *roles.Org, sp model.Sp
 // auditIssue evaluates a search result and acts only when it asks for
 // something: task creation re-reads the issue first, as events do.
 func (h *Handler) auditIssue(ctx context.Context, org *roles.Org, st *projectState, is model.Issue, trig trigger) error {
-	d := rules.EvaluateIssue(org, rules.IssueSnapshot{Issue: is, StoryPointsField: st.meta.StoryPointsField != "", Now: h.now()})
+	d := rules.EvaluateIssue(org, h.snapshot(st, is))
 	if !d.Acting() {
 		return nil
 	}

@@ -102,6 +102,8 @@ const (
 	markTestPlan     = "jira:testplan:"     // + KEY = created key
 	markDesignReview = "jira:designreview:" // + KEY = created key
 	markStoryPoints  = "jira:storypoints:"  // + KEY = comment id
+	markTask         = "jira:task:"         // + kind:KEY = created key (kinds of the registry)
+	markFinding      = "jira:comment:"      // + finding key (kind:KEY) = comment id (kinds of the registry)
 	markReleased     = "jira:released:"     // + versionID:EPIC = comment id
 	pendingPrefix    = "pending:"           // value while a worker creates
 	// maybePrefix is the value after a create that may have happened (a
@@ -223,6 +225,8 @@ func (h *Handler) relevant(project string, items []model.ChangeItem) bool {
 			id == "description" || name == "description",
 			id == "summary" || name == "summary",
 			name == "sprint", name == "key", name == "project", id == "parent", name == "parent",
+			id == "status" || name == "status", id == "priority" || name == "priority",
+			id == "labels" || name == "labels",
 			strings.Contains(name, "story point"):
 			return true
 		case st != nil && it.FieldID != "" && (it.FieldID == st.meta.StoryPointsField || it.FieldID == st.meta.SprintField):
@@ -272,6 +276,12 @@ func (h *Handler) project(ctx context.Context, key string) (*projectState, error
 	}
 	if meta.StoryPointsField == "" {
 		st.problems = append(st.problems, "no story-points field: the story-points rule checks user stories only")
+		if h.usesKind(key, rules.KindAnalysis) {
+			st.problems = append(st.problems, "no story-points field: the analysis rule goes by labels only")
+		}
+	}
+	if !meta.HasPriority && h.usesKind(key, rules.KindBacklog) {
+		st.problems = append(st.problems, "no priority field: the backlog rule checks untriaged bugs only")
 	}
 	// Said once in the log (and always in Status), not at every event.
 	if msg := strings.Join(st.problems, "; "); msg != st.logged {
@@ -282,6 +292,29 @@ func (h *Handler) project(ctx context.Context, key string) (*projectState, error
 	}
 	cp := *st
 	return &cp, nil
+}
+
+// usesKind reports whether a rule of the kind applies to the project's team.
+func (h *Handler) usesKind(project string, k roles.Kind) bool {
+	org := h.roles.Get()
+	if org == nil {
+		return false
+	}
+	team := org.TeamForProject(project)
+	if team == nil {
+		return false
+	}
+	for _, r := range rules.JiraRules(org, team.ID) {
+		if r.Kind == k {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshot is what the engine reads about an issue of a project.
+func (h *Handler) snapshot(st *projectState, is model.Issue) rules.IssueSnapshot {
+	return rules.IssueSnapshot{Issue: is, StoryPointsField: st.meta.StoryPointsField != "", PriorityField: st.meta.HasPriority, Now: h.now()}
 }
 
 // invalidate forgets a project's discovery, so the next use discovers again
@@ -367,7 +400,7 @@ func (h *Handler) processIssue(ctx context.Context, org *roles.Org, project, key
 
 // act evaluates a fresh issue and does what the rules ask.
 func (h *Handler) act(ctx context.Context, org *roles.Org, st *projectState, is model.Issue, trig trigger) error {
-	snap := rules.IssueSnapshot{Issue: is, StoryPointsField: st.meta.StoryPointsField != "", Now: h.now()}
+	snap := h.snapshot(st, is)
 	d := rules.EvaluateIssue(org, snap)
 	if d.NeedsAssignment() {
 		load, err := h.load(ctx, org, d, st)
@@ -391,16 +424,26 @@ func (h *Handler) act(ctx context.Context, org *roles.Org, st *projectState, is 
 		}
 	}
 	var violations []rules.IssueRuleResult
+	byKey := map[string][]rules.IssueRuleResult{} // the registry's kinds: one finding per key
+	var keys []string
 	for _, r := range d.Rules {
 		switch {
 		case r.NeedsTask:
 			note(h.ensureTask(ctx, st, is, r))
+		case r.Violation && r.FindingKey != "":
+			if byKey[r.FindingKey] == nil {
+				keys = append(keys, r.FindingKey)
+			}
+			byKey[r.FindingKey] = append(byKey[r.FindingKey], r)
 		case r.Violation:
 			violations = append(violations, r)
 		}
 	}
 	if len(violations) > 0 {
 		note(h.storyPoints(ctx, is, d.Team, violations))
+	}
+	for _, k := range keys {
+		note(h.ruleFinding(ctx, is, d.Team, byKey[k]))
 	}
 	outcome := strings.Join(outcomes, "; ")
 	if firstErr != nil {
@@ -440,7 +483,11 @@ func (h *Handler) load(ctx context.Context, org *roles.Org, d rules.IssueDecisio
 		if !r.NeedsTask {
 			continue
 		}
-		for _, p := range org.Holders(r.Role, d.Team) {
+		role := r.Role
+		if r.AssignRole != "" {
+			role = r.AssignRole
+		}
+		for _, p := range org.Holders(role, d.Team) {
 			if p.AccountID != "" && !seen[p.AccountID] {
 				seen[p.AccountID] = true
 				ids = append(ids, jqlQuote(p.AccountID))

@@ -166,6 +166,11 @@ type Issue struct {
 	Created     time.Time  `json:"created,omitempty"`
 	Updated     time.Time  `json:"updated,omitempty"`
 	URL         string     `json:"url,omitempty"` // browse link
+
+	// StatusCategory is Jira's category of the status: "new" (to do),
+	// "indeterminate" (in progress) or "done".
+	StatusCategory string `json:"status_category,omitempty"`
+	Priority       string `json:"priority,omitempty"` // priority name; "" when none is set
 }
 
 // IssueRef is a reference to another issue (sub-task or link).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
@@ -61,6 +62,8 @@ func (b *builder) attention(gates []store.Gate, end time.Time, publicURL string)
 		it := b.item(AttentionViolation, v.Team, v.RuleID, v.OccurredAt)
 		it.Ref, it.URL, it.What = v.Ref, v.URL, v.Reason
 		if a, ok := actions[v.Kind]; ok {
+			it.Action = a
+		} else if a := rules.Action(v.Kind); a != "" { // kinds of the rules registry
 			it.Action = a
 		} else {
 			it.Action = "Look at the case and record what was done."

@@ -66,6 +66,8 @@ func settingKeys(k Kind) []string {
 }
 
 func kindNames() string {
+	specMu.RLock()
+	defer specMu.RUnlock()
 	names := make([]string, len(Kinds))
 	for i, k := range Kinds {
 		names[i] = string(k)
@@ -74,6 +76,8 @@ func kindNames() string {
 }
 
 func knownKind(s string) bool {
+	specMu.RLock()
+	defer specMu.RUnlock()
 	for _, k := range Kinds {
 		if string(k) == s {
 			return true
@@ -183,6 +187,7 @@ func (l *loader) decodeTop(root *yaml.Node, org *Org) {
 	if p, ok := top["roles"]; ok {
 		l.decodeRoles(p.val, org)
 	}
+	l.checkRefs()
 	if p, ok := top["people"]; ok {
 		l.decodePeople(p.val, org)
 	}
@@ -331,6 +336,10 @@ func (l *loader) decodeEnforce(n *yaml.Node, r *Role, resp *Responsibility, org 
 func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule {
 	rule := &Rule{Kind: k, Role: r.ID, Responsibility: resp.Text, Line: p.key.Line, Col: p.key.Column,
 		IssueTypes: defaultIssueTypes(k)}
+	if spec, ok := Spec(k); ok {
+		l.decodeSpec(spec, rule, p, r)
+		return rule
+	}
 	switch k {
 	case KindCodeReview, KindPathReview:
 		rule.Reviewers, rule.Approvals = 1, 1
@@ -402,15 +411,22 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 		}
 	}
 	if q, ok := f["teams"]; ok {
-		for _, it := range l.nonEmpty(q, where+": teams", "team id", "or leave teams out to apply to every team") {
-			if !l.teams[it.val] {
-				l.errf(it.node, "%s: undefined team %q; defined teams: %s", where, it.val, l.teamNames())
-				continue
-			}
-			rule.Teams = append(rule.Teams, it.val)
-		}
+		rule.Teams = l.ruleTeams(q, where)
 	}
 	return rule
+}
+
+// ruleTeams decodes a rule's teams: each must be defined.
+func (l *loader) ruleTeams(q pair, where string) []string {
+	var out []string
+	for _, it := range l.nonEmpty(q, where+": teams", "team id", "or leave teams out to apply to every team") {
+		if !l.teams[it.val] {
+			l.errf(it.node, "%s: undefined team %q; defined teams: %s", where, it.val, l.teamNames())
+			continue
+		}
+		out = append(out, it.val)
+	}
+	return out
 }
 
 // nonEmpty decodes a list that, when given, must hold something.

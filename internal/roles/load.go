@@ -95,6 +95,7 @@ type loader struct {
 	// filled while decoding, for references
 	teams map[string]bool
 	roles map[string]*Role
+	refs  []roleRef // roles named by settings, checked once all are read
 }
 
 func (l *loader) result() error {

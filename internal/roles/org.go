@@ -119,6 +119,10 @@ type Rule struct {
 	// Teams restricts the rule to some teams; empty means every team.
 	Teams []string
 
+	// Settings are the compiled settings of a kind registered by package
+	// rules (RegisterKind); nil for the kinds decoded here.
+	Settings any
+
 	Line, Col int // where the rule was declared, for explain output
 }
 

@@ -33,11 +33,19 @@ func (l *loader) checkCoverage(o *Org) {
 				l.warnAt(rule.Line, rule.Col, "nobody in the organisation holds %s, so %s %s; add a person with role %s",
 					rule.Role, rule.ID, orphanEffect(rule.Kind), rule.Role)
 			}
+		default:
+			if spec, ok := Spec(rule.Kind); ok && spec.NeedsHolder && !anyoneHolds(o, rule.Role) {
+				l.warnAt(rule.Line, rule.Col, "nobody in the organisation holds %s, so %s %s; add a person with role %s",
+					rule.Role, rule.ID, orphanEffect(rule.Kind), rule.Role)
+			}
 		}
 	}
 }
 
 func orphanEffect(k Kind) string {
+	if spec, ok := Spec(k); ok && spec.Effect != "" {
+		return spec.Effect
+	}
 	switch k {
 	case KindTestPlan:
 		return "has nobody to assign test plans to"

@@ -24,6 +24,9 @@ type IssueSnapshot struct {
 	// StoryPointsField says the site has a story-points field. Without
 	// one, the story-points rule checks the user story only.
 	StoryPointsField bool `json:"story_points_field"`
+	// PriorityField says the site shows priorities. Without one, the
+	// backlog rule checks untriaged bugs only.
+	PriorityField bool `json:"priority_field,omitempty"`
 	// Load is the number of open sub-tasks assigned per account id; only
 	// needed when a task is to be assigned.
 	Load map[string]int `json:"load,omitempty"`
@@ -66,6 +69,13 @@ type IssueRuleResult struct {
 	MissingPoints    bool   `json:"missing_points,omitempty"`
 	MissingUserStory bool   `json:"missing_user_story,omitempty"`
 	Violation        bool   `json:"violation,omitempty"` // comment and report
+
+	// Kinds of the registry (kinds.go): the finding's key, the comment to
+	// leave once (without its marker), and the role a task goes to when it
+	// is not the rule's own.
+	FindingKey string `json:"finding_key,omitempty"`
+	Comment    string `json:"comment,omitempty"`
+	AssignRole string `json:"assign_role,omitempty"`
 }
 
 // NeedsAssignment reports whether a task is to be created, so the caller
@@ -92,6 +102,9 @@ func (d IssueDecision) Acting() bool {
 // TaskPrefix returns the summary prefix of the task a rule kind creates
 // ("" for kinds without one).
 func TaskPrefix(k roles.Kind) string {
+	if i, ok := kindInfo(k); ok && i.Issue != nil {
+		return i.Issue.TaskPrefix
+	}
 	switch k {
 	case roles.KindTestPlan:
 		return TestPlanPrefix
@@ -104,6 +117,9 @@ func TaskPrefix(k roles.Kind) string {
 // IssueTypes returns the issue types a Jira rule applies to, defaults
 // filled in.
 func IssueTypes(r *roles.Rule) []string {
+	if i, ok := kindInfo(r.Kind); ok && i.Issue != nil {
+		return i.Issue.Types(r)
+	}
 	if len(r.IssueTypes) > 0 {
 		return r.IssueTypes
 	}
@@ -166,6 +182,10 @@ func JiraRules(org *roles.Org, team string) []*roles.Rule {
 			if r.AppliesToTeam(team) {
 				out = append(out, r)
 			}
+		default:
+			if i, ok := kindInfo(r.Kind); ok && i.Issue != nil && r.AppliesToTeam(team) {
+				out = append(out, r)
+			}
 		}
 	}
 	return out
@@ -202,7 +222,7 @@ func EvaluateIssue(org *roles.Org, s IssueSnapshot) IssueDecision {
 		if role != nil && role.Title != "" {
 			res.RoleTitle = role.Title
 		}
-		if !TypeMatches(r, is.Type) {
+		if types := IssueTypes(r); len(types) > 0 && !TypeMatches(r, is.Type) {
 			res.Reason = fmt.Sprintf("%s is a %s, not one of %s", is.Key, orDefault(is.Type, "issue of unknown type"), strings.Join(IssueTypes(r), ", "))
 			d.Rules = append(d.Rules, res)
 			continue
@@ -213,6 +233,10 @@ func EvaluateIssue(org *roles.Org, s IssueSnapshot) IssueDecision {
 			evaluateTask(org, team, role, r, s, &res, claimed)
 		case roles.KindStoryPoints:
 			evaluateStoryPoints(r, s, &res)
+		default:
+			if i, ok := kindInfo(r.Kind); ok && i.Issue != nil {
+				i.Issue.Evaluate(issueCtx{org: org, team: team, role: role, rule: r, snap: s, claimed: claimed}, &res)
+			}
 		}
 		d.Rules = append(d.Rules, res)
 	}
@@ -220,8 +244,13 @@ func EvaluateIssue(org *roles.Org, s IssueSnapshot) IssueDecision {
 }
 
 func evaluateTask(org *roles.Org, team *roles.Team, role *roles.Role, r *roles.Rule, s IssueSnapshot, res *IssueRuleResult, claimed map[string]string) {
+	evaluateTaskFor(org, team, role, r.Role, r, TaskPrefix(r.Kind), s, res, claimed)
+}
+
+// evaluateTaskFor asks for a task named with prefix, assigned to a holder
+// of roleID (the rule's role, or the one it assigns to).
+func evaluateTaskFor(org *roles.Org, team *roles.Team, role *roles.Role, roleID string, r *roles.Rule, prefix string, s IssueSnapshot, res *IssueRuleResult, claimed map[string]string) {
 	is := s.Issue
-	prefix := TaskPrefix(r.Kind)
 	what := strings.ToLower(strings.TrimSuffix(prefix, ":"))
 	res.TaskSummary = prefix + " " + strings.TrimSpace(is.Summary)
 	if ref, ok := FindTask(is, prefix); ok {
@@ -231,16 +260,16 @@ func evaluateTask(org *roles.Org, team *roles.Team, role *roles.Role, r *roles.R
 		return
 	}
 	if other, ok := claimed[prefix]; ok {
-		res.Reason = fmt.Sprintf("%s without a %s: asked for by rule %s", is.Key, what, other)
+		res.Reason = fmt.Sprintf("%s without %s %s: asked for by rule %s", is.Key, article(what), what, other)
 		return
 	}
 	claimed[prefix] = r.ID
 	res.NeedsTask = true
-	opt := ChooseOptions{Load: s.Load, LoadNoun: "open tasks", Now: s.Now, Seed: is.Key + "/" + r.ID, Why: issueRoleWhy(role, r.Role, team)}
+	opt := ChooseOptions{Load: s.Load, LoadNoun: "open tasks", Now: s.Now, Seed: is.Key + "/" + r.ID, Why: issueRoleWhy(role, roleID, team)}
 	if r.Kind == roles.KindDesignReview && is.Reporter != nil && is.Reporter.AccountID != "" {
 		opt.Exclude, opt.ExcludeWhy = []string{is.Reporter.AccountID}, "reported the design"
 	}
-	res.Picks, res.Notes = Choose(org.Holders(r.Role, team.ID), 1, opt)
+	res.Picks, res.Notes = Choose(org.Holders(roleID, team.ID), 1, opt)
 	who := "unassigned: nobody can take it"
 	if len(res.Picks) > 0 {
 		who = "for " + res.Picks[0].Name
@@ -287,6 +316,14 @@ func evaluateStoryPoints(r *roles.Rule, s IssueSnapshot, res *IssueRuleResult) {
 	res.Violation = true
 	res.Reason = fmt.Sprintf("%s in open sprint %q has no %s (%s: %q)",
 		is.Key, sp.Name, strings.Join(missing, " and no "), res.RoleTitle, r.Responsibility)
+}
+
+// article is "an" before a vowel, "a" otherwise.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func issueRoleWhy(role *roles.Role, id string, team *roles.Team) string {

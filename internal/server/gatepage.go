@@ -144,7 +144,7 @@ func (s *Server) gatePage(w http.ResponseWriter, r *http.Request) {
 
 	p := gatePageData{Repository: g.Repository, Commit: short(g.Commit), Environment: g.Environment, Team: g.Team, Rule: g.RuleID,
 		Pending: g.State == store.GatePending, Expires: g.ExpiresAt.UTC(), Decided: g.DecidedAt.UTC(),
-		PolicyWhy: red.text(rules.RuleResult{RuleID: doc.Policy.RuleID, Reason: doc.Policy.Reason}.Why()), Invalidate: doc.Policy.InvalidateOnPush, BreakGlass: gate.BreakGlassRole,
+		PolicyWhy: red.text(rules.RuleResult{RuleID: doc.Policy.RuleID, Reason: doc.Policy.Reason}.Why()), Invalidate: doc.Policy.InvalidateOnPush, BreakGlass: s.breakGlassRole(g.Team, g.Environment),
 		Decision: store.DecisionURL(s.opt.PublicURL, latest.PublicID)}
 	p.Title = g.Environment + " deployment of " + g.Repository + "@" + p.Commit
 	for _, a := range g.Approvers {
@@ -261,7 +261,7 @@ var gateTmpl = template.Must(template.New("gate").Funcs(template.FuncMap{"itoa":
 {{if .Pending}}<h2>How</h2>
 <ul><li>Approve {{if .PRs}}{{range $i, $p := .PRs}}{{if $i}} or {{end}}pull request #{{$p.Number}}{{end}}{{else}}the pull request{{end}} on Bitbucket, or comment <code>/approve-deploy {{.Environment}}</code> on it{{if .Invalidate}} (an approval given before the last push does not count){{end}}.</li>
 <li>To stop the deployment, comment <code>/reject-deploy {{.Environment}} &lt;reason&gt;</code>.</li>
-<li>In an emergency, a holder of the {{.BreakGlass}} role may comment <code>/break-glass {{.Environment}} &lt;reason&gt;</code>.</li></ul>
+{{if .BreakGlass}}<li>In an emergency, a holder of the {{.BreakGlass}} role may comment <code>/break-glass {{.Environment}} &lt;reason&gt;</code>.</li>{{else}}<li>No rule of roles.yaml lets anyone break the glass of this gate.</li>{{end}}</ul>
 <h2>Until when</h2><p>The gate expires on {{.Expires.Format "Mon 2 Jan 2006 15:04 MST"}}; the deployment then fails.</p>{{end}}
 {{if .History}}<h2>History</h2>
 <ul class="history">{{range .History}}<li><span class="muted">{{.At.Format "Mon 2 Jan 15:04"}}</span> <strong>{{.What}}</strong>{{if .By}} by <bdi>{{.By}}</bdi>{{end}}{{if .PR}} on #{{.PR}}{{end}}{{if .Detail}}<br><bdi>{{.Detail}}</bdi>{{end}}</li>
@@ -269,3 +269,12 @@ var gateTmpl = template.Must(template.New("gate").Funcs(template.FuncMap{"itoa":
 <p class="muted">rolekeeper · {{if .Decision}}<a href="{{.Decision}}">the latest decision</a>{{end}}</p>
 </body></html>
 `))
+
+// breakGlassRole is the role roles.yaml lets break the glass of a gate, ""
+// when none.
+func (s *Server) breakGlassRole(team, environment string) string {
+	if s.opt.BreakGlassRole == nil {
+		return ""
+	}
+	return s.opt.BreakGlassRole(team, environment)
+}

@@ -194,7 +194,8 @@ func TestDecisionPageVerdictFirstEachFactOnce(t *testing.T) {
 func TestIssueDecisionPage(t *testing.T) {
 	st := richStore(t)
 	s := New(Options{PublicURL: "https://rk.example.com", Store: st, JiraURL: "https://acme.atlassian.net/",
-		People: func() map[string]string { return testPeople }})
+		People:         func() map[string]string { return testPeople },
+		BreakGlassRole: func(string, string) string { return "cto" }})
 	body := do(t, s.Handler(), "GET", "/decisions/"+pubIssue, "").Body.String()
 	text := visible(body)
 	for _, want := range []string{`href="https://acme.atlassian.net/browse/PAY-7"`, "Not yet: 1 of 1 rule that applied is open: qa/test-plan"} {
@@ -331,5 +332,17 @@ func TestGateDecisionPageSaysItOnce(t *testing.T) {
 	text := visible(do(t, s.Handler(), "GET", "/decisions/"+pubWaiting, "").Body.String())
 	if n := strings.Count(text, "gate "+gateWaiting+" asked"); n != 1 {
 		t.Errorf("summary said %d times:\n%s", n, text)
+	}
+}
+
+// TestGatePageWithoutBreakGlassRule: where roles.yaml lets nobody break the
+// glass, the page says so instead of naming a role.
+func TestGatePageWithoutBreakGlassRule(t *testing.T) {
+	s := New(Options{PublicURL: "https://rk.example.com", Store: richStore(t),
+		People:         func() map[string]string { return testPeople },
+		BreakGlassRole: func(string, string) string { return "" }})
+	text := visible(do(t, s.Handler(), "GET", "/gates/"+pubWaiting, "").Body.String())
+	if !strings.Contains(text, "No rule of roles.yaml lets anyone break the glass of this gate.") || strings.Contains(text, "/break-glass production") {
+		t.Errorf("gate page without a break-glass rule:\n%s", text)
 	}
 }

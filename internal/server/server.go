@@ -64,6 +64,10 @@ type Options struct {
 	// People maps the account ids of roles.yaml to display names, so that
 	// public decision pages show names instead of account ids (optional).
 	People func() map[string]string
+	// BreakGlassRole names the role that may break the glass of a gate of
+	// team in environment (the break-glass rule of roles.yaml), "" when no
+	// rule lets anyone (optional).
+	BreakGlassRole func(team, environment string) string
 	// BitbucketURL (bitbucket.base_url) and JiraURL (jira.base_url) make
 	// the links from a decision page to its pull request or Jira issue.
 	BitbucketURL string

@@ -83,6 +83,12 @@ func newTestServer(t *testing.T, st *fakeStore, apiToken, admin string) (*Server
 		Listen: "127.0.0.1:0", PublicURL: "https://rk.example.com/", Gatherer: reg, APIToken: apiToken, AdminToken: admin, Store: st,
 		Roles:  func() (bool, string) { return true, "hash abc123" },
 		People: func() map[string]string { return testPeople },
+		BreakGlassRole: func(_, env string) string {
+			if env == "production" {
+				return "cto"
+			}
+			return ""
+		},
 		Redrive: func(_ context.Context, seq int64) error {
 			for i, d := range st.deliveries {
 				if d.Seq == seq && d.State == store.DeliveryDead {

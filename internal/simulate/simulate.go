@@ -35,7 +35,20 @@ type Result struct {
 	Gates        int        `json:"gates"`         // replayed
 	PRDiffs      []PRDiff   `json:"pr_diffs"`
 	GateDiffs    []GateDiff `json:"gate_diffs"`
-	Unchanged    int        `json:"unchanged"`
+	// Issues are the Jira issues replayed: those a rule acted on (only
+	// they have a stored snapshot), so an issue no rule acted on cannot
+	// show what a new rule kind would have done to it.
+	Issues     int         `json:"issues"`
+	IssueDiffs []IssueDiff `json:"issue_diffs"`
+	Unchanged  int         `json:"unchanged"`
+}
+
+// IssueDiff is one Jira issue on which the rules would act differently:
+// the actions (a task, a finding) asked for before and after.
+type IssueDiff struct {
+	Issue  string   `json:"issue"`
+	Before []string `json:"before"`
+	After  []string `json:"after"`
 }
 
 // PRDiff is one pull request whose outcome changes under the proposal.
@@ -67,7 +80,7 @@ type GateDiff struct {
 // stored decision, so that the comparison is like for like even when the
 // engine has changed since.
 func Run(ctx context.Context, src Source, current, proposed *roles.Org, since, until time.Time) (*Result, error) {
-	res := &Result{Since: since, Until: until, PRDiffs: []PRDiff{}, GateDiffs: []GateDiff{}}
+	res := &Result{Since: since, Until: until, PRDiffs: []PRDiff{}, GateDiffs: []GateDiff{}, IssueDiffs: []IssueDiff{}}
 	recs, err := src.ListDecisions(ctx, store.DecisionFilter{Kind: model.SubjectPullRequest, Since: since, Until: until})
 	if err != nil {
 		return nil, err
@@ -127,7 +140,64 @@ func Run(ctx context.Context, src Source, current, proposed *roles.Org, since, u
 			res.Unchanged++
 		}
 	}
+	if err := replayIssues(ctx, src, current, proposed, since, until, res); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// replayIssues evaluates the last stored snapshot of each Jira issue under
+// both files and compares what the rules ask for (who would be assigned
+// depends on the load of the day and is left out).
+func replayIssues(ctx context.Context, src Source, current, proposed *roles.Org, since, until time.Time, res *Result) error {
+	recs, err := src.ListDecisions(ctx, store.DecisionFilter{Kind: model.SubjectIssue, Since: since, Until: until})
+	if err != nil {
+		return err
+	}
+	last := map[string]store.DecisionRecord{}
+	var order []string
+	for _, r := range recs {
+		if len(r.Snapshot) == 0 || r.IssueKey == "" {
+			continue
+		}
+		if _, ok := last[r.IssueKey]; !ok {
+			order = append(order, r.IssueKey)
+		}
+		last[r.IssueKey] = r
+	}
+	for _, key := range order {
+		var snap rules.IssueSnapshot
+		if err := json.Unmarshal(last[key].Snapshot, &snap); err != nil {
+			return fmt.Errorf("decision %d: issue snapshot: %w", last[key].ID, err)
+		}
+		res.Issues++
+		b, a := issueActions(rules.EvaluateIssue(current, snap)), issueActions(rules.EvaluateIssue(proposed, snap))
+		if equal(b, a) {
+			res.Unchanged++
+			continue
+		}
+		res.IssueDiffs = append(res.IssueDiffs, IssueDiff{Issue: key, Before: b, After: a})
+	}
+	return nil
+}
+
+// issueActions lists what a decision asks for, one line per rule.
+func issueActions(d rules.IssueDecision) []string {
+	out := []string{}
+	for _, r := range d.Rules {
+		switch {
+		case r.NeedsTask:
+			out = append(out, fmt.Sprintf("%s: task %q", r.RuleID, r.TaskSummary))
+		case r.Violation:
+			key := r.FindingKey
+			if key == "" {
+				key = r.Kind + ":" + d.Issue
+			}
+			out = append(out, fmt.Sprintf("%s: finding %s", r.RuleID, key))
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func asked(org *roles.Org, d rules.Decision) []string {
@@ -203,6 +273,16 @@ func compareGate(prop *roles.Org, g store.Gate) (GateDiff, bool) {
 		d.Violation = g.State == store.GateApproved
 		return d, true
 	}
+	if g.State == store.GateApproved && g.BreakGlass && g.DecidedBy != "" && g.DecidedBy != "admin-token" {
+		// The proposal's break-glass rule decides who may break the glass.
+		glass := rules.BreakGlassOf(prop, res.Team, g.Environment)
+		if !contains(glass.Holders, g.DecidedBy) {
+			d.Why = "the break-glass would be refused: " + orNone(glass.Role, "no break-glass rule covers "+g.Environment, "only a "+glass.Role+" may break the glass")
+			d.Violation = true
+			return d, true
+		}
+		return d, false
+	}
 	if g.State != store.GateApproved || g.BreakGlass || g.DecidedBy == "" || g.DecidedBy == "rolekeeper" {
 		return d, false
 	}
@@ -216,9 +296,9 @@ func compareGate(prop *roles.Org, g store.Gate) (GateDiff, bool) {
 
 // Print writes the result for a person.
 func Print(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "Replayed %d pull requests and %d deployment gates from %s to %s through the proposed roles.\n",
-		r.PullRequests, r.Gates, r.Since.Format("2 Jan 2006"), r.Until.Format("2 Jan 2006 15:04"))
-	if len(r.PRDiffs) == 0 && len(r.GateDiffs) == 0 {
+	fmt.Fprintf(w, "Replayed %d pull requests, %d deployment gates and %d Jira issues from %s to %s through the proposed roles.\n",
+		r.PullRequests, r.Gates, r.Issues, r.Since.Format("2 Jan 2006"), r.Until.Format("2 Jan 2006 15:04"))
+	if len(r.PRDiffs) == 0 && len(r.GateDiffs) == 0 && len(r.IssueDiffs) == 0 {
 		fmt.Fprintln(w, "Nothing would have differed.")
 		return
 	}
@@ -259,6 +339,33 @@ func Print(w io.Writer, r *Result) {
 		}
 		fmt.Fprintf(w, "gate %s %s (was %s)%s\n  - %s\n", g.Gate, g.Ref, g.StateBefore, mark, g.Why)
 	}
+	for _, d := range r.IssueDiffs {
+		fmt.Fprintf(w, "issue %s\n  - before: %s\n  - after: %s\n", d.Issue, actions(d.Before), actions(d.After))
+	}
+}
+
+func actions(xs []string) string {
+	if len(xs) == 0 {
+		return "nothing"
+	}
+	return strings.Join(xs, "; ")
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// orNone picks the text for an empty or a set role.
+func orNone(role, none, some string) string {
+	if role == "" {
+		return none
+	}
+	return some
 }
 
 func equal(a, b []string) bool {

@@ -133,7 +133,7 @@ func TestRun(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	Print(&buf, res)
-	for _, want := range []string{"Replayed 2 pull requests and 1 deployment gates", "[NEW VIOLATION]", "would ask Zed Ali instead of", "gate g1"} {
+	for _, want := range []string{"Replayed 2 pull requests, 1 deployment gates and 0 Jira issues", "[NEW VIOLATION]", "would ask Zed Ali instead of", "gate g1"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, buf.String())
 		}

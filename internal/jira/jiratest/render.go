@@ -191,9 +191,15 @@ func (s *Site) issueJSON(is *issue, want func(string) bool) obj {
 		}
 		return nil
 	})
-	set("priority", func() any {
-		return obj{"self": s.base() + "/rest/api/2/priority/3", "iconUrl": s.base() + "/images/icons/priorities/medium.svg", "name": "Medium", "id": "3"}
-	})
+	if !s.opts.NoPriority {
+		set("priority", func() any {
+			if is.Priority == "" {
+				return nil
+			}
+			id := priorities[is.Priority]
+			return obj{"self": s.base() + "/rest/api/2/priority/" + id, "iconUrl": s.base() + "/images/icons/priorities/" + strings.ToLower(is.Priority) + ".svg", "name": is.Priority, "id": id}
+		})
+	}
 	if !s.opts.NoStoryPoints {
 		set(s.opts.StoryPointsField, func() any { return numberOrNil(is.StoryPoints) })
 		set(s.opts.FloatPointsField, func() any { return numberOrNil(is.FloatPoints) })
@@ -257,6 +263,7 @@ func (s *Site) fieldsJSON() []any {
 		obj{"id": "fixVersions", "key": "fixVersions", "name": "Fix versions", "custom": false, "orderable": true, "navigable": true, "searchable": true,
 			"clauseNames": []string{"fixVersion"}, "schema": obj{"type": "array", "items": "version", "system": "fixVersions"}},
 		sys("status", "Status", "status"),
+		sys("priority", "Priority", "priority"),
 		sys("assignee", "Assignee", "user"),
 		sys("reporter", "Reporter", "user"),
 		sys("description", "Description", "string"),
@@ -273,6 +280,14 @@ func (s *Site) fieldsJSON() []any {
 		custom("customfield_10019", "Rank", "any", "com.pyxis.greenhopper.jira:gh-lexo-rank"),
 	}
 	out[len(out)-3].(obj)["schema"].(obj)["items"] = "json"
+	if s.opts.NoPriority {
+		for i, f := range out {
+			if f.(obj)["id"] == "priority" {
+				out = append(out[:i], out[i+1:]...)
+				break
+			}
+		}
+	}
 	if !s.opts.NoStoryPoints {
 		// Both fields, as on many Cloud sites (fields_list__go-atlassian.json).
 		out = append(out,

@@ -30,6 +30,9 @@ type Options struct {
 	NoSubtasks bool
 	// NoStoryPoints plays a site without any story-points field.
 	NoStoryPoints bool
+	// NoPriority plays a site whose admin hid the priority field: it is
+	// neither listed in /field nor returned on issues.
+	NoPriority bool
 	// SubtaskTypeName is the site's name for sub-tasks (default "Sub-task").
 	SubtaskTypeName string
 	// StoryPointsField is the id of the "Story point estimate"
@@ -255,6 +258,7 @@ type issue struct {
 	Labels           []string
 	Parent           string
 	StoryPoints      *float64 // in the jsw field
+	Priority         string   // "" renders null, as an issue created without one on a scheme with no default
 	FloatPoints      *float64 // in the float "Story Points" field
 	Sprints          []int
 	Created, Updated time.Time
@@ -361,6 +365,11 @@ type NewIssue struct {
 	Parent      string
 	StoryPoints *float64
 	Sprints     []int
+	// Priority is the priority's name (Highest … Lowest); default
+	// "Medium", the default of Jira's scheme. NoPriority leaves it unset.
+	Priority   string
+	NoPriority bool
+	Created    time.Time // default now
 }
 
 // AddIssue adds an issue directly (no validation) and returns its key.
@@ -385,6 +394,13 @@ func (s *Site) AddIssue(n NewIssue) string {
 	}
 	is.FixVersions, is.Labels, is.Parent, is.Sprints = n.FixVersions, n.Labels, n.Parent, n.Sprints
 	is.StoryPoints = n.StoryPoints
+	is.Priority = orDefaultPriority(n.Priority)
+	if n.NoPriority {
+		is.Priority = ""
+	}
+	if !n.Created.IsZero() {
+		is.Created = n.Created.UTC()
+	}
 	return is.Key
 }
 
@@ -392,7 +408,7 @@ func (s *Site) newIssue(p *project, t issueType) *issue {
 	p.next++
 	now := s.opts.Now().UTC()
 	is := &issue{ID: s.id(), Key: p.Key + "-" + strconv.Itoa(p.next), Project: p.Key, Type: t,
-		Status: "To Do", Reporter: s.me.AccountID, Created: now, Updated: now}
+		Status: "To Do", Reporter: s.me.AccountID, Created: now, Updated: now, Priority: "Medium"}
 	s.issues[is.Key] = is
 	s.issueByID[is.ID] = is.Key
 	return is
@@ -425,7 +441,8 @@ func (s *Site) Update(key string, f func(*IssueEdit)) {
 		panic("jiratest: no issue " + key)
 	}
 	e := IssueEdit{Summary: is.Summary, Description: is.Description, Status: is.Status, Type: is.Type.Name,
-		Assignee: is.Assignee, FixVersions: is.FixVersions, StoryPoints: is.StoryPoints, Sprints: is.Sprints}
+		Assignee: is.Assignee, FixVersions: is.FixVersions, StoryPoints: is.StoryPoints, Sprints: is.Sprints,
+		Priority: is.Priority, Labels: is.Labels}
 	f(&e)
 	p := s.projects[is.Project]
 	if t, ok := p.typeByName(e.Type); ok {
@@ -433,6 +450,7 @@ func (s *Site) Update(key string, f func(*IssueEdit)) {
 	}
 	is.Summary, is.Description, is.Status, is.Assignee = e.Summary, e.Description, e.Status, e.Assignee
 	is.FixVersions, is.StoryPoints, is.Sprints = e.FixVersions, e.StoryPoints, e.Sprints
+	is.Priority, is.Labels = e.Priority, e.Labels
 	is.Updated = s.opts.Now().UTC()
 }
 
@@ -442,6 +460,21 @@ type IssueEdit struct {
 	FixVersions                                  []string
 	StoryPoints                                  *float64
 	Sprints                                      []int
+	Priority                                     string // "" clears it
+	Labels                                       []string
+}
+
+// priorities are the names of Jira Cloud's default priority scheme.
+var priorities = map[string]string{"Highest": "1", "High": "2", "Medium": "3", "Low": "4", "Lowest": "5"}
+
+func orDefaultPriority(p string) string {
+	if p == "" {
+		return "Medium"
+	}
+	if _, ok := priorities[p]; !ok {
+		panic("jiratest: no priority " + p + " in the default scheme")
+	}
+	return p
 }
 
 // Delete removes an issue.

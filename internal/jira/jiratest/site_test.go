@@ -245,3 +245,41 @@ func TestWebhookBodies(t *testing.T) {
 		t.Errorf("signature %s", got)
 	}
 }
+
+// Priorities as on a real site (issue_get_v2__go-atlassian.json): a name
+// and id of the default scheme, null when none is set; a site whose admin
+// hid the field lists it nowhere (fields_list__jira-cli.json has none).
+func TestPriorities(t *testing.T) {
+	s, c := start(t, jiratest.Options{})
+	set := s.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "high", Priority: "High"})
+	unset := s.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "none", NoPriority: true})
+	m, err := c.Discover(context.Background(), "PAY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.HasPriority {
+		t.Error("the default site shows no priority field")
+	}
+	for key, want := range map[string]string{set: "High", unset: ""} {
+		is, err := c.GetIssue(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if is.Priority != want || is.StatusCategory != "new" {
+			t.Errorf("%s: priority %q category %q, want %q new", key, is.Priority, is.StatusCategory, want)
+		}
+	}
+	s.Update(set, func(e *jiratest.IssueEdit) { e.Priority, e.Status = "", "In Progress" })
+	if is, err := c.GetIssue(context.Background(), set); err != nil || is.Priority != "" || is.StatusCategory != "indeterminate" {
+		t.Errorf("after the edit: %+v %v", is, err)
+	}
+
+	hidden, hc := start(t, jiratest.Options{NoPriority: true})
+	key := hidden.AddIssue(jiratest.NewIssue{Project: "PAY", Type: "Story", Summary: "s", Priority: "High"})
+	if m, err := hc.Discover(context.Background(), "PAY"); err != nil || m.HasPriority {
+		t.Errorf("hidden field discovered: %v %v", m.HasPriority, err)
+	}
+	if is, err := hc.GetIssue(context.Background(), key); err != nil || is.Priority != "" {
+		t.Errorf("hidden field returned on the issue: %q %v", is.Priority, err)
+	}
+}
