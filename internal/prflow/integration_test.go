@@ -99,8 +99,8 @@ func TestWithBitbucketClient(t *testing.T) {
 	if err := srv.Approve(repoPay, id, lead); err != nil {
 		t.Fatal(err)
 	}
-	if n := deliver("pullrequest:approved", lead); n != 3 {
-		t.Errorf("approval: %d HTTP requests, want 3 (the pull request read to verify it, review status, comment edit)", n)
+	if n := deliver("pullrequest:approved", lead); n != 2 {
+		t.Errorf("approval: %d HTTP requests, want 2 (the pull request read to verify it, review status; the comment explains nothing new)", n)
 	}
 	if n := deliver("pullrequest:approved", lead); n != 0 {
 		t.Errorf("approval redelivered: %d HTTP requests, want 0 (%v)", n, srv.Calls())
