@@ -147,6 +147,7 @@ func (w *wirePullRequest) pullRequest(repo string) *model.PullRequest {
 		CreatedAt:         w.CreatedOn.Time,
 		UpdatedAt:         w.UpdatedOn.Time,
 		URL:               w.Links.href("html"),
+		DiffStatURL:       w.Links.href("diffstat"),
 	}
 	if w.MergeCommit != nil {
 		pr.MergeCommit = w.MergeCommit.Hash

@@ -71,6 +71,9 @@ type PullRequest struct {
 	CreatedAt         time.Time     `json:"created_at,omitempty"`
 	UpdatedAt         time.Time     `json:"updated_at,omitempty"`
 	URL               string        `json:"url,omitempty"` // html link
+	// DiffStatURL is the pull request's links.diffstat: the repository
+	// diffstat of this state's revspec (source and destination commits).
+	DiffStatURL string `json:"diffstat_url,omitempty"`
 }
 
 // Approvals returns the approvals and change requests found in participants.
