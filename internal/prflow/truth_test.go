@@ -156,14 +156,16 @@ func TestBudgetOfOnePullRequest(t *testing.T) {
 		{"created", func() int { return e.deliver("pullrequest:created", lena) }, 7},
 		{"redelivery of created", func() int { return e.deliver("pullrequest:created", lena) }, 0},
 		{"echo of the reviewers PUT", func() int { return e.deliver("pullrequest:updated", lena) }, 0},
-		// commits of the new head, its diffstat (2), two statuses on it;
-		// no comment edit: the tests verdict changed, which the status
-		// says, not the explanation.
+		// the diffstat of the new head (2: the push names no diffstat
+		// link), two statuses on it; no commits read: the signed push
+		// lists the new commit with its author; no comment edit: the
+		// tests verdict changed, which the status says, not the
+		// explanation.
 		{"second push", func() int {
 			e.must(e.srv.PushCommit(repoPay, e.id, fullB, []model.ChangedFile{{Path: "internal/refund/refund.go", Status: model.FileModified}}))
 			n := e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", fullA, fullB, lena))
 			return n + e.deliver("pullrequest:updated", lena)
-		}, 5},
+		}, 4},
 		// the pull request (the approval verified), the review status; the
 		// comment explains nothing new.
 		{"lead's approval", func() int {
@@ -189,8 +191,8 @@ func TestBudgetOfOnePullRequest(t *testing.T) {
 		}
 	}
 	t.Logf("one pull request's life: %d requests", total)
-	if total != 14 {
-		t.Errorf("life: %d requests, want 14", total)
+	if total != 13 {
+		t.Errorf("life: %d requests, want 13", total)
 	}
 	if st := e.review(); st.State != rules.StateSuccessful {
 		t.Errorf("review %+v", st)
@@ -511,5 +513,43 @@ func TestMergeWithoutCommits(t *testing.T) {
 	}
 	if revs := open.srv.Reviewers(repoPay, open.id); len(revs) != 0 {
 		t.Errorf("reviewers %+v asked without the commit authors", revs)
+	}
+}
+
+// The signed repo:push names the authors of the commits it brought: a
+// complete list stands for the commits read (none is made) and a lead who
+// pushed onto the branch is excluded all the same; a truncated list is
+// never trusted (the commits are read).
+func TestCommitAuthorsFromTheSignedPush(t *testing.T) {
+	e := newBBEnv(t, testOrg(), bitbuckettest.PR{})
+	e.deliver("pullrequest:created", lena)
+	lead := e.srv.Reviewers(repoPay, e.id)[0]
+	hash, err := e.srv.Push(repoPay, e.id, bitbuckettest.Commit{Author: lead, Pusher: lead})
+	e.must(err)
+	before := e.srv.Calls()
+	e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", fullA, hash, lead))
+	if n := diffCalls(before, e.srv.Calls())["GET /repositories/{ws}/{repo}/pullrequests/{id}/commits"]; n != 0 {
+		t.Errorf("commits read %d times for a complete push", n)
+	}
+	e.must(e.srv.Approve(repoPay, e.id, lead))
+	e.deliver("pullrequest:approved", lead)
+	if st := e.review(); st.State == rules.StateSuccessful {
+		t.Fatalf("the approval of a lead who pushed onto the branch counted: %+v", st)
+	}
+	if r := e.lastDecision().Rules[0]; len(r.Excluded) != 1 || !strings.Contains(r.Excluded[0], lead.DisplayName) {
+		t.Errorf("code review %+v, want %s excluded", r, lead.DisplayName)
+	}
+
+	// Six commits in one push: Bitbucket lists five and says truncated.
+	from := hash
+	var last string
+	for i := 0; i < 6; i++ {
+		last, err = e.srv.Push(repoPay, e.id, bitbuckettest.Commit{})
+		e.must(err)
+	}
+	before = e.srv.Calls()
+	e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", from, last, lena))
+	if n := diffCalls(before, e.srv.Calls())["GET /repositories/{ws}/{repo}/pullrequests/{id}/commits"]; n != 1 {
+		t.Errorf("commits read %d times for a truncated push, want 1", n)
 	}
 }
