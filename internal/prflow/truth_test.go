@@ -553,3 +553,31 @@ func TestCommitAuthorsFromTheSignedPush(t *testing.T) {
 		t.Errorf("commits read %d times for a truncated push, want 1", n)
 	}
 }
+
+// A team whose deployments are gated gets its merge commit resolved from
+// the payload's 12 hex (one read at the merge), so that a gate finds the
+// pull request by the full hash; a twin sharing the 12-hex prefix finds
+// nothing. Teams without gates keep the merge at no read (the budget).
+func TestMergeCommitResolvedForGatedTeams(t *testing.T) {
+	org := testOrg()
+	org.Rules = append(org.Rules, &roles.Rule{ID: "technical-lead/deploy-approval", Kind: roles.KindDeployApproval,
+		Role: "technical-lead", Responsibility: "Approves deployments", Environments: []string{"production"}, Teams: []string{"payments"}})
+	org.Index()
+	e := newBBEnv(t, org, bitbuckettest.PR{})
+	e.deliver("pullrequest:created", lena)
+	const merge = "5d1d5087d4090000000000000000000000000001"
+	e.must(e.srv.Merge(repoPay, e.id, kofi, merge))
+	before := e.srv.Calls()
+	e.deliver("pullrequest:fulfilled", kofi)
+	if n := diffCalls(before, e.srv.Calls())["GET /repositories/{ws}/{repo}/commit/{hash}"]; n != 1 {
+		t.Errorf("merge commit resolved %d times, want 1", n)
+	}
+	recs, err := e.st.PRsByCommit(e.ctx, repoPay, merge)
+	if err != nil || len(recs) != 1 || recs[0].ID != e.id {
+		t.Errorf("by the full merge commit: %+v %v", recs, err)
+	}
+	twin := merge[:12] + strings.Repeat("f", 28)
+	if recs, _ := e.st.PRsByCommit(e.ctx, repoPay, twin); len(recs) != 0 {
+		t.Errorf("the twin %s found %+v", twin, recs)
+	}
+}
