@@ -349,7 +349,7 @@ func (a *Auditor) unchanged(ctx context.Context, repo string, pr model.PullReque
 	// moves the record's time only once a state was fully carried out, so
 	// a pull request whose status it got wrong or could not post is synced.
 	return rec.UpdatedAt.Truncate(time.Millisecond).Equal(pr.UpdatedAt.Truncate(time.Millisecond)) &&
-		rec.State == pr.State && sameCommit(rec.SourceCommit, pr.SourceCommit)
+		rec.State == pr.State && model.SameCommit(rec.SourceCommit, pr.SourceCommit) // the same pull request's head
 }
 
 func (a *Auditor) saveCursor(ctx context.Context, key string, t time.Time) {
@@ -446,25 +446,16 @@ func deployed(d model.Deployment) bool {
 }
 
 // openedGate finds an approved (or break-glass) gate for the deployment's
-// commit and environment.
+// commit and environment. Gates hold full hashes; a deployment's commit
+// must be the same full hash (a 12-hex twin is another commit).
 func openedGate(gates []store.Gate, d model.Deployment) *store.Gate {
 	for i := range gates {
 		g := &gates[i]
-		if g.State == store.GateApproved && strings.EqualFold(g.Environment, d.Environment) && sameCommit(g.Commit, d.Commit) {
+		if g.State == store.GateApproved && strings.EqualFold(g.Environment, d.Environment) && model.SameFullCommit(g.Commit, d.Commit) {
 			return g
 		}
 	}
 	return nil
-}
-
-func sameCommit(a, b string) bool {
-	if a == "" || b == "" {
-		return a == b
-	}
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	return strings.HasPrefix(b, a)
 }
 
 func later(a, b time.Time) time.Time {

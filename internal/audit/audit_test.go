@@ -348,3 +348,22 @@ func TestJiraAndProgressAndErrors(t *testing.T) {
 		t.Errorf("upstream failure not reported: %v", err)
 	}
 }
+
+// A deployment matches a gate by the full hash only: a commit sharing the
+// gate's 12-hex prefix (a twin) or the abbreviation itself opens nothing.
+func TestOpenedGateMatchesFullHashesOnly(t *testing.T) {
+	const gateCommit = "4f2a9c1be07d5a3c6b8e9f0a1b2c3d4e5f607182"
+	gates := []store.Gate{{ID: "g1", Commit: gateCommit, Environment: "production", State: store.GateApproved}}
+	for commit, want := range map[string]bool{
+		gateCommit: true,
+		"4F2A9C1BE07D5A3C6B8E9F0A1B2C3D4E5F607182": true,
+		"4f2a9c1be07d000000000000000000000000beef": false, // the twin
+		"4f2a9c1be07d": false,
+		"":             false,
+	} {
+		got := openedGate(gates, model.Deployment{Commit: commit, Environment: "production"}) != nil
+		if got != want {
+			t.Errorf("deployment of %q: gate found %v, want %v", commit, got, want)
+		}
+	}
+}

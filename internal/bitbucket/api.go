@@ -172,6 +172,51 @@ func (c *Client) PullRequestDiffStat(ctx context.Context, repo string, id int) (
 	return out, err
 }
 
+// PullRequestDiffStatAt lists the files a pull request changes by following
+// the pull request's own `links.diffstat` (documented on the pull request
+// object; real payloads and GET answers carry it): the repository diffstat
+// of the pull request's revspec, the very target of the 302 that
+// PullRequestDiffStat follows, one request fewer. The link is followed only
+// when it is on the API host, under this repository's diffstat and for this
+// pull request (from_pullrequest_id); anything else, or no link, falls back
+// to PullRequestDiffStat.
+func (c *Client) PullRequestDiffStatAt(ctx context.Context, repo string, id int, link string) ([]model.ChangedFile, error) {
+	target, ok := c.diffStatLink(repo, id, link)
+	if !ok {
+		return c.PullRequestDiffStat(ctx, repo, id)
+	}
+	var out []model.ChangedFile
+	err := c.pages(ctx, withPagelen(target, pageLen), c.maxPages, func(raw json.RawMessage) error {
+		var w wireDiffStat
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("bitbucket: diffstat of %s#%d: %w", repo, id, err)
+		}
+		out = append(out, w.file())
+		return nil
+	})
+	return out, err
+}
+
+// diffStatLink checks a pull request's diffstat link (see
+// PullRequestDiffStatAt) and returns it absolute.
+func (c *Client) diffStatLink(repo string, id int, link string) (string, bool) {
+	ws, slug, err := splitRepo(repo)
+	if link == "" || err != nil || checkID(id) != nil {
+		return "", false
+	}
+	prefix := c.url(nil, "repositories", ws, slug, "diffstat") + "/"
+	abs, err := c.sameHost(prefix, link)
+	if err != nil {
+		return "", false
+	}
+	u, err := url.Parse(abs)
+	if err != nil || !strings.HasPrefix(strings.ToLower(u.Scheme+"://"+u.Host+u.EscapedPath()), strings.ToLower(prefix)) ||
+		u.Query().Get("from_pullrequest_id") != strconv.Itoa(id) {
+		return "", false
+	}
+	return abs, true
+}
+
 // withPagelen sets pagelen on a URL unless it is already there.
 func withPagelen(u string, n int) string {
 	pu, err := url.Parse(u)

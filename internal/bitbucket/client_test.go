@@ -480,6 +480,53 @@ func TestPullRequestDiffStatFollowsRedirect(t *testing.T) {
 	}
 }
 
+// A pull request's own links.diffstat is its redirect's target: followed
+// directly (one request) when it is this repository's diffstat for this
+// pull request on the API host; any other link falls back to the redirect
+// and never carries the credentials elsewhere.
+func TestPullRequestDiffStatAtFollowsTheLink(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request reached the other host with auth %q", r.Header.Get("Authorization"))
+	}))
+	defer other.Close()
+	a := newAPI(t)
+	redirects := 0
+	a.on("GET /repositories/atlassian/atlaskit/pullrequests/7/diffstat", func(w http.ResponseWriter, r *http.Request) {
+		redirects++
+		http.Redirect(w, r, a.base()+"/repositories/atlassian/atlaskit/diffstat/atlassian/atlaskit:425863f9dbe5%0Ddec26e0fe887?from_pullrequest_id=7&topic=true", http.StatusFound)
+	})
+	a.on("GET /repositories/atlassian/atlaskit/diffstat/", fixture(t, "diffstat__go-scm.json"))
+	a.on("GET /repositories/atlassian/other/diffstat/", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("followed a link to another repository: %s", r.URL)
+	})
+	c := a.client(t, nil)
+	good := a.base() + "/repositories/atlassian/atlaskit/diffstat/atlassian/atlaskit:425863f9dbe5%0Ddec26e0fe887?from_pullrequest_id=7&topic=true"
+	files, err := c.PullRequestDiffStatAt(context.Background(), "atlassian/atlaskit", 7, good)
+	if err != nil || len(files) != 3 {
+		t.Fatalf("files %v, %v", files, err)
+	}
+	reqs := a.requests()
+	if len(reqs) != 1 || redirects != 0 || reqs[0].URL.Query().Get("pagelen") != "100" {
+		t.Fatalf("%d requests (%d redirects), first %s", len(reqs), redirects, reqs[0].URL)
+	}
+	if _, _, ok := reqs[0].BasicAuth(); !ok {
+		t.Error("credentials missing on the API host")
+	}
+	for name, link := range map[string]string{
+		"no link":          "",
+		"another host":     other.URL + "/prefix/2.0/repositories/atlassian/atlaskit/diffstat/x?from_pullrequest_id=7",
+		"another repo":     a.base() + "/repositories/atlassian/other/diffstat/x?from_pullrequest_id=7",
+		"another PR":       a.base() + "/repositories/atlassian/atlaskit/diffstat/x?from_pullrequest_id=8",
+		"not the diffstat": a.base() + "/repositories/atlassian/atlaskit/src/x?from_pullrequest_id=7",
+	} {
+		before := redirects
+		files, err := c.PullRequestDiffStatAt(context.Background(), "atlassian/atlaskit", 7, link)
+		if err != nil || len(files) != 3 || redirects != before+1 {
+			t.Errorf("%s: files %v, %v, redirects %d: want the redirect", name, files, err, redirects-before)
+		}
+	}
+}
+
 func TestRedirectToAnotherHostIsRefused(t *testing.T) {
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("request reached the other host with auth %q", r.Header.Get("Authorization"))

@@ -299,7 +299,13 @@ func TestParseWebhookPushAndStatus(t *testing.T) {
 			file:  "repo_push__jenkins-bbs-multiple-changes.json",
 			actor: model.Actor{UUID: "{f70f195e-ade1-4961-9f89-547541377b80}", DisplayName: "Stephen Connolly", Nickname: "stephenc"},
 			changes: []model.PushChange{
-				{RefType: "branch", RefName: "main", OldCommit: "fc4d1ce2853b6f1ac0d0dbad643d17ef4a6e0be7", NewCommit: "325d37697849f4b1fe42cb19c20134af08e03a82"},
+				// The author's user has no account id in this capture: the
+				// list is not complete for separation of duties (the
+				// commits API is read instead).
+				{RefType: "branch", RefName: "main", OldCommit: "fc4d1ce2853b6f1ac0d0dbad643d17ef4a6e0be7", NewCommit: "325d37697849f4b1fe42cb19c20134af08e03a82",
+					Commits: []model.Commit{{Hash: "325d37697849f4b1fe42cb19c20134af08e03a82",
+						Author:    model.Actor{UUID: "{f70f195e-ade1-4961-9f89-547541377b80}", DisplayName: "Stephen Connolly", Nickname: "stephenc"},
+						AuthorRaw: "Stephen Connolly <stephen.alan.connolly@gmail.com>", Date: ts("2017-03-06T16:09:28Z")}}},
 				{RefType: "branch", RefName: "manchu", NewCommit: "e22fcb49645b4586a845938afac5eb3ac1950586", Created: true},
 				{RefType: "tag", RefName: "v0.1", NewCommit: "1986c228494671574242f99b62d1a00a4bfb69a5", Created: true},
 			},
@@ -483,5 +489,31 @@ func BenchmarkParseWebhook(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A push payload's commit list stands for the commits API only when it is
+// all of the push: not truncated, not forced, no merge commit, every author
+// mapped to an account id or not mapped at all.
+func TestPushCommitsComplete(t *testing.T) {
+	for file, want := range map[string]bool{
+		"repo_push__go-scm.json":                       true,  // one commit, mapped, truncated false
+		"repo_push__b-arol-o.json":                     true,  // one commit, mapped
+		"repo_push__jenkins-bbs-commits.json":          false, // truncated and forced
+		"repo_push__jenkins-bbs-multiple-changes.json": false, // a user without account id
+	} {
+		ev, err := bitbucket.ParseWebhook("repo:push", fixtures.Read(t, "bitbucket/webhooks/"+file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := ev.Push.Changes[0]
+		if c.CommitsComplete != want || len(c.Commits) == 0 {
+			t.Errorf("%s: complete %v (%d commits), want %v", file, c.CommitsComplete, len(c.Commits), want)
+		}
+		for _, cm := range c.Commits {
+			if !model.IsFullCommit(cm.Hash) || cm.AuthorRaw == "" {
+				t.Errorf("%s: commit %+v", file, cm)
+			}
+		}
 	}
 }

@@ -147,6 +147,7 @@ func (w *wirePullRequest) pullRequest(repo string) *model.PullRequest {
 		CreatedAt:         w.CreatedOn.Time,
 		UpdatedAt:         w.UpdatedOn.Time,
 		URL:               w.Links.href("html"),
+		DiffStatURL:       w.Links.href("diffstat"),
 	}
 	if w.MergeCommit != nil {
 		pr.MergeCommit = w.MergeCommit.Hash
@@ -242,11 +243,36 @@ type wireRefState struct {
 
 type wirePush struct {
 	Changes []struct {
-		Old     *wireRefState `json:"old"`
-		New     *wireRefState `json:"new"`
-		Created *bool         `json:"created"`
-		Closed  *bool         `json:"closed"`
+		Old       *wireRefState    `json:"old"`
+		New       *wireRefState    `json:"new"`
+		Created   *bool            `json:"created"`
+		Closed    *bool            `json:"closed"`
+		Forced    *bool            `json:"forced"`
+		Truncated *bool            `json:"truncated"`
+		Commits   []wirePushCommit `json:"commits"`
 	} `json:"changes"`
+}
+
+// wirePushCommit is a commit as a push payload lists it.
+type wirePushCommit struct {
+	wireCommitFull
+	Parents []json.RawMessage `json:"parents"`
+}
+
+// pushCommits converts a push's commit list and says whether it is the
+// whole of what the push brought (model.PushChange.CommitsComplete).
+func pushCommits(ws []wirePushCommit, truncated, forced *bool) ([]model.Commit, bool) {
+	complete := truncated != nil && !*truncated && forced != nil && !*forced
+	var out []model.Commit
+	for i := range ws {
+		w := &ws[i]
+		c := w.commit()
+		if !model.IsFullCommit(c.Hash) || len(w.Parents) > 1 || (w.Author.User != nil && c.Author.AccountID == "") {
+			complete = false
+		}
+		out = append(out, c)
+	}
+	return out, complete
 }
 
 func (w *wirePush) push() (*model.Push, time.Time) {
@@ -271,6 +297,9 @@ func (w *wirePush) push() (*model.Push, time.Time) {
 		}
 		if c.Old != nil && c.Old.Target != nil {
 			pc.OldCommit = c.Old.Target.Hash
+		}
+		if c.New != nil && c.Old != nil {
+			pc.Commits, pc.CommitsComplete = pushCommits(c.Commits, c.Truncated, c.Forced)
 		}
 		if c.New != nil && c.New.Target != nil {
 			pc.NewCommit = c.New.Target.Hash

@@ -95,6 +95,9 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
 		}
 		head, err := s.full(ctx, g.Repository, pr.SourceCommit)
+		if err == nil && head == "" && pr.SourceCommit != "" {
+			head, err = s.headAmongCommits(ctx, g, pr)
+		}
 		if err != nil {
 			return f, err
 		}
@@ -204,6 +207,28 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 		}
 	}
 	return c, nil
+}
+
+// headAmongCommits finds the full hash of a pull request's 12-hex head
+// among its own commits, when the repository has another commit sharing the
+// abbreviation (Bitbucket then resolves it to no single commit). Within one
+// pull request the abbreviation names its head (model.SameCommit); two of
+// its own commits sharing it name nothing ("").
+func (s *Service) headAmongCommits(ctx context.Context, g *store.Gate, pr *model.PullRequest) (string, error) {
+	list, err := s.o.Host.PullRequestCommits(ctx, g.Repository, pr.ID)
+	if err != nil {
+		return "", &UpstreamError{fmt.Errorf("commits of %s#%d: %w", g.Repository, pr.ID, err)}
+	}
+	head := ""
+	for _, cm := range list {
+		if h := strings.ToLower(cm.Hash); model.IsFullCommit(h) && model.SameCommit(h, pr.SourceCommit) {
+			if head != "" && head != h {
+				return "", nil
+			}
+			head = h
+		}
+	}
+	return head, nil
 }
 
 // carries says why a pull request does not carry the gate's commit ("" when

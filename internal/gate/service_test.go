@@ -407,8 +407,10 @@ func TestServiceFindsPullRequests(t *testing.T) {
 		merge := hex40(21)
 		e.host.addPR(12, "acc-ana", hex40(120))
 		e.host.merge(12, merge)
+		// prflow records full hashes (the merge commit resolved for a gated
+		// team); the store matches nothing else.
 		if err := st.UpsertPR(ctx, &store.PRRecord{Repository: testRepo, ID: 12, AuthorAccountID: "acc-ana", State: model.PRMerged,
-			SourceCommit: hex40(120)[:12], MergeCommit: merge[:12]}); err != nil {
+			SourceCommit: hex40(120), MergeCommit: merge}); err != nil {
 			t.Fatal(err)
 		}
 		g := mustAsk(t, e, ask(merge, "production"), true)

@@ -228,10 +228,11 @@ func TestWalkAroundPrefixTwin(t *testing.T) {
 	if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
 		t.Fatal(err)
 	}
-	// rolekeeper's own record of the pull request carries the 12-hex hash
-	// payloads carry, and the store finds candidates by prefix.
+	// rolekeeper's own record of the pull request carries the full head
+	// (prflow resolves the payload's 12 hex); the store matches full
+	// hashes only, so the twin finds no candidate there.
 	if err := e.st.UpsertPR(context.Background(), &store.PRRecord{Repository: testRepo, ID: pr, AuthorAccountID: "acc-mei",
-		State: model.PROpen, SourceCommit: head[:12]}); err != nil {
+		State: model.PROpen, SourceCommit: head}); err != nil {
 		t.Fatal(err)
 	}
 	e.clk.add(time.Minute)

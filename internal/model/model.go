@@ -71,6 +71,9 @@ type PullRequest struct {
 	CreatedAt         time.Time     `json:"created_at,omitempty"`
 	UpdatedAt         time.Time     `json:"updated_at,omitempty"`
 	URL               string        `json:"url,omitempty"` // html link
+	// DiffStatURL is the pull request's links.diffstat: the repository
+	// diffstat of this state's revspec (source and destination commits).
+	DiffStatURL string `json:"diffstat_url,omitempty"`
 }
 
 // Approvals returns the approvals and change requests found in participants.
@@ -140,6 +143,15 @@ type PushChange struct {
 	NewCommit string `json:"new_commit,omitempty"`
 	Created   bool   `json:"created,omitempty"`
 	Closed    bool   `json:"closed,omitempty"`
+	// Commits are the new commits the payload lists, newest first, with
+	// the author Bitbucket mapped (Author.AccountID) when it did.
+	Commits []Commit `json:"commits,omitempty"`
+	// CommitsComplete says Commits is every commit the push brought and
+	// names their accounts as the commits API would: the payload said not
+	// truncated and not forced, none is a merge commit (which brings
+	// commits of another branch), and every author is either mapped to an
+	// account id or not mapped at all.
+	CommitsComplete bool `json:"commits_complete,omitempty"`
 }
 
 // Issue is a Jira issue as rolekeeper sees it (REST v2 representation).

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -313,29 +314,30 @@ func (p *pass) mark() string {
 	return strconv.FormatInt(p.decisionID, 10) + "|" + p.commentDigest()
 }
 
-// commentDigest fingerprints the comment the decision gives, without its
-// link (each decision has its own random one). Reviewer reasons are reduced to who was asked: "asked
-// Mei: fewest open reviews (2)" turning into "kept Mei: already a reviewer"
-// once the PUT landed, or a load count moving, is no reason to edit.
+// commentDigest fingerprints the explanation the decision gives: what
+// the comment says without its link (each decision has its own random one)
+// and with who is asked reduced to everyone rolekeeper asks or ever asked
+// on the pull request. A rule that becomes met asks nobody any more; that,
+// a load count moving or "asked Mei" turning into "kept Mei" is no reason
+// to edit: where things stand is in the statuses. Someone new being asked
+// is.
 func (p *pass) commentDigest() string {
 	d := p.d
-	d.Request = stablePicks(d.Request)
+	d.Request = nil
 	d.Rules = append([]rules.RuleResult(nil), d.Rules...)
 	for i := range d.Rules {
-		d.Rules[i].Picks = stablePicks(d.Rules[i].Picks)
+		// Picks and their notes (who is away) exist only while a rule
+		// waits for approvals.
+		d.Rules[i].Picks, d.Rules[i].Notes = nil, nil
 	}
-	return digest(rules.Comment(d, ""))
-}
-
-func stablePicks(ps []rules.Pick) []rules.Pick {
-	if len(ps) == 0 {
-		return ps
+	asked := append([]string(nil), p.rec.Requested...)
+	for _, pk := range p.d.Request {
+		if !pk.Kept {
+			asked = append(asked, pk.AccountID)
+		}
 	}
-	out := make([]rules.Pick, len(ps))
-	for i, pk := range ps {
-		out[i] = rules.Pick{AccountID: pk.AccountID, Person: pk.Person, Name: pk.Name, Reason: pk.Name}
-	}
-	return out
+	slices.Sort(asked)
+	return digest(rules.Comment(d, "") + "\nasked: " + strings.Join(slices.Compact(asked), ","))
 }
 
 func parseMark(s string) (int64, string, bool) {

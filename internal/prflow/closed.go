@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/rules"
@@ -35,8 +37,8 @@ func (p *pass) closed(ctx context.Context) error {
 	}
 	p.observe()
 	rec := p.rec
-	if p.pr.MergeCommit != "" {
-		rec.MergeCommit = p.pr.MergeCommit
+	if p.pr.MergeCommit != "" && !model.SameCommit(rec.MergeCommit, p.pr.MergeCommit) {
+		rec.MergeCommit = p.mergeCommit(ctx)
 	}
 	if id := p.closer().AccountID; id != "" {
 		rec.ClosedBy = id
@@ -244,4 +246,35 @@ func orElse(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// mergeCommit is the merge commit to record. Payloads carry 12 hex, and the
+// store finds pull requests by full hashes only (a 12-hex twin is another
+// commit): a deployment gate looks a deployed merge commit up that way. So
+// for a team whose deployments are gated the hash is resolved (one read);
+// elsewhere nothing looks it up, and the abbreviation is kept. A failed
+// read keeps it too (it matches nothing) and the merge is judged all the
+// same.
+func (p *pass) mergeCommit(ctx context.Context) string {
+	c := strings.ToLower(p.pr.MergeCommit)
+	if model.IsFullCommit(c) || !p.gated() {
+		return c
+	}
+	full, err := p.h.host.ResolveCommit(ctx, p.pr.Repository, c)
+	p.calls++
+	if err != nil || !model.IsFullCommit(full) || !model.SameCommit(full, c) {
+		p.log().Warn("merge commit not resolved: kept abbreviated", zap.String("commit", c), zap.String("resolved", full), zap.Error(err))
+		return c
+	}
+	return strings.ToLower(full)
+}
+
+// gated reports whether a deploy-approval rule applies to the team.
+func (p *pass) gated() bool {
+	for _, r := range p.org.Rules {
+		if r.Kind == roles.KindDeployApproval && r.AppliesToTeam(p.team.ID) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,23 +1,13 @@
 package prflow
 
-import "strings"
+import "github.com/reloadly/rolekeeper/internal/model"
 
-// minHash is the shortest abbreviation compared as a commit.
-const minHash = 7
-
-// sameCommit reports whether two hashes name the same commit, allowing one
-// to be an abbreviation of the other (payloads carry 12 characters, pushes
-// and statuses 40).
-func sameCommit(a, b string) bool {
-	a, b = strings.ToLower(a), strings.ToLower(b)
-	if len(a) < minHash || len(b) < minHash {
-		return a != "" && a == b
-	}
-	if len(a) > len(b) {
-		a, b = b, a
-	}
-	return strings.HasPrefix(b, a)
-}
+// sameCommit reports whether two hashes name the same head of one pull
+// request, allowing one to be Bitbucket's abbreviation (12 hex) of the
+// other (payloads carry 12 characters, pushes and statuses 40). Only for
+// hashes of the same pull request (model.SameCommit); matching a commit to
+// pull requests is by the full hash (store.PRsByCommit).
+func sameCommit(a, b string) bool { return model.SameCommit(a, b) }
 
 // longer returns the longer of two hashes of the same commit, or a when they
 // name different commits.

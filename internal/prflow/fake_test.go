@@ -394,16 +394,12 @@ func (s *memStore) PRsByCommit(_ context.Context, repo, commit string) ([]store.
 	defer s.mu.Unlock()
 	var out []store.PRRecord
 	for _, r := range s.prs {
-		if r.Repository == repo && (prefixEither(r.SourceCommit, commit) || prefixEither(r.MergeCommit, commit)) {
+		if r.Repository == repo && (model.SameFullCommit(r.SourceCommit, commit) || model.SameFullCommit(r.MergeCommit, commit)) {
 			out = append(out, copyRec(r))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
-}
-
-func prefixEither(a, b string) bool {
-	return a != "" && b != "" && (strings.HasPrefix(a, b) || strings.HasPrefix(b, a))
 }
 
 func (s *memStore) SaveDecision(_ context.Context, d *store.DecisionRecord) (int64, error) {

@@ -234,7 +234,7 @@ func TestRedelivery(t *testing.T) {
 			lead := actor(hs.host.reviewerIDs(repoPay, 7)[0], "")
 			ev := approvalEvent(pr, lead, t0.Add(2*time.Hour))
 			calls := hs.mustHandle(ev)
-			wantCalls(hs.t, calls, "GetPullRequest", "SetCommitStatus", "UpdateComment")
+			wantCalls(hs.t, calls, "GetPullRequest", "SetCommitStatus")
 			return []*model.Event{ev, ev}
 		}},
 	}

@@ -267,7 +267,7 @@ func (p *pass) files(ctx context.Context) ([]string, error) {
 	if !p.needsFiles() {
 		return nil, nil
 	}
-	cf, err := p.h.host.PullRequestDiffStat(ctx, p.pr.Repository, p.pr.ID)
+	cf, err := p.diffStat(ctx)
 	p.calls++
 	if err != nil {
 		return nil, fmt.Errorf("prflow: diffstat of %s#%d: %w", p.pr.Repository, p.pr.ID, err)
@@ -286,6 +286,25 @@ func (p *pass) files(ctx context.Context) ([]string, error) {
 	}
 	rec.DiffCommit, rec.ChangedFiles = p.commit, paths
 	return paths, nil
+}
+
+// diffStatLinker is a Host that can follow a pull request's own diffstat
+// link (internal/bitbucket's client): one request instead of the 302 and
+// its target.
+type diffStatLinker interface {
+	PullRequestDiffStatAt(ctx context.Context, repo string, id int, link string) ([]model.ChangedFile, error)
+}
+
+// diffStat reads the changed files of the head: through the link of the
+// pull request Bitbucket gave (a signed body or a read) when that pull
+// request's head is the head decided on (the link names its revspec), else
+// through the pull request's diffstat redirect.
+func (p *pass) diffStat(ctx context.Context) ([]model.ChangedFile, error) {
+	if l, ok := p.h.host.(diffStatLinker); ok && p.pr.DiffStatURL != "" && p.commit != "" &&
+		model.SameCommit(p.pr.SourceCommit, p.commit) {
+		return l.PullRequestDiffStatAt(ctx, p.pr.Repository, p.pr.ID, p.pr.DiffStatURL)
+	}
+	return p.h.host.PullRequestDiffStat(ctx, p.pr.Repository, p.pr.ID)
 }
 
 // needsFiles reports whether a rule applying to the team looks at paths.

@@ -155,10 +155,11 @@ type input struct {
 	at       time.Time // when it happened upstream (zero: now)
 	actor    model.Actor
 
-	claim      *model.Approval // what a review event says happened (a claim, never decided from)
-	truth      bool            // the pull request given was read from Bitbucket (the audit)
-	review     bool            // an approval or change request event: always verified
-	fromRecord bool            // built from the record for a branch push: no state of its own
+	claim      *model.Approval   // what a review event says happened (a claim, never decided from)
+	truth      bool              // the pull request given was read from Bitbucket (the audit)
+	review     bool              // an approval or change request event: always verified
+	fromRecord bool              // built from the record for a branch push: no state of its own
+	pushed     *model.PushChange // the branch push that triggered the pass (its signed commit list)
 }
 
 // Handle processes one event. Events it does not handle are ignored.
@@ -299,6 +300,7 @@ func (h *Handler) push(ctx context.Context, ev *model.Event, in input) error {
 			}
 			pin := in
 			pin.fromRecord = true
+			pin.pushed = &c
 			if _, err := h.reconcile(ctx, pr, pin); err != nil {
 				return err
 			}

@@ -10,7 +10,8 @@ import (
 )
 
 // TestOutOfOrderEventsConverge: whatever happens on Bitbucket (approvals,
-// withdrawals, pushes by the author or by a lead) and in whatever order the
+// withdrawals, pushes by the author or by a lead, each sending repo:push
+// and pullrequest:updated) and in whatever order the
 // webhooks arrive, once every body is handled the review status is what
 // Bitbucket's state says: green exactly when a lead who wrote no commit of
 // the pull request approves it. A stale body never turns it green.
@@ -28,6 +29,15 @@ func TestOutOfOrderEventsConverge(t *testing.T) {
 		approved := map[string]bool{}
 		committers := map[string]bool{}
 		leads := []model.Actor{mei, kofi}
+		head := fullA
+		// A push sends repo:push (its signed commit list names the
+		// authors) and pullrequest:updated.
+		pushed := func(by model.Actor, hash string) {
+			bodies = append(bodies,
+				delivery{"repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", head, hash, by)},
+				delivery{"pullrequest:updated", e.srv.WebhookBody("pullrequest:updated", repoPay, e.id, by)})
+			head = hash
+		}
 		for step := 0; step < 2+rng.IntN(5); step++ {
 			switch rng.IntN(4) {
 			case 0, 1: // a lead approves or withdraws
@@ -41,15 +51,15 @@ func TestOutOfOrderEventsConverge(t *testing.T) {
 				}
 				approved[lead.AccountID] = !approved[lead.AccountID]
 			case 2: // Lena pushes
-				_, err := e.srv.Push(repoPay, e.id, bitbuckettest.Commit{})
+				hash, err := e.srv.Push(repoPay, e.id, bitbuckettest.Commit{})
 				e.must(err)
-				bodies = append(bodies, delivery{"pullrequest:updated", e.srv.WebhookBody("pullrequest:updated", repoPay, e.id, lena)})
+				pushed(lena, hash)
 			case 3: // a lead pushes onto Lena's branch
 				lead := leads[rng.IntN(2)]
-				_, err := e.srv.Push(repoPay, e.id, bitbuckettest.Commit{Author: lead, Pusher: lead})
+				hash, err := e.srv.Push(repoPay, e.id, bitbuckettest.Commit{Author: lead, Pusher: lead})
 				e.must(err)
 				committers[lead.AccountID] = true
-				bodies = append(bodies, delivery{"pullrequest:updated", e.srv.WebhookBody("pullrequest:updated", repoPay, e.id, lead)})
+				pushed(lead, hash)
 			}
 		}
 		rng.Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })

@@ -112,11 +112,18 @@ func TestRetries(t *testing.T) {
 					t.Errorf("no %s after the retry", key)
 				}
 			}
-			// Later changes edit the one comment.
+			// An approval that counts explains nothing new (the status
+			// says it): the comment stays.
 			lead := model.Actor{AccountID: hs.host.reviewerIDs(repoPay, 7)[0]}
 			calls = hs.mustHandle(approvalEvent(hs.current(repoPay, 7), lead, t0.Add(time.Hour)))
+			if count(calls, "CreateComment") != 0 || count(calls, "UpdateComment") != 0 {
+				t.Errorf("approval calls %q, want no comment call", calls)
+			}
+			// An approval that does not count is explained: the one
+			// comment is edited.
+			calls = hs.mustHandle(approvalEvent(hs.current(repoPay, 7), actor(accPaul, "Paul Kim"), t0.Add(2*time.Hour)))
 			if count(calls, "CreateComment") != 0 || count(calls, "UpdateComment") != 1 {
-				t.Errorf("approval calls %q, want one comment edit", calls)
+				t.Errorf("ignored approval calls %q, want one comment edit", calls)
 			}
 		})
 	}
@@ -128,11 +135,11 @@ func TestCommentDeletedUpstream(t *testing.T) {
 	hs.upstream(pr, goodFiles...)
 	hs.mustHandle(event(model.EventPRCreated, pr, lena))
 	hs.host.deleteComments(repoPay, 7)
-	lead := model.Actor{AccountID: hs.host.reviewerIDs(repoPay, 7)[0]}
-
-	// The edit finds it gone (404): the explanation is posted again.
-	calls := hs.mustHandle(approvalEvent(hs.current(repoPay, 7), lead, t0.Add(time.Hour)))
-	wantCalls(t, calls, "GetPullRequest", "SetCommitStatus", "UpdateComment", "CreateComment")
+	// Paul's approval does not count, and the comment says why: the edit
+	// finds it gone (404) and the explanation is posted again.
+	paul := actor(accPaul, "Paul Kim")
+	calls := hs.mustHandle(approvalEvent(hs.current(repoPay, 7), paul, t0.Add(time.Hour)))
+	wantCalls(t, calls, "GetPullRequest", "UpdateComment", "CreateComment")
 	if out := hs.st.lastDecision().Outcome; !strings.Contains(out, "comment posted again") {
 		t.Errorf("outcome %q", out)
 	}
@@ -141,10 +148,10 @@ func TestCommentDeletedUpstream(t *testing.T) {
 		t.Fatalf("%d comments", len(cs))
 	}
 	// Later changes edit the new one.
-	un := event(model.EventPRUnapproved, hs.current(repoPay, 7), lead)
-	un.Approval = &model.Approval{AccountID: lead.AccountID, State: model.ReviewNone}
+	un := event(model.EventPRUnapproved, hs.current(repoPay, 7), paul)
+	un.Approval = &model.Approval{AccountID: paul.AccountID, State: model.ReviewNone}
 	calls = hs.mustHandle(un)
-	wantCalls(t, calls, "GetPullRequest", "SetCommitStatus", "UpdateComment")
+	wantCalls(t, calls, "GetPullRequest", "UpdateComment")
 	if got := hs.host.commentsOn(repoPay, 7); len(got) != 1 || got[0].ID != cs[0].ID {
 		t.Errorf("comments %+v", got)
 	}

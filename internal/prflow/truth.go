@@ -124,17 +124,16 @@ func (p *pass) adopt(pr *model.PullRequest) {
 }
 
 // know sets the commit authors of the head and its full hash: from the
-// record when it read them for this head, else from the pull request's
-// commits (one read), else by resolving the hash (one read).
+// record when it read them for this head, else from the signed push that
+// moved the head when its commit list is complete, else from the pull
+// request's commits (one read), else by resolving the hash (one read).
 func (p *pass) know(ctx context.Context) error {
 	if full, ids, ok := cachedFor(p.rec.Statuses[authorsKey], p.commit); ok {
 		p.commit = full
-		p.authors = p.authors[:0]
-		for _, id := range strings.Split(ids, ",") {
-			if id != "" {
-				p.authors = append(p.authors, model.Actor{AccountID: id})
-			}
-		}
+		p.setAuthors(ids)
+		return nil
+	}
+	if p.fromPush() {
 		return nil
 	}
 	commits, err := p.h.host.PullRequestCommits(ctx, p.pr.Repository, p.pr.ID)
@@ -183,6 +182,47 @@ func (p *pass) know(ctx context.Context) error {
 		p.rec.Statuses[authorsKey] = full + "|" + strings.Join(ids, ",")
 	}
 	return nil
+}
+
+func (p *pass) setAuthors(ids string) {
+	p.authors = p.authors[:0]
+	for _, id := range strings.Split(ids, ",") {
+		if id != "" {
+			p.authors = append(p.authors, model.Actor{AccountID: id})
+		}
+	}
+}
+
+// fromPush takes the commit authors of the head from the repo:push that
+// moved it there, without reading the commits: the body is signed (it is
+// Bitbucket's), and the record knows the authors of the head it moved from.
+// Only a complete list counts (model.PushChange.CommitsComplete: not
+// truncated, not forced, no merge commit, every author mapped or plainly
+// unmapped), and only when the head decided on is the push's new head by
+// full hash. A fast-forward keeps every earlier commit on the branch, so
+// the authors are the earlier ones and the new commits'; a commit that
+// meanwhile reached the destination keeps its author excluded (stricter
+// than the commits API, never looser).
+func (p *pass) fromPush() bool {
+	c := p.in.pushed
+	if c == nil || !c.CommitsComplete || len(c.Commits) == 0 || !model.SameFullCommit(c.NewCommit, p.commit) {
+		return false
+	}
+	full, ids, ok := cachedFor(p.rec.Statuses[authorsKey], c.OldCommit)
+	if !ok || !model.SameFullCommit(full, c.OldCommit) {
+		return false
+	}
+	list := strings.FieldsFunc(ids, func(r rune) bool { return r == ',' })
+	for _, cm := range c.Commits {
+		if id := cm.Author.AccountID; id != "" && !slices.Contains(list, id) {
+			list = append(list, id)
+		}
+	}
+	joined := strings.Join(list, ",")
+	p.commit = strings.ToLower(c.NewCommit)
+	p.setAuthors(joined)
+	p.rec.Statuses[authorsKey] = p.commit + "|" + joined
+	return true
 }
 
 // pushTime reads the activity when a rule counts only approvals given after

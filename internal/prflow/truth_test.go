@@ -150,24 +150,28 @@ func TestBudgetOfOnePullRequest(t *testing.T) {
 		do   func() int
 		want int
 	}{
-		// commits, diffstat (302 and a page), the pull request (title and
-		// description for the PUT), the PUT, two statuses, the comment.
-		{"created", func() int { return e.deliver("pullrequest:created", lena) }, 8},
+		// commits, diffstat (one page: the body's links.diffstat), the pull
+		// request (title and description for the PUT), the PUT, two
+		// statuses, the comment.
+		{"created", func() int { return e.deliver("pullrequest:created", lena) }, 7},
 		{"redelivery of created", func() int { return e.deliver("pullrequest:created", lena) }, 0},
 		{"echo of the reviewers PUT", func() int { return e.deliver("pullrequest:updated", lena) }, 0},
-		// commits of the new head, its diffstat (2), two statuses on it,
-		// the comment edit (the tests verdict changed).
+		// the diffstat of the new head (2: the push names no diffstat
+		// link), two statuses on it; no commits read: the signed push
+		// lists the new commit with its author; no comment edit: the
+		// tests verdict changed, which the status says, not the
+		// explanation.
 		{"second push", func() int {
 			e.must(e.srv.PushCommit(repoPay, e.id, fullB, []model.ChangedFile{{Path: "internal/refund/refund.go", Status: model.FileModified}}))
 			n := e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", fullA, fullB, lena))
 			return n + e.deliver("pullrequest:updated", lena)
-		}, 6},
-		// the pull request (the approval verified), the review status, the
-		// comment edit.
+		}, 4},
+		// the pull request (the approval verified), the review status; the
+		// comment explains nothing new.
 		{"lead's approval", func() int {
 			e.must(e.srv.Approve(repoPay, e.id, e.srv.Reviewers(repoPay, e.id)[0]))
 			return e.deliver("pullrequest:approved", e.srv.Reviewers(repoPay, e.id)[0])
-		}, 3},
+		}, 2},
 		{"redelivered approval (new request id)", func() int {
 			return e.deliver("pullrequest:approved", e.srv.Reviewers(repoPay, e.id)[0])
 		}, 0},
@@ -187,8 +191,8 @@ func TestBudgetOfOnePullRequest(t *testing.T) {
 		}
 	}
 	t.Logf("one pull request's life: %d requests", total)
-	if total != 17 {
-		t.Errorf("life: %d requests, want 17", total)
+	if total != 13 {
+		t.Errorf("life: %d requests, want 13", total)
 	}
 	if st := e.review(); st.State != rules.StateSuccessful {
 		t.Errorf("review %+v", st)
@@ -394,16 +398,28 @@ func TestDeletedCommentIsPostedAgain(t *testing.T) {
 		t.Fatalf("comments %+v", cs)
 	}
 	e.must(e.srv.DeleteComment(repoPay, e.id, cs[0].ID))
+	// An approval changes no explanation (the statuses say where things
+	// stand): the comment is not touched.
 	lead := e.srv.Reviewers(repoPay, e.id)[0]
 	e.must(e.srv.Approve(repoPay, e.id, lead))
-	e.deliver("pullrequest:approved", lead) // no error: nothing dead-lettered
+	e.deliver("pullrequest:approved", lead)
+	if cs := e.srv.Comments(repoPay, e.id); len(cs) != 0 {
+		t.Fatalf("comments after the approval %+v", cs)
+	}
+	// A push that touches helm/ triggers the path review: the explanation
+	// changes, the edit finds the comment gone (404) and posts it again,
+	// with nothing dead-lettered.
+	e.must(e.srv.PushCommit(repoPay, e.id, fullB, []model.ChangedFile{{Path: "helm/values.yaml", Status: model.FileModified}}))
+	e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", fullA, fullB, lena))
+	e.deliver("pullrequest:updated", lena)
 	cs = e.srv.Comments(repoPay, e.id)
-	if len(cs) != 1 || !strings.Contains(cs[0].Body, "approved by") {
+	if len(cs) != 1 || !strings.Contains(cs[0].Body, "technical-lead/path-review (") {
 		t.Fatalf("comments after the change %+v", cs)
 	}
 	// The honest path: the new comment is edited in place from now on.
-	e.must(e.srv.Unapprove(repoPay, e.id, lead))
-	e.deliver("pullrequest:unapproved", lead)
+	const fullC = "c0c1c2c3c4c5c6c7c8c9d0d1d2d3d4d5d6d7d8d9"
+	e.must(e.srv.PushCommit(repoPay, e.id, fullC, []model.ChangedFile{{Path: "main.go", Status: model.FileModified}}))
+	e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", fullB, fullC, lena))
 	if got := e.srv.Comments(repoPay, e.id); len(got) != 1 || got[0].ID != cs[0].ID || got[0].Body == cs[0].Body {
 		t.Errorf("comments %+v", got)
 	}
@@ -497,5 +513,71 @@ func TestMergeWithoutCommits(t *testing.T) {
 	}
 	if revs := open.srv.Reviewers(repoPay, open.id); len(revs) != 0 {
 		t.Errorf("reviewers %+v asked without the commit authors", revs)
+	}
+}
+
+// The signed repo:push names the authors of the commits it brought: a
+// complete list stands for the commits read (none is made) and a lead who
+// pushed onto the branch is excluded all the same; a truncated list is
+// never trusted (the commits are read).
+func TestCommitAuthorsFromTheSignedPush(t *testing.T) {
+	e := newBBEnv(t, testOrg(), bitbuckettest.PR{})
+	e.deliver("pullrequest:created", lena)
+	lead := e.srv.Reviewers(repoPay, e.id)[0]
+	hash, err := e.srv.Push(repoPay, e.id, bitbuckettest.Commit{Author: lead, Pusher: lead})
+	e.must(err)
+	before := e.srv.Calls()
+	e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", fullA, hash, lead))
+	if n := diffCalls(before, e.srv.Calls())["GET /repositories/{ws}/{repo}/pullrequests/{id}/commits"]; n != 0 {
+		t.Errorf("commits read %d times for a complete push", n)
+	}
+	e.must(e.srv.Approve(repoPay, e.id, lead))
+	e.deliver("pullrequest:approved", lead)
+	if st := e.review(); st.State == rules.StateSuccessful {
+		t.Fatalf("the approval of a lead who pushed onto the branch counted: %+v", st)
+	}
+	if r := e.lastDecision().Rules[0]; len(r.Excluded) != 1 || !strings.Contains(r.Excluded[0], lead.DisplayName) {
+		t.Errorf("code review %+v, want %s excluded", r, lead.DisplayName)
+	}
+
+	// Six commits in one push: Bitbucket lists five and says truncated.
+	from := hash
+	var last string
+	for i := 0; i < 6; i++ {
+		last, err = e.srv.Push(repoPay, e.id, bitbuckettest.Commit{})
+		e.must(err)
+	}
+	before = e.srv.Calls()
+	e.handle("repo:push", e.srv.WebhookPushBody(repoPay, "feature/1", from, last, lena))
+	if n := diffCalls(before, e.srv.Calls())["GET /repositories/{ws}/{repo}/pullrequests/{id}/commits"]; n != 1 {
+		t.Errorf("commits read %d times for a truncated push, want 1", n)
+	}
+}
+
+// A team whose deployments are gated gets its merge commit resolved from
+// the payload's 12 hex (one read at the merge), so that a gate finds the
+// pull request by the full hash; a twin sharing the 12-hex prefix finds
+// nothing. Teams without gates keep the merge at no read (the budget).
+func TestMergeCommitResolvedForGatedTeams(t *testing.T) {
+	org := testOrg()
+	org.Rules = append(org.Rules, &roles.Rule{ID: "technical-lead/deploy-approval", Kind: roles.KindDeployApproval,
+		Role: "technical-lead", Responsibility: "Approves deployments", Environments: []string{"production"}, Teams: []string{"payments"}})
+	org.Index()
+	e := newBBEnv(t, org, bitbuckettest.PR{})
+	e.deliver("pullrequest:created", lena)
+	const merge = "5d1d5087d4090000000000000000000000000001"
+	e.must(e.srv.Merge(repoPay, e.id, kofi, merge))
+	before := e.srv.Calls()
+	e.deliver("pullrequest:fulfilled", kofi)
+	if n := diffCalls(before, e.srv.Calls())["GET /repositories/{ws}/{repo}/commit/{hash}"]; n != 1 {
+		t.Errorf("merge commit resolved %d times, want 1", n)
+	}
+	recs, err := e.st.PRsByCommit(e.ctx, repoPay, merge)
+	if err != nil || len(recs) != 1 || recs[0].ID != e.id {
+		t.Errorf("by the full merge commit: %+v %v", recs, err)
+	}
+	twin := merge[:12] + strings.Repeat("f", 28)
+	if recs, _ := e.st.PRsByCommit(e.ctx, repoPay, twin); len(recs) != 0 {
+		t.Errorf("the twin %s found %+v", twin, recs)
 	}
 }

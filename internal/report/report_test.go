@@ -422,3 +422,29 @@ func BenchmarkBuildAndRender(b *testing.B) {
 		}
 	}
 }
+
+// A break-glass through the API was done by whoever holds the admin token:
+// the report says so and whom it named, never that the person named acted.
+func TestBreakGlassThroughTheAdminToken(t *testing.T) {
+	src := sampleSource()
+	g := &src.gates[0]
+	g.DecidedBy = "admin-token"
+	g.Data = []byte(`{"via":"admin-token","named":"acc-raj","history":[]}`)
+	w, _ := ParseWeek("2026-W47", time.UTC)
+	r, err := Build(context.Background(), src, testOrg(), w, Options{Now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.BreakGlass) != 1 {
+		t.Fatalf("break glass = %+v", r.BreakGlass)
+	}
+	u := r.BreakGlass[0]
+	if u.ByName != "admin token, naming Raj Patel" || u.Via != "admin-token" || u.Named != "acc-raj" {
+		t.Errorf("break glass = %+v, want who %q", u, "admin token, naming Raj Patel")
+	}
+	for _, it := range r.Attention {
+		if it.Kind == AttentionBreakGlass && !strings.HasPrefix(it.What, "admin token, naming Raj Patel opened") {
+			t.Errorf("attention item %q", it.What)
+		}
+	}
+}

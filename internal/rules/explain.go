@@ -85,6 +85,13 @@ func Explain(d Decision) string {
 
 // Comment renders a decision as the single explaining pull-request comment,
 // in Bitbucket markdown. decisionURL, when set, links to the full decision.
+//
+// The comment says what applies and why: the rules triggered, who is asked,
+// whom separation of duties excludes. Where things stand (status states,
+// approvals counted, the tests verdict) changes with every approval and
+// push: that lives in the commit statuses, which link to the decision, so
+// the comment is edited only when its explanation changes (each edit is a
+// Bitbucket request and a notification).
 func Comment(d Decision, decisionURL string) string {
 	var b strings.Builder
 	b.WriteString("**rolekeeper**\n\n")
@@ -94,8 +101,12 @@ func Comment(d Decision, decisionURL string) string {
 		return strings.TrimRight(b.String(), "\n") + "\n"
 	}
 	fmt.Fprintf(&b, "Team **%s**", mdEscape(d.Team))
-	for _, s := range d.Statuses {
-		fmt.Fprintf(&b, " · `%s` %s: %s", s.Key, s.State, mdEscape(s.Description))
+	if len(d.Statuses) > 0 {
+		keys := make([]string, len(d.Statuses))
+		for i, s := range d.Statuses {
+			keys[i] = "`" + s.Key + "`"
+		}
+		fmt.Fprintf(&b, " · where each rule stands: the statuses %s on the latest commit", strings.Join(keys, ", "))
 	}
 	b.WriteString("\n\n")
 	if d.Skipped != "" {
@@ -107,8 +118,8 @@ func Comment(d Decision, decisionURL string) string {
 		b.WriteString("**Rules**\n\n")
 		var shown []string
 		for _, r := range triggered {
-			fmt.Fprintf(&b, "* **%s** %s\n", verdict(r), mdEscape(r.Reason))
-			if line := approvalLine(r); line != "" {
+			fmt.Fprintf(&b, "* %s\n", mdEscape(commentReason(r)))
+			if line := requirementLine(r); line != "" {
 				fmt.Fprintf(&b, "    * %s\n", mdEscape(line))
 			}
 			// A person excluded or an approval ignored for several rules
@@ -257,6 +268,33 @@ func approvalLine(r RuleResult) string {
 		parts = append(parts, fmt.Sprintf("%s of %d required", countNoun(len(r.ApprovedBy), "approval"), r.Required))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// commentReason is why a rule applies. The unit-tests rule's own reason is
+// its verdict (which files, tests or not): the comment names the rule and
+// leaves the verdict to rolekeeper-tests.
+func commentReason(r RuleResult) string {
+	if r.Kind != string(roles.KindUnitTests) {
+		return r.Reason
+	}
+	end := fmt.Sprintf(": %q)", r.Responsibility)
+	i := strings.Index(r.Reason, end)
+	if i < 0 {
+		return r.RuleID + ": source changes come with a test change"
+	}
+	return r.Reason[:i+len(end)] + ": source changes come with a test change"
+}
+
+// requirementLine says what a review rule asks for, not how far it got
+// (the comment's stable counterpart of approvalLine).
+func requirementLine(r RuleResult) string {
+	switch {
+	case r.Kind == string(roles.KindUnitTests):
+		return ""
+	case r.Required == 0:
+		return "advisory: no approval required"
+	}
+	return "requires " + countNoun(r.Required, "approval")
 }
 
 // allNotes gathers the rules' notes, each once, in order.

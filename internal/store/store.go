@@ -238,8 +238,10 @@ type PullRequests interface {
 	GetPR(ctx context.Context, repo string, id int) (*PRRecord, error)
 	ListPRs(ctx context.Context, f PRFilter) ([]PRRecord, error)
 	// PRsByCommit returns PRs of the repository whose MergeCommit or
-	// SourceCommit equals the commit or is a prefix of it, or of which it is
-	// a prefix (payloads carry 12-character hashes). Ordered by ID.
+	// SourceCommit is the commit, a full 40-hex hash (either case); a
+	// shorter one finds nothing, and a record holding a short hash is never
+	// found: two commits can share a 12-hex prefix (model.SameFullCommit).
+	// Ordered by ID.
 	PRsByCommit(ctx context.Context, repo, commit string) ([]PRRecord, error)
 }
 

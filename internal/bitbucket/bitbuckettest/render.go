@@ -166,7 +166,7 @@ func (s *Server) prLinks(r *repo, p *pullRequest) obj {
 		"approve":         base("approve"),
 		"request-changes": base("request-changes"),
 		"diff":            href(s.apiURL("repositories", r.fullName, "diff") + "/" + spec),
-		"diffstat":        href(s.apiURL("repositories", r.fullName, "diffstat") + "/" + spec),
+		"diffstat":        href(s.diffStatHref(r, p)),
 		"comments":        base("comments"),
 		"activity":        base("activity"),
 		"merge":           base("merge"),
@@ -467,4 +467,11 @@ func errorBody(message string, fields map[string][]string) obj {
 		e["fields"] = fields
 	}
 	return obj{"type": "error", "error": e}
+}
+
+// diffStatHref is a pull request's links.diffstat: the repository diffstat
+// of its revspec, where its diffstat endpoint redirects.
+func (s *Server) diffStatHref(r *repo, p *pullRequest) string {
+	spec := r.fullName + ":" + short(p.srcCommit) + "%0D" + short(p.dstCommit) + "?from_pullrequest_id=" + fmt.Sprint(p.id) + "&topic=true"
+	return s.apiURL("repositories", r.fullName, "diffstat") + "/" + spec
 }

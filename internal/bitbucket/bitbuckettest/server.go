@@ -347,6 +347,7 @@ func (s *Server) modelPR(r *repo, p *pullRequest) model.PullRequest {
 		DestinationBranch: p.dstBranch, DestinationCommit: short(p.dstCommit), MergeCommit: short(p.mergeCommit),
 		Reviewers: append([]model.Actor(nil), p.reviewers...), Participants: s.participants(p),
 		CreatedAt: p.created, UpdatedAt: p.updated, URL: s.htmlURL(r.fullName, "pull-requests", fmt.Sprint(p.id)),
+		DiffStatURL: s.diffStatHref(r, p),
 	}
 	if p.closedBy != nil {
 		a := *p.closedBy

@@ -195,9 +195,30 @@ func TestWebhookBodiesRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A range the fake cannot tell lists nothing and says truncated:
+		// never a complete list.
 		want := []model.PushChange{{RefType: "branch", RefName: "main", OldCommit: strings.Repeat("1", 40), NewCommit: strings.Repeat("c", 40)}}
 		if !reflect.DeepEqual(ev.Push.Changes, want) || ev.Actor.AccountID != ben.AccountID {
 			t.Errorf("push %+v", ev.Push.Changes)
+		}
+		// A push onto the pull request's branch lists the commit it
+		// brought, with its author's account, as Bitbucket does.
+		open := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Fix refunds", Author: ana, SourceBranch: "feature/fix"})
+		old, err := s.Push(repo, open, bitbuckettest.Commit{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, err := s.Push(repo, open, bitbuckettest.Commit{Author: ben, Pusher: ben})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err = bitbucket.ParseWebhook("repo:push", s.WebhookPushBody(repo, "feature/fix", old, hash, ben))
+		if err != nil || len(ev.Push.Changes) != 1 {
+			t.Fatalf("push %+v %v", ev, err)
+		}
+		c := ev.Push.Changes[0]
+		if !c.CommitsComplete || len(c.Commits) != 1 || c.Commits[0].Hash != hash || c.Commits[0].Author.AccountID != ben.AccountID {
+			t.Errorf("pushed commits %+v (complete %v)", c.Commits, c.CommitsComplete)
 		}
 		ev, err = bitbucket.ParseWebhook("repo:push", s.WebhookPushBody(repo, "feature/refunds", strings.Repeat("ab", 20), "", ana))
 		if err != nil || len(ev.Push.Changes) != 1 || !ev.Push.Changes[0].Closed || ev.Push.Changes[0].NewCommit != "" {

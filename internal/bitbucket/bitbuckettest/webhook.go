@@ -113,10 +113,17 @@ func (s *Server) WebhookPushBody(fullName, branch, oldHash, newHash string, acto
 			},
 		}
 	}
+	pushed, known := s.pushedCommits(r, branch, strings.ToLower(oldHash), strings.ToLower(newHash))
+	commits := []any{}
+	for i := len(pushed) - 1; i >= 0 && len(commits) < pushListMax; i-- { // newest first
+		commits = append(commits, s.commitJSON(r, pushed[i]))
+	}
 	change := obj{
 		"old": ref(oldHash), "new": ref(newHash),
-		"truncated": false, "created": oldHash == "", "forced": false, "closed": newHash == "",
-		"commits": []any{}, "links": obj{},
+		// Bitbucket lists the new commits, newest first, and truncates
+		// long lists; a range the fake cannot tell is said truncated.
+		"truncated": !known || len(pushed) > pushListMax, "created": oldHash == "", "forced": false, "closed": newHash == "",
+		"commits": commits, "links": obj{},
 	}
 	return mustJSON(obj{
 		"push":       obj{"changes": []any{change}},
@@ -154,4 +161,35 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// pushListMax is how many commits a push payload lists before it says
+// truncated (Bitbucket lists a handful).
+const pushListMax = 5
+
+// pushedCommits are the commits a push of branch from oldHash to newHash
+// brought, oldest first, as the pull request on that branch recorded them
+// (Push); known is false when no pull request tells.
+func (s *Server) pushedCommits(r *repo, branch, oldHash, newHash string) ([]string, bool) {
+	if oldHash == "" || newHash == "" {
+		return nil, false
+	}
+	for _, p := range r.prs {
+		if p.srcBranch != branch {
+			continue
+		}
+		from, to := -1, -1
+		for i, h := range p.commits {
+			if h == oldHash && from < 0 {
+				from = i
+			}
+			if h == newHash {
+				to = i
+			}
+		}
+		if from >= 0 && to > from {
+			return append([]string(nil), p.commits[from+1:to+1]...), true
+		}
+	}
+	return nil, false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -225,16 +226,15 @@ func (s *Store) ListPRs(ctx context.Context, f store.PRFilter) ([]store.PRRecord
 	return out, nil
 }
 
-// PRsByCommit returns the repository's PRs whose merge or source commit
-// equals commit, is a prefix of it, or has it as a prefix; none for "".
+// PRsByCommit returns the repository's PRs whose merge or source commit is
+// commit, a full hash; none for anything shorter (never a prefix match).
 func (s *Store) PRsByCommit(ctx context.Context, repo, commit string) ([]store.PRRecord, error) {
-	if commit == "" {
+	if !model.IsFullCommit(commit) {
 		return nil, nil
 	}
-	out, err := s.queryPRs(ctx, `SELECT `+prCols+` FROM pull_requests WHERE repository = $1 AND (
-		(merge_commit <> '' AND (starts_with($2, merge_commit) OR starts_with(merge_commit, $2)))
-		OR (source_commit <> '' AND (starts_with($2, source_commit) OR starts_with(source_commit, $2))))
-		ORDER BY id`, repo, commit)
+	out, err := s.queryPRs(ctx, `SELECT `+prCols+` FROM pull_requests WHERE repository = $1 AND
+		(merge_commit = $2 OR source_commit = $2) -- hashes are stored as Bitbucket gives them: lower case
+		ORDER BY id`, repo, strings.ToLower(commit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: prs by commit %s: %w", commit, err)
 	}

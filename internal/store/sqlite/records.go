@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/evidence"
@@ -231,16 +232,16 @@ func (s *Store) ListPRs(ctx context.Context, f store.PRFilter) ([]store.PRRecord
 	return out, nil
 }
 
-// PRsByCommit returns the repository's PRs whose merge or source commit
-// equals commit, is a prefix of it, or has it as a prefix; none for "".
+// PRsByCommit returns the repository's PRs whose merge or source commit is
+// commit, a full hash; none for anything shorter (never a prefix match).
 func (s *Store) PRsByCommit(ctx context.Context, repo, commit string) ([]store.PRRecord, error) {
-	if commit == "" {
+	if !model.IsFullCommit(commit) {
 		return nil, nil
 	}
-	out, err := s.queryPRs(ctx, `SELECT `+prCols+` FROM pull_requests WHERE repository = ? AND (
-		(merge_commit <> '' AND (merge_commit = substr(?, 1, length(merge_commit)) OR substr(merge_commit, 1, length(?)) = ?))
-		OR (source_commit <> '' AND (source_commit = substr(?, 1, length(source_commit)) OR substr(source_commit, 1, length(?)) = ?)))
-		ORDER BY id`, repo, commit, commit, commit, commit, commit, commit)
+	c := strings.ToLower(commit)
+	out, err := s.queryPRs(ctx, `SELECT `+prCols+` FROM pull_requests WHERE repository = ? AND
+		(merge_commit = ? OR source_commit = ?) -- stored as Bitbucket gives them: lower case
+		ORDER BY id`, repo, c, c)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: prs by commit %s: %w", commit, err)
 	}

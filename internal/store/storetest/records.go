@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -298,6 +299,8 @@ func testPRsByCommit(t *testing.T, s store.Store) {
 	const (
 		full  = "4f2a9c1be07d5a3c6b8e9f0a1b2c3d4e5f607182"
 		short = "4f2a9c1be07d" // 12 characters, as in payloads
+		// twin shares full's 12-hex prefix: a different commit.
+		twin  = "4f2a9c1be07d000000000000000000000000beef"
 		other = "9999999999999999999999999999999999999999"
 	)
 	seed := []store.PRRecord{
@@ -306,6 +309,7 @@ func testPRsByCommit(t *testing.T, s store.Store) {
 		{Repository: "acme/pay", ID: 5, Title: "merged-short", State: model.PRMerged, MergeCommit: short[:10] + "00", SourceCommit: "1111"},
 		{Repository: "acme/pay", ID: 9, Title: "unrelated", State: model.PROpen, SourceCommit: "abcdefabcdef"},
 		{Repository: "acme/pay", ID: 11, Title: "no commits", State: model.PROpen},
+		{Repository: "acme/pay", ID: 13, Title: "twin head", State: model.PROpen, SourceCommit: twin},
 		{Repository: "acme/web", ID: 1, Title: "other repo", State: model.PRMerged, MergeCommit: full},
 	}
 	for i := range seed {
@@ -317,10 +321,15 @@ func testPRsByCommit(t *testing.T, s store.Store) {
 		commit string
 		want   []string
 	}{
-		{"full hash finds full and short", "acme/pay", full, []string{"source-short", "merged-full"}},
-		{"short hash finds full and short", "acme/pay", short, []string{"source-short", "merged-full"}},
+		// Only the full hash itself: never a record holding its
+		// abbreviation, never the twin that shares its 12-hex prefix.
+		{"full hash finds only itself", "acme/pay", full, []string{"merged-full"}},
+		{"upper case is the same hash", "acme/pay", strings.ToUpper(full), []string{"merged-full"}},
+		{"the twin finds only the twin", "acme/pay", twin, []string{"twin head"}},
+		{"a short hash finds nothing", "acme/pay", short, nil},
+		{"a 12-hex record is never found", "acme/pay", "abcdefabcdef", nil},
 		{"source commit", "acme/pay", other, []string{"merged-full"}},
-		{"other repository", "acme/web", short, []string{"other repo"}},
+		{"other repository", "acme/web", full, []string{"other repo"}},
 		{"no match", "acme/pay", "0000000000000000000000000000000000000000", nil},
 		{"empty commit", "acme/pay", "", nil},
 	}

@@ -12,7 +12,7 @@
 //   - ListDeliveries with an empty state lists every state; limits <= 0 do
 //     not limit;
 //   - the ClosedSince/ClosedUntil bounds of PRFilter match closed PRs only;
-//   - PRsByCommit("") finds nothing;
+//   - PRsByCommit finds nothing for "" or a short hash (full hashes only);
 //   - Enqueue needs Source, DeliveryID and ReceivedAt; SaveDecision needs
 //     CreatedAt; AddFinding needs Key and OccurredAt; CreateGate needs ID and
 //     CreatedAt: each fails without them.
