@@ -312,7 +312,15 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 
 func (r *Runner) claimOne(ctx context.Context) (int, error) {
 	if r.stale() {
-		return 0, errStale // claim nothing under a name others may think dead
+		// The clock may have moved past the last beat (a jump, or a beat
+		// that failed): beat now rather than wait for the ticker, and claim
+		// nothing under a name others may think dead while that fails.
+		// Claims others took over meanwhile stay theirs: settling them is
+		// fenced by their tokens.
+		r.beat(ctx)
+		if r.stale() {
+			return 0, errStale
+		}
 	}
 	now := r.opt.Now().UTC()
 	ds, err := r.opt.Store.Claim(ctx, store.ClaimRequest{
