@@ -94,6 +94,12 @@ type Runner struct {
 	cancel   context.CancelFunc // ends in-flight processing when Stop's deadline passes
 	lastErr  atomic.Value       // last claim error text, to log each new failure once
 
+	// Deliveries claimed together for idle workers (claimOne), each taken
+	// by the next worker that looks; idle counts workers not processing.
+	mu    sync.Mutex
+	batch []store.Delivery
+	idle  atomic.Int64
+
 	beating  atomic.Bool  // the heartbeat runs (Start)
 	lastBeat atomic.Int64 // Now of the last successful heartbeat, Unix ms
 	beatDone chan struct{}
@@ -277,9 +283,12 @@ func (r *Runner) stale() bool {
 
 func (r *Runner) loop(ctx context.Context) {
 	defer r.wg.Done()
+	r.idle.Add(1)
+	defer r.idle.Add(-1)
 	for {
 		select {
 		case <-r.stopping:
+			r.finishBatch(ctx)
 			return
 		default:
 		}
@@ -289,6 +298,7 @@ func (r *Runner) loop(ctx context.Context) {
 		}
 		select {
 		case <-r.stopping:
+			r.finishBatch(ctx)
 			return
 		case <-r.wake:
 		case <-r.opt.After(r.opt.PollInterval):
@@ -310,7 +320,17 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 	}
 }
 
+// claimOne processes one due delivery: one claimed earlier for idle
+// workers, or else a new claim of as many as there are idle workers (one
+// statement, one transaction for all), the rest left for them. Only idle
+// workers are counted, so a delivery claimed for one waits for it no longer
+// than it takes to wake, well within its lease, which its worker renews
+// from then on.
 func (r *Runner) claimOne(ctx context.Context) (int, error) {
+	if d, ok := r.take(); ok {
+		r.handleOne(ctx, d)
+		return 1, nil
+	}
 	if r.stale() {
 		return 0, errStale // claim nothing under a name others may think dead
 	}
@@ -319,7 +339,7 @@ func (r *Runner) claimOne(ctx context.Context) (int, error) {
 		Worker:      r.opt.WorkerID,
 		Now:         now,
 		Lease:       r.opt.Lease,
-		Limit:       1,
+		Limit:       int(max(1, r.idle.Load())),
 		StaleBefore: now.Add(-r.opt.StaleAfter),
 	})
 	if err != nil {
@@ -333,11 +353,49 @@ func (r *Runner) claimOne(ctx context.Context) (int, error) {
 	if len(ds) == 0 {
 		return 0, nil
 	}
-	r.Notify() // another idle worker may take the next one
-	for _, d := range ds {
-		r.handle(ctx, d)
+	if len(ds) > 1 {
+		r.mu.Lock()
+		r.batch = append(r.batch, ds[1:]...)
+		r.mu.Unlock()
 	}
-	return len(ds), nil
+	r.Notify() // another idle worker may take the next one
+	r.handleOne(ctx, ds[0])
+	return 1, nil
+}
+
+// take pops the oldest delivery claimed for idle workers.
+func (r *Runner) take() (store.Delivery, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batch) == 0 {
+		return store.Delivery{}, false
+	}
+	d := r.batch[0]
+	r.batch = r.batch[1:]
+	if len(r.batch) > 0 {
+		r.Notify()
+	}
+	return d, true
+}
+
+// handleOne handles d as a busy (not idle) worker.
+func (r *Runner) handleOne(ctx context.Context, d store.Delivery) {
+	r.idle.Add(-1)
+	defer r.idle.Add(1)
+	r.handle(ctx, d)
+}
+
+// finishBatch processes, on Stop, what was claimed for workers that did not
+// take it: it is this replica's, and finishing it beats leaving it to its
+// lease.
+func (r *Runner) finishBatch(ctx context.Context) {
+	for {
+		d, ok := r.take()
+		if !ok {
+			return
+		}
+		r.handleOne(ctx, d)
+	}
 }
 
 // handle processes one claimed delivery and records the result, unless
