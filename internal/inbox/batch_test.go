@@ -16,7 +16,7 @@ type countingClaims struct {
 	store.Inbox
 	claims atomic.Int64
 	empty  atomic.Int64 // calls that found nothing due
-	limits sync.Map // limit → true
+	limits sync.Map     // limit → true
 }
 
 func (c *countingClaims) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Delivery, error) {
