@@ -245,7 +245,7 @@ func held(res sql.Result, err error) error {
 // Renew extends the claim c to until; ErrLostClaim when c is not the
 // delivery's current claim.
 func (s *Store) Renew(ctx context.Context, c store.Claim, until time.Time) error {
-	err := held(s.execRelaxed(ctx, `UPDATE deliveries SET claimed_until = ?
+	err := held(s.w.ExecContext(ctx, `UPDATE deliveries SET claimed_until = ?
 		WHERE seq = ? AND state = ? AND claim_token = ?`, ms(until), c.Seq, store.DeliveryProcessing, c.Token))
 	if err != nil {
 		return fmt.Errorf("sqlite: renew %d: %w", c.Seq, err)
@@ -290,7 +290,7 @@ func (s *Store) Bury(ctx context.Context, c store.Claim, now time.Time, errMsg s
 
 // Heartbeat records that replica is alive at now.
 func (s *Store) Heartbeat(ctx context.Context, replica string, now time.Time) error {
-	if _, err := s.execRelaxed(ctx, `INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?)
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?)
 		ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`, replica, now.UnixMilli()); err != nil {
 		return fmt.Errorf("sqlite: heartbeat: %w", err)
 	}

@@ -11,8 +11,8 @@ import (
 // relaxed runs fn on the writer connection with synchronous=NORMAL, then
 // puts the connection back to FULL.
 //
-// Why the inbox's own bookkeeping (claims, renewals, completions, retries,
-// burials, heartbeats) need not be fsynced: in WAL mode a NORMAL commit is
+// Why the inbox's own bookkeeping per delivery (claims, completions,
+// retries, burials) need not be fsynced: in WAL mode a NORMAL commit is
 // written to the WAL but not fsynced, so it survives a crash of the
 // process (the OS has the pages) and may be lost only on a power loss or a
 // crash of the OS, together with any later NORMAL commit, never with an
@@ -22,7 +22,9 @@ import (
 // (the delivery runs again; processing is at least once and its actions are
 // idempotent), a retry or a burial (the claim comes back after its lease,
 // or at once through Own). The acknowledged insert of a delivery is never
-// relaxed: Enqueue commits with FULL before its 2xx.
+// relaxed: Enqueue commits with FULL before its 2xx. Renewals and
+// heartbeats, a few a minute and due on time, stay FULL: the two pragmas
+// would cost them more than the fsync saves.
 //
 // The pragma is per connection and may change only outside a transaction:
 // fn must commit or roll back whatever it begins. When the connection
