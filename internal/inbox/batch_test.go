@@ -87,3 +87,40 @@ func TestIdleWorkersShareOneClaim(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitedClaimIsRenewedOrDropped: a delivery claimed for an idle worker
+// that waited until its claim could lapse is renewed before it is
+// processed, and not processed at all when another worker took it.
+func TestWaitedClaimIsRenewedOrDropped(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore func(*testing.T) store.Inbox) {
+		const lease = 30 * time.Second
+		f := setup(t, newStore, Options{Workers: 2, Lease: lease})
+		f.enqueue(t, "kept", "taken")
+		ds, err := f.st.Claim(context.Background(), store.ClaimRequest{Worker: f.run.WorkerID(), Now: f.clk.Now(), Lease: lease, Limit: 2})
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("claim: %v, %v", ds, err)
+		}
+		f.run.batch = ds // as if claimed for two idle workers that got busy
+
+		f.clk.Add(lease * 2 / 3) // "kept": close to lapsing, still held
+		if n, err := f.run.claimOne(context.Background()); err != nil || n != 1 {
+			t.Fatalf("claimOne = %d, %v", n, err)
+		}
+		if d := f.get(t, "kept"); d.State != store.DeliveryDone || f.proc.count(d.Seq) != 1 {
+			t.Errorf("kept: %s after %d calls, want done after 1", d.State, f.proc.count(d.Seq))
+		}
+
+		f.clk.Add(lease) // "taken": lapsed, and another worker claims it
+		other, err := f.st.Claim(context.Background(), store.ClaimRequest{Worker: "other", Now: f.clk.Now(), Lease: lease, Limit: 1})
+		if err != nil || len(other) != 1 {
+			t.Fatalf("take over: %v, %v", other, err)
+		}
+		if n, err := f.run.claimOne(context.Background()); err != nil || n != 1 {
+			t.Fatalf("claimOne = %d, %v", n, err)
+		}
+		d := f.get(t, "taken")
+		if f.proc.count(d.Seq) != 0 || d.ClaimedBy != "other" || d.State != store.DeliveryProcessing {
+			t.Errorf("taken: processed %d times here, %s by %q; want 0, processing by other", f.proc.count(d.Seq), d.State, d.ClaimedBy)
+		}
+	})
+}

@@ -328,7 +328,7 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 // from then on.
 func (r *Runner) claimOne(ctx context.Context) (int, error) {
 	if d, ok := r.take(); ok {
-		r.handleOne(ctx, d)
+		r.handleTaken(ctx, d)
 		return 1, nil
 	}
 	if r.stale() {
@@ -385,6 +385,29 @@ func (r *Runner) handleOne(ctx context.Context, d store.Delivery) {
 	r.handle(ctx, d)
 }
 
+// handleTaken handles a delivery claimed earlier for an idle worker. When
+// it waited long enough that its claim could lapse before the first
+// renewal (every worker was busy after all), the claim is renewed first;
+// a claim that cannot be renewed is not acted on: another worker may hold
+// it, or will once it lapses.
+func (r *Runner) handleTaken(ctx context.Context, d store.Delivery) {
+	now := r.opt.Now().UTC()
+	if d.ClaimedUntil.Sub(now) < r.opt.Lease/2 {
+		until := now.Add(r.opt.Lease)
+		if err := r.opt.Store.Renew(ctx, store.ClaimOf(d), until); err != nil {
+			log := r.opt.Logger.With(zap.Int64("seq", d.Seq), zap.String("delivery_id", d.DeliveryID))
+			if errors.Is(err, store.ErrLostClaim) {
+				r.lostClaim(log, err)
+			} else {
+				log.Warn("inbox: could not renew a claim that waited for a worker; it will be processed once it lapses", zap.Error(err))
+			}
+			return
+		}
+		d.ClaimedUntil = until
+	}
+	r.handleOne(ctx, d)
+}
+
 // finishBatch processes, on Stop, what was claimed for workers that did not
 // take it: it is this replica's, and finishing it beats leaving it to its
 // lease.
@@ -394,7 +417,7 @@ func (r *Runner) finishBatch(ctx context.Context) {
 		if !ok {
 			return
 		}
-		r.handleOne(ctx, d)
+		r.handleTaken(ctx, d)
 	}
 }
 
