@@ -54,8 +54,8 @@ func TestIdleWorkersShareOneClaim(t *testing.T) {
 		}
 		f.run.Start(context.Background())
 		deadline := time.Now().Add(10 * time.Second)
-		// Each worker looks once at start and finds nothing; then they wait.
-		for counted.empty.Load() < 4 {
+		// Each worker looks at start and finds nothing; then they wait.
+		for !f.run.settled() || counted.empty.Load() == 0 {
 			if time.Now().After(deadline) {
 				t.Fatal("the workers never went idle")
 			}
@@ -100,7 +100,7 @@ func TestWaitedClaimIsRenewedOrDropped(t *testing.T) {
 		if err != nil || len(ds) != 2 {
 			t.Fatalf("claim: %v, %v", ds, err)
 		}
-		f.run.batch = ds // as if claimed for two idle workers that got busy
+		f.run.batch, f.run.held = ds, 2 // as if claimed for two idle workers that got busy
 
 		f.clk.Add(lease * 2 / 3) // "kept": close to lapsing, still held
 		if n, err := f.run.claimOne(context.Background()); err != nil || n != 1 {
@@ -123,4 +123,11 @@ func TestWaitedClaimIsRenewedOrDropped(t *testing.T) {
 			t.Errorf("taken: processed %d times here, %s by %q; want 0, processing by other", f.proc.count(d.Seq), d.State, d.ClaimedBy)
 		}
 	})
+}
+
+// settled reports whether every worker is idle and no claim is held.
+func (r *Runner) settled() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.idle.Load() == int64(r.opt.Workers) && r.held == 0
 }

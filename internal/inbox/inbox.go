@@ -98,6 +98,7 @@ type Runner struct {
 	// by the next worker that looks; idle counts workers not processing.
 	mu    sync.Mutex
 	batch []store.Delivery
+	held  int // claims this runner holds, batched or being processed: at most Workers
 	idle  atomic.Int64
 
 	beating  atomic.Bool  // the heartbeat runs (Start)
@@ -334,14 +335,26 @@ func (r *Runner) claimOne(ctx context.Context) (int, error) {
 	if r.stale() {
 		return 0, errStale // claim nothing under a name others may think dead
 	}
+	// Reserve the claims first, so that workers claiming at once never hold
+	// more than Workers between them (as many as a crash may leave).
+	r.mu.Lock()
+	limit := min(int(max(1, r.idle.Load())), r.opt.Workers-r.held)
+	r.held += max(limit, 0)
+	r.mu.Unlock()
+	if limit <= 0 {
+		return 0, nil
+	}
 	now := r.opt.Now().UTC()
 	ds, err := r.opt.Store.Claim(ctx, store.ClaimRequest{
 		Worker:      r.opt.WorkerID,
 		Now:         now,
 		Lease:       r.opt.Lease,
-		Limit:       int(max(1, r.idle.Load())),
+		Limit:       limit,
 		StaleBefore: now.Add(-r.opt.StaleAfter),
 	})
+	r.mu.Lock()
+	r.held -= limit - len(ds)
+	r.mu.Unlock()
 	if err != nil {
 		if prev, _ := r.lastErr.Load().(string); prev != err.Error() {
 			r.lastErr.Store(err.Error())
@@ -378,11 +391,20 @@ func (r *Runner) take() (store.Delivery, bool) {
 	return d, true
 }
 
-// handleOne handles d as a busy (not idle) worker.
+// handleOne handles d as a busy (not idle) worker, and then no longer
+// counts its claim as held.
 func (r *Runner) handleOne(ctx context.Context, d store.Delivery) {
 	r.idle.Add(-1)
 	defer r.idle.Add(1)
+	defer r.release()
 	r.handle(ctx, d)
+}
+
+// release forgets one held claim.
+func (r *Runner) release() {
+	r.mu.Lock()
+	r.held--
+	r.mu.Unlock()
 }
 
 // handleTaken handles a delivery claimed earlier for an idle worker. When
@@ -401,6 +423,7 @@ func (r *Runner) handleTaken(ctx context.Context, d store.Delivery) {
 			} else {
 				log.Warn("inbox: could not renew a claim that waited for a worker; it will be processed once it lapses", zap.Error(err))
 			}
+			r.release()
 			return
 		}
 		d.ClaimedUntil = until
