@@ -94,6 +94,13 @@ type Runner struct {
 	cancel   context.CancelFunc // ends in-flight processing when Stop's deadline passes
 	lastErr  atomic.Value       // last claim error text, to log each new failure once
 
+	// Deliveries claimed together for idle workers (claimOne), each taken
+	// by the next worker that looks; idle counts workers not processing.
+	mu    sync.Mutex
+	batch []store.Delivery
+	held  int // claims this runner holds, batched or being processed: at most Workers
+	idle  atomic.Int64
+
 	beating  atomic.Bool  // the heartbeat runs (Start)
 	lastBeat atomic.Int64 // Now of the last successful heartbeat, Unix ms
 	beatDone chan struct{}
@@ -277,9 +284,12 @@ func (r *Runner) stale() bool {
 
 func (r *Runner) loop(ctx context.Context) {
 	defer r.wg.Done()
+	r.idle.Add(1)
+	defer r.idle.Add(-1)
 	for {
 		select {
 		case <-r.stopping:
+			r.finishBatch(ctx)
 			return
 		default:
 		}
@@ -289,6 +299,7 @@ func (r *Runner) loop(ctx context.Context) {
 		}
 		select {
 		case <-r.stopping:
+			r.finishBatch(ctx)
 			return
 		case <-r.wake:
 		case <-r.opt.After(r.opt.PollInterval):
@@ -310,7 +321,17 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 	}
 }
 
+// claimOne processes one due delivery: one claimed earlier for idle
+// workers, or else a new claim of as many as there are idle workers (one
+// statement, one transaction for all), the rest left for them. Only idle
+// workers are counted, so a delivery claimed for one waits for it no longer
+// than it takes to wake, well within its lease, which its worker renews
+// from then on.
 func (r *Runner) claimOne(ctx context.Context) (int, error) {
+	if d, ok := r.take(); ok {
+		r.handleTaken(ctx, d)
+		return 1, nil
+	}
 	if r.stale() {
 		// The clock may have moved past the last beat (a jump, or a beat
 		// that failed): beat now rather than wait for the ticker, and claim
@@ -322,14 +343,26 @@ func (r *Runner) claimOne(ctx context.Context) (int, error) {
 			return 0, errStale
 		}
 	}
+	// Reserve the claims first, so that workers claiming at once never hold
+	// more than Workers between them (as many as a crash may leave).
+	r.mu.Lock()
+	limit := min(int(max(1, r.idle.Load())), r.opt.Workers-r.held)
+	r.held += max(limit, 0)
+	r.mu.Unlock()
+	if limit <= 0 {
+		return 0, nil
+	}
 	now := r.opt.Now().UTC()
 	ds, err := r.opt.Store.Claim(ctx, store.ClaimRequest{
 		Worker:      r.opt.WorkerID,
 		Now:         now,
 		Lease:       r.opt.Lease,
-		Limit:       1,
+		Limit:       limit,
 		StaleBefore: now.Add(-r.opt.StaleAfter),
 	})
+	r.mu.Lock()
+	r.held -= limit - len(ds)
+	r.mu.Unlock()
 	if err != nil {
 		if prev, _ := r.lastErr.Load().(string); prev != err.Error() {
 			r.lastErr.Store(err.Error())
@@ -341,11 +374,82 @@ func (r *Runner) claimOne(ctx context.Context) (int, error) {
 	if len(ds) == 0 {
 		return 0, nil
 	}
-	r.Notify() // another idle worker may take the next one
-	for _, d := range ds {
-		r.handle(ctx, d)
+	if len(ds) > 1 {
+		r.mu.Lock()
+		r.batch = append(r.batch, ds[1:]...)
+		r.mu.Unlock()
 	}
-	return len(ds), nil
+	r.Notify() // another idle worker may take the next one
+	r.handleOne(ctx, ds[0])
+	return 1, nil
+}
+
+// take pops the oldest delivery claimed for idle workers.
+func (r *Runner) take() (store.Delivery, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.batch) == 0 {
+		return store.Delivery{}, false
+	}
+	d := r.batch[0]
+	r.batch = r.batch[1:]
+	if len(r.batch) > 0 {
+		r.Notify()
+	}
+	return d, true
+}
+
+// handleOne handles d as a busy (not idle) worker, and then no longer
+// counts its claim as held.
+func (r *Runner) handleOne(ctx context.Context, d store.Delivery) {
+	r.idle.Add(-1)
+	defer r.idle.Add(1)
+	defer r.release()
+	r.handle(ctx, d)
+}
+
+// release forgets one held claim.
+func (r *Runner) release() {
+	r.mu.Lock()
+	r.held--
+	r.mu.Unlock()
+}
+
+// handleTaken handles a delivery claimed earlier for an idle worker. When
+// it waited long enough that its claim could lapse before the first
+// renewal (every worker was busy after all), the claim is renewed first;
+// a claim that cannot be renewed is not acted on: another worker may hold
+// it, or will once it lapses.
+func (r *Runner) handleTaken(ctx context.Context, d store.Delivery) {
+	now := r.opt.Now().UTC()
+	if d.ClaimedUntil.Sub(now) < r.opt.Lease/2 {
+		until := now.Add(r.opt.Lease)
+		if err := r.opt.Store.Renew(ctx, store.ClaimOf(d), until); err != nil {
+			log := r.opt.Logger.With(zap.Int64("seq", d.Seq), zap.String("delivery_id", d.DeliveryID))
+			if errors.Is(err, store.ErrLostClaim) {
+				r.lostClaim(log, err)
+			} else {
+				log.Warn("inbox: could not renew a claim that waited for a worker; it will be processed once it lapses", zap.Error(err))
+			}
+			r.release()
+			return
+		}
+		d.ClaimedUntil = until
+	}
+	r.handleOne(ctx, d)
+}
+
+// finishBatch processes, on Stop, what was claimed for workers that did not
+// take it: it is this replica's, and finishing it beats leaving it to its
+// lease.
+func (r *Runner) finishBatch(ctx context.Context) {
+	for {
+		d, ok := r.take()
+		if !ok {
+			return
+		}
+		r.handleTaken(ctx, d)
+	}
 }
 
 // handle processes one claimed delivery and records the result, unless

@@ -49,7 +49,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 	if req.Limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `UPDATE deliveries
+	rows, err := s.inbox.Query(ctx, `UPDATE deliveries
 		SET state = $1, claimed_by = $2, claimed_until = $3, claim_token = $7, attempts = attempts + 1
 		WHERE seq IN (
 			SELECT seq FROM deliveries
@@ -85,7 +85,7 @@ func held(tag pgconn.CommandTag, err error) error {
 // Renew extends the claim c to until; ErrLostClaim when c is not the
 // delivery's current claim.
 func (s *Store) Renew(ctx context.Context, c store.Claim, until time.Time) error {
-	err := held(s.pool.Exec(ctx, `UPDATE deliveries SET claimed_until = $1
+	err := held(s.inbox.Exec(ctx, `UPDATE deliveries SET claimed_until = $1
 		WHERE seq = $2 AND state = $3 AND claim_token = $4`, ts(until), c.Seq, string(store.DeliveryProcessing), c.Token))
 	if err != nil {
 		return fmt.Errorf("postgres: renew %d: %w", c.Seq, err)
@@ -96,7 +96,7 @@ func (s *Store) Renew(ctx context.Context, c store.Claim, until time.Time) error
 // Complete marks the delivery of claim c done; ErrLostClaim when c is not
 // its current claim.
 func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) error {
-	err := held(s.pool.Exec(ctx, `UPDATE deliveries SET state = $1, done_at = $2, claimed_until = NULL, claim_token = ''
+	err := held(s.inbox.Exec(ctx, `UPDATE deliveries SET state = $1, done_at = $2, claimed_until = NULL, claim_token = ''
 		WHERE seq = $3 AND state = $4 AND claim_token = $5`, string(store.DeliveryDone), ts(now), c.Seq, string(store.DeliveryProcessing), c.Token))
 	if err != nil {
 		return fmt.Errorf("postgres: complete %d: %w", c.Seq, err)
@@ -107,7 +107,7 @@ func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) erro
 // Retry puts the delivery of claim c back to pending, due at `at`;
 // ErrLostClaim when c is not its current claim.
 func (s *Store) Retry(ctx context.Context, c store.Claim, at time.Time, errMsg string) error {
-	err := held(s.pool.Exec(ctx, `UPDATE deliveries
+	err := held(s.inbox.Exec(ctx, `UPDATE deliveries
 		SET state = $1, next_attempt_at = $2, last_error = $3, claimed_by = '', claimed_until = NULL, claim_token = ''
 		WHERE seq = $4 AND state = $5 AND claim_token = $6`, string(store.DeliveryPending), ts(at), errMsg, c.Seq, string(store.DeliveryProcessing), c.Token))
 	if err != nil {
@@ -119,7 +119,7 @@ func (s *Store) Retry(ctx context.Context, c store.Claim, at time.Time, errMsg s
 // Bury dead-letters the delivery of claim c; ErrLostClaim when c is not
 // its current claim.
 func (s *Store) Bury(ctx context.Context, c store.Claim, now time.Time, errMsg string) error {
-	err := held(s.pool.Exec(ctx, `UPDATE deliveries SET state = $1, last_error = $2, done_at = $3, claimed_until = NULL, claim_token = ''
+	err := held(s.inbox.Exec(ctx, `UPDATE deliveries SET state = $1, last_error = $2, done_at = $3, claimed_until = NULL, claim_token = ''
 		WHERE seq = $4 AND state = $5 AND claim_token = $6`, string(store.DeliveryDead), errMsg, ts(now), c.Seq, string(store.DeliveryProcessing), c.Token))
 	if err != nil {
 		return fmt.Errorf("postgres: bury %d: %w", c.Seq, err)
@@ -129,7 +129,7 @@ func (s *Store) Bury(ctx context.Context, c store.Claim, now time.Time, errMsg s
 
 // Heartbeat records that replica is alive at now.
 func (s *Store) Heartbeat(ctx context.Context, replica string, now time.Time) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO replicas (id, heartbeat_at) VALUES ($1, $2)
+	if _, err := s.inbox.Exec(ctx, `INSERT INTO replicas (id, heartbeat_at) VALUES ($1, $2)
 		ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`, replica, ts(now)); err != nil {
 		return fmt.Errorf("postgres: heartbeat: %w", err)
 	}

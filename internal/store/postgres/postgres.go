@@ -39,7 +39,8 @@ var _ store.Store = (*Store)(nil)
 // Store is the PostgreSQL implementation of store.Store.
 type Store struct {
 	pool   *pgxpool.Pool
-	intake enqueuer // Enqueue's group insert (enqueue.go)
+	inbox  *pgxpool.Pool // the inbox's bookkeeping, commits not waited for (see relaxedPool)
+	intake enqueuer      // Enqueue's group insert (enqueue.go)
 }
 
 // Open connects to the database at dsn (a libpq URL or key=value string;
@@ -59,11 +60,46 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	inbox, err := pgxpool.NewWithConfig(ctx, relaxedPool(cfg))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	s.inbox = inbox
 	return s, nil
 }
 
-// Close closes the pool.
+// relaxedPool configures the small pool of the inbox's own bookkeeping
+// (claims, renewals, completions, retries, burials, heartbeats) with
+// synchronous_commit=off: the server answers the commit before its WAL is
+// flushed, so these writes do not wait for an fsync nor hold the intake's
+// group commit behind theirs.
+//
+// Why that is safe: an unflushed commit can be lost only if the server
+// crashes within a few hundred milliseconds (wal_writer_delay), and never
+// out of order: a later synchronous commit (the intake's insert, every
+// decision and record) flushes the WAL with every earlier commit in it.
+// What a loss undoes is a claim (the delivery is claimed again), a
+// completion (it runs again: processing is at least once, its actions
+// idempotent), a retry or a burial (the claim comes back after its lease or
+// its replica's heartbeat). The acknowledged insert of a delivery stays a
+// synchronous commit on the main pool.
+func relaxedPool(main *pgxpool.Config) *pgxpool.Config {
+	cfg := main.Copy()
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	cfg.MaxConns = min(cfg.MaxConns, 4)
+	cfg.MinConns = 0
+	return cfg
+}
+
+// Close closes the pools.
 func (s *Store) Close() error {
+	if s.inbox != nil {
+		s.inbox.Close()
+	}
 	s.pool.Close()
 	return nil
 }

@@ -55,6 +55,9 @@ func (s *Store) Enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
 	s.mu.Lock()
 	s.queue = append(s.queue, req)
 	lead := !s.leading
+	if lead {
+		s.idle = make(chan struct{})
+	}
 	s.leading = true
 	s.mu.Unlock()
 	if !lead {
@@ -66,6 +69,40 @@ func (s *Store) Enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
 	s.commitQueue(context.WithoutCancel(ctx))
 	r := <-req.res
 	return r.inserted, r.err
+}
+
+// intakeFirst bounds how long the inbox's own writes wait for the intake's
+// group commits (yieldToIntake): long enough for one commit, short enough
+// that a steady stream of deliveries never stops the workers.
+const intakeFirst = 5 * time.Millisecond
+
+// yieldToIntake lets a group commit under way, or queued, have the writer
+// before the inbox's bookkeeping does: a webhook sender waits on the
+// former, nobody on the latter. database/sql hands a freed connection to a
+// random waiter, so without this the intake's leader would queue behind
+// the workers' claims and completions.
+func (s *Store) yieldToIntake(ctx context.Context) {
+	s.mu.Lock()
+	idle := s.idle
+	s.mu.Unlock()
+	select {
+	case <-idle:
+		return
+	default:
+	}
+	t := time.NewTimer(intakeFirst)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 func checkDelivery(d *store.Delivery) error {
@@ -97,6 +134,7 @@ func (s *Store) commitQueue(ctx context.Context) {
 	s.mu.Lock()
 	if len(s.queue) == 0 {
 		s.leading = false
+		close(s.idle)
 		s.mu.Unlock()
 		return
 	}
@@ -168,7 +206,9 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 	if !req.StaleBefore.IsZero() {
 		stale = req.StaleBefore.UnixMilli()
 	}
-	rows, err := s.w.QueryContext(ctx, `UPDATE deliveries
+	var out []store.Delivery
+	err := s.relaxed(ctx, func(w *sql.Conn) error {
+		rows, err := w.QueryContext(ctx, `UPDATE deliveries
 		SET state = ?, claimed_by = ?, claimed_until = ?, claim_token = ?, attempts = attempts + 1
 		WHERE seq IN (
 			SELECT seq FROM deliveries INDEXED BY deliveries_open
@@ -178,12 +218,14 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 			        OR claimed_by IN (SELECT id FROM replicas WHERE heartbeat_at <= ?))))
 			ORDER BY seq LIMIT ?)
 		RETURNING `+deliveryCols,
-		store.DeliveryProcessing, req.Worker, req.Now.Add(req.Lease).UnixMilli(), rand.Text(),
-		store.DeliveryPending, now, store.DeliveryProcessing, now, stale, req.Limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim: %w", err)
-	}
-	out, err := scanDeliveries(rows)
+			store.DeliveryProcessing, req.Worker, req.Now.Add(req.Lease).UnixMilli(), rand.Text(),
+			store.DeliveryPending, now, store.DeliveryProcessing, now, stale, req.Limit)
+		if err != nil {
+			return err
+		}
+		out, err = scanDeliveries(rows)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim: %w", err)
 	}
@@ -214,7 +256,7 @@ func (s *Store) Renew(ctx context.Context, c store.Claim, until time.Time) error
 // Complete marks the delivery of claim c done; ErrLostClaim when c is not
 // its current claim.
 func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) error {
-	err := held(s.w.ExecContext(ctx, `UPDATE deliveries SET state = ?, done_at = ?, claimed_until = NULL, claim_token = ''
+	err := held(s.execRelaxed(ctx, `UPDATE deliveries SET state = ?, done_at = ?, claimed_until = NULL, claim_token = ''
 		WHERE seq = ? AND state = ? AND claim_token = ?`, store.DeliveryDone, ms(now), c.Seq, store.DeliveryProcessing, c.Token))
 	if err != nil {
 		return fmt.Errorf("sqlite: complete %d: %w", c.Seq, err)
@@ -225,7 +267,7 @@ func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) erro
 // Retry puts the delivery of claim c back to pending, due at `at`;
 // ErrLostClaim when c is not its current claim.
 func (s *Store) Retry(ctx context.Context, c store.Claim, at time.Time, errMsg string) error {
-	err := held(s.w.ExecContext(ctx, `UPDATE deliveries
+	err := held(s.execRelaxed(ctx, `UPDATE deliveries
 		SET state = ?, next_attempt_at = ?, last_error = ?, claimed_by = '', claimed_until = NULL, claim_token = ''
 		WHERE seq = ? AND state = ? AND claim_token = ?`, store.DeliveryPending, ms(at), errMsg, c.Seq, store.DeliveryProcessing, c.Token))
 	if err != nil {
@@ -237,7 +279,7 @@ func (s *Store) Retry(ctx context.Context, c store.Claim, at time.Time, errMsg s
 // Bury dead-letters the delivery of claim c; ErrLostClaim when c is not
 // its current claim.
 func (s *Store) Bury(ctx context.Context, c store.Claim, now time.Time, errMsg string) error {
-	err := held(s.w.ExecContext(ctx, `UPDATE deliveries
+	err := held(s.execRelaxed(ctx, `UPDATE deliveries
 		SET state = ?, last_error = ?, done_at = ?, claimed_until = NULL, claim_token = ''
 		WHERE seq = ? AND state = ? AND claim_token = ?`, store.DeliveryDead, errMsg, ms(now), c.Seq, store.DeliveryProcessing, c.Token))
 	if err != nil {

@@ -49,6 +49,7 @@ type Store struct {
 	mu      sync.Mutex
 	queue   []*enqueueReq
 	leading bool
+	idle    chan struct{} // closed when no group commit is under way (yieldToIntake)
 }
 
 // busyTimeoutMS is how long a connection waits for a lock held by another
@@ -83,7 +84,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: w}
+	s := &Store{w: w, r: w, idle: closedChan()}
 	if !mem {
 		s.path = filePath(path)
 	}
