@@ -3,7 +3,10 @@
 // edge; nothing deeper sees vendor structs.
 package model
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Actor is a person (or, in some Bitbucket payloads, a team) acting upstream.
 // Identity is the Atlassian account id, shared by Jira and Bitbucket Cloud.
@@ -383,24 +386,5 @@ func SameCommit(a, b string) bool {
 	if len(a) < 12 {
 		return a != "" && a == b
 	}
-	return len(b) >= len(a) && equalFoldASCII(b[:len(a)], a)
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return len(b) >= len(a) && strings.EqualFold(b[:len(a)], a)
 }

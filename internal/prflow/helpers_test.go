@@ -138,9 +138,9 @@ func newHarness(t testing.TB, mutate ...func(*Options)) *harness {
 // upstream puts a pull request on the fake Bitbucket with its full hash.
 func (hs *harness) upstream(pr model.PullRequest, files ...string) {
 	full := pr
-	if sameCommit(pr.SourceCommit, fullA) {
+	if model.SameCommit(pr.SourceCommit, fullA) {
 		full.SourceCommit = fullA
-	} else if sameCommit(pr.SourceCommit, fullB) {
+	} else if model.SameCommit(pr.SourceCommit, fullB) {
 		full.SourceCommit = fullB
 	}
 	hs.host.add(full, files...)

@@ -159,7 +159,7 @@ func TestDecisionRecord(t *testing.T) {
 
 	d := hs.st.lastDecision()
 	if d.Kind != model.SubjectPullRequest || d.Repository != repoPay || d.PR != 7 || d.Team != "payments" ||
-		d.Trigger != string(model.EventPRCreated) || d.DeliveryID != "req-1" || !sameCommit(d.Commit, fullA) {
+		d.Trigger != string(model.EventPRCreated) || d.DeliveryID != "req-1" || !model.SameCommit(d.Commit, fullA) {
 		t.Errorf("decision record = %+v", d)
 	}
 	if !strings.HasPrefix(d.Summary, "reloadly/payments-api#7") || strings.Contains(d.Summary, "\n") {
@@ -638,8 +638,8 @@ func TestSameCommit(t *testing.T) {
 		{"abc", "abc", true},
 	}
 	for _, tt := range tests {
-		if got := sameCommit(tt.a, tt.b); got != tt.want {
-			t.Errorf("sameCommit(%q, %q) = %v", tt.a, tt.b, got)
+		if got := model.SameCommit(tt.a, tt.b); got != tt.want {
+			t.Errorf("model.SameCommit(%q, %q) = %v", tt.a, tt.b, got)
 		}
 	}
 }

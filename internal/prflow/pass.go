@@ -110,7 +110,7 @@ func (p *pass) superseded() string {
 			p.pr.UpdatedAt.UTC().Format(time.RFC3339Nano), p.rec.UpdatedAt.UTC().Format(time.RFC3339Nano))
 	}
 	if got.Equal(seen) && (p.pr.State == "" || p.pr.State == p.rec.State) &&
-		sameCommit(p.pr.SourceCommit, p.rec.SourceCommit) && sameFacts(withClaim(p.pr.Approvals(), p.in.claim), p.rec.Approvals) {
+		model.SameCommit(p.pr.SourceCommit, p.rec.SourceCommit) && sameFacts(withClaim(p.pr.Approvals(), p.in.claim), p.rec.Approvals) {
 		return "nothing new: the state already decided from (a redelivery, or the echo of rolekeeper's own change)"
 	}
 	return ""
@@ -258,7 +258,7 @@ func (p *pass) record(ctx context.Context) error {
 // Teams with no rule that looks at paths need none: no read at all.
 func (p *pass) files(ctx context.Context) ([]string, error) {
 	rec := p.rec
-	known := rec.DiffCommit != "" && (p.commit == "" || sameCommit(rec.DiffCommit, p.commit))
+	known := rec.DiffCommit != "" && (p.commit == "" || model.SameCommit(rec.DiffCommit, p.commit))
 	// Retargeting a pull request changes its diff without moving its head.
 	retargeted := rec.DestinationBranch != "" && p.pr.DestinationBranch != "" && rec.DestinationBranch != p.pr.DestinationBranch
 	if known && !retargeted {
@@ -343,7 +343,7 @@ func (p *pass) observe() {
 	if !pr.CreatedAt.IsZero() {
 		rec.CreatedAt = pr.CreatedAt
 	}
-	if p.commit != "" && !sameCommit(rec.SourceCommit, p.commit) {
+	if p.commit != "" && !model.SameCommit(rec.SourceCommit, p.commit) {
 		// A new head: nothing has been posted on it yet.
 		for k := range rec.Statuses {
 			if strings.HasPrefix(k, "rolekeeper-") {

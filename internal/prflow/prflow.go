@@ -284,7 +284,7 @@ func (h *Handler) push(ctx context.Context, ev *model.Event, in input) error {
 			return fmt.Errorf("prflow: pull requests at %s: %w", short(c.OldCommit), err)
 		}
 		for _, rec := range recs {
-			if done[rec.ID] || rec.State != model.PROpen || !sameCommit(rec.SourceCommit, c.OldCommit) {
+			if done[rec.ID] || rec.State != model.PROpen || !model.SameCommit(rec.SourceCommit, c.OldCommit) {
 				continue
 			}
 			done[rec.ID] = true

@@ -116,7 +116,7 @@ func (p *pass) adopt(pr *model.PullRequest) {
 	p.facts = pr.Approvals()
 	switch {
 	case pr.SourceCommit == "":
-	case sameCommit(pr.SourceCommit, p.commit):
+	case model.SameCommit(pr.SourceCommit, p.commit):
 		p.commit = longer(p.commit, pr.SourceCommit)
 	default: // the head moved since the event
 		p.commit = pr.SourceCommit
@@ -149,7 +149,7 @@ func (p *pass) know(ctx context.Context) error {
 	}
 	full := ""
 	for _, c := range commits {
-		if len(c.Hash) == 40 && (p.commit == "" || sameCommit(c.Hash, p.commit)) {
+		if len(c.Hash) == 40 && (p.commit == "" || model.SameCommit(c.Hash, p.commit)) {
 			full = c.Hash
 			break
 		}
@@ -291,7 +291,7 @@ func hasApproval(as []model.Approval) bool {
 // the commit asked about.
 func cachedFor(entry, commit string) (full, value string, ok bool) {
 	full, value, found := strings.Cut(entry, "|")
-	if !found || len(full) != 40 || commit == "" || !sameCommit(full, commit) {
+	if !found || len(full) != 40 || commit == "" || !model.SameCommit(full, commit) {
 		return "", "", false
 	}
 	return full, value, true
