@@ -422,6 +422,17 @@ func (m *memStore) PRsByCommit(_ context.Context, repo, commit string) ([]store.
 	return out, nil
 }
 
+func (m *memStore) GetPR(_ context.Context, repo string, id int) (*store.PRRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.prs {
+		if r.Repository == repo && r.ID == id {
+			return &r, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
 func (m *memStore) AddFinding(_ context.Context, f model.Finding) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -44,6 +44,9 @@ type prCommits struct {
 	Contains   bool               `json:"contains"`
 	Authorship []rules.Authorship `json:"authorship,omitempty"`
 	Unmapped   []string           `json:"unmapped,omitempty"` // commit authors Bitbucket maps to no account
+	// Twins are the pull request's other commits sharing the head's 12
+	// hex: the activity cannot tell their pushes apart (model.HasTwin).
+	Twins []string `json:"twins,omitempty"`
 }
 
 // facts is what one re-read of Bitbucket found.
@@ -54,6 +57,7 @@ type facts struct {
 	moved       map[int]string             // pull requests that no longer carry it, and why
 	comments    map[int][]model.Comment
 	commits     map[int]prCommits
+	ambiguous   map[int]bool                 // the head's 12 hex name no single commit of the repository
 	approvedAt  map[int]map[string]time.Time // Bitbucket's date of each current approval
 	pushedAt    map[int]time.Time            // the last push, as the activity dates it
 	pushUnknown map[int]bool                 // the activity does not show the last push
@@ -69,7 +73,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 	now := s.now()
 	d := readDetails(g)
 	f := facts{now: now, prs: map[int]*model.PullRequest{}, moved: map[int]string{}, comments: map[int][]model.Comment{},
-		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}}
+		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}, ambiguous: map[int]bool{}}
 	f.policy = s.policy(org, g, authorshipOf(d), now)
 	if !f.policy.Deploy.Gated || !now.Before(g.ExpiresAt) {
 		return f, nil
@@ -95,7 +99,16 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
 		}
 		head, err := s.full(ctx, g.Repository, pr.SourceCommit)
+		if err == nil && model.HasTwin(head, []string{g.Commit}) {
+			// The gate's commit shares the head's 12 hex: a resolution
+			// remembered before it was pushed may name its twin.
+			s.forget(g.Repository, pr.SourceCommit)
+			head, err = s.full(ctx, g.Repository, pr.SourceCommit)
+		}
 		if err == nil && head == "" && pr.SourceCommit != "" {
+			// Bitbucket resolves the head's 12 hex to no single commit:
+			// another commit shares them (model.LastPush's twin).
+			f.ambiguous[id] = true
 			head, err = s.headAmongCommits(ctx, g, pr)
 		}
 		if err != nil {
@@ -147,7 +160,12 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			// found (the log is truncated): no approval can be dated after
 			// it, so none counts.
 			f.approvedAt[id] = approvalDates(acts)
-			if at, ok := model.LastPush(acts, orDefault(f.commits[id].Head, pr.SourceCommit)); ok {
+			head := orDefault(f.commits[id].Head, pr.SourceCommit)
+			known, err := s.knownHeads(ctx, g.Repository, id, f.commits[id])
+			if err != nil {
+				return f, err
+			}
+			if at, ok := model.LastPush(acts, head, f.ambiguous[id] || model.HasTwin(head, known)); ok {
 				f.pushedAt[id] = at
 			} else {
 				f.pushUnknown[id] = true
@@ -155,6 +173,23 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 		}
 	}
 	return f, nil
+}
+
+// knownHeads are the full hashes known to have been on a pull request: its
+// commits sharing the head's 12 hex, and every head rolekeeper's record of
+// it saw (from signed pushes and commit lists), so that a twin force-pushed
+// over an approved head is not taken for an edit of it.
+func (s *Service) knownHeads(ctx context.Context, repo string, id int, cs prCommits) ([]string, error) {
+	known := slices.Clone(cs.Twins)
+	rec, err := s.o.Store.GetPR(ctx, repo, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("record of %s#%d: %w", repo, id, err)
+	default:
+		known = append(known, rec.Heads()...)
+	}
+	return known, nil
 }
 
 func approvedByEligible(pr *model.PullRequest, p Policy) bool {
@@ -192,6 +227,9 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 	c := prCommits{Head: head}
 	seen := map[string]bool{}
 	for _, cm := range list {
+		if h := strings.ToLower(cm.Hash); model.IsFullCommit(h) && len(head) >= 12 && h[:12] == strings.ToLower(head[:12]) && h != strings.ToLower(head) {
+			c.Twins = append(c.Twins, h)
+		}
 		if model.SameFullCommit(cm.Hash, g.Commit) {
 			c.Contains = true
 		}
@@ -211,24 +249,21 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 
 // headAmongCommits finds the full hash of a pull request's 12-hex head
 // among its own commits, when the repository has another commit sharing the
-// abbreviation (Bitbucket then resolves it to no single commit). Within one
-// pull request the abbreviation names its head (model.SameCommit); two of
-// its own commits sharing it name nothing ("").
+// abbreviation (Bitbucket then resolves it to no single commit). Bitbucket
+// lists a pull request's commits from its head back, as git log does: the
+// first one sharing the abbreviation is the head (a twin below it is one of
+// its ancestors, which the activity cannot tell from it: LastPush's twin).
 func (s *Service) headAmongCommits(ctx context.Context, g *store.Gate, pr *model.PullRequest) (string, error) {
 	list, err := s.o.Host.PullRequestCommits(ctx, g.Repository, pr.ID)
 	if err != nil {
 		return "", &UpstreamError{fmt.Errorf("commits of %s#%d: %w", g.Repository, pr.ID, err)}
 	}
-	head := ""
 	for _, cm := range list {
 		if h := strings.ToLower(cm.Hash); model.IsFullCommit(h) && model.SameCommit(h, pr.SourceCommit) {
-			if head != "" && head != h {
-				return "", nil
-			}
-			head = h
+			return h, nil
 		}
 	}
-	return head, nil
+	return "", nil
 }
 
 // carries says why a pull request does not carry the gate's commit ("" when
@@ -261,13 +296,21 @@ func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *mod
 	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State))), prCommits{}, nil
 }
 
+// forget drops a remembered resolution of a short hash.
+func (s *Service) forget(repo, hash string) {
+	s.mu.Lock()
+	delete(s.resolved, repo+"@"+strings.ToLower(strings.TrimSpace(hash)))
+	s.mu.Unlock()
+}
+
 // maxResolved bounds the cache of resolved hashes.
 const maxResolved = 4096
 
 // full returns the full hash of a commit hash from Bitbucket ("" for none,
 // or a hash Bitbucket resolves to no single commit). A full hash is used as
 // is; a short one is resolved through the API once and remembered (a
-// commit's hash never changes).
+// commit's hash never changes; the commit an abbreviation names can,
+// when a twin is pushed: see forget).
 func (s *Service) full(ctx context.Context, repo, hash string) (string, error) {
 	hash = strings.ToLower(strings.TrimSpace(hash))
 	if hash == "" || model.IsFullCommit(hash) {

@@ -30,6 +30,7 @@ import (
 type Store interface {
 	store.Gates
 	PRsByCommit(ctx context.Context, repo, commit string) ([]store.PRRecord, error)
+	GetPR(ctx context.Context, repo string, id int) (*store.PRRecord, error)
 	AddFinding(ctx context.Context, f model.Finding) (bool, error)
 	SaveDecision(ctx context.Context, d *store.DecisionRecord) (int64, error)
 }

@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -218,6 +220,54 @@ type PRRecord struct {
 	ApprovedAt    time.Time // when the required approvals were first all in
 	ClosedAt      time.Time // merged or declined
 	SeenAt        time.Time // last time rolekeeper refreshed this record
+}
+
+// HeadsKey is the PRRecord.Statuses entry that lists, newest first, the full
+// hashes rolekeeper saw as the pull request's head (from its commits and
+// from signed pushes). Bitbucket's activity names heads by 12 hex only: two
+// known heads sharing those 12 hex mean an activity entry cannot tell a push
+// of one from an edit made while the other was the head.
+const HeadsKey = "heads"
+
+// maxHeads bounds HeadsKey; older heads fall off.
+const maxHeads = 32
+
+// Heads returns the full hashes recorded under HeadsKey, newest first.
+func (r *PRRecord) Heads() []string {
+	if r == nil || r.Statuses[HeadsKey] == "" {
+		return nil
+	}
+	return strings.Split(r.Statuses[HeadsKey], ",")
+}
+
+// AddHeads records full hashes as heads the pull request had (newest last
+// in the arguments); anything but a 40-hex hash is ignored.
+func (r *PRRecord) AddHeads(hashes ...string) {
+	heads := r.Heads()
+	changed := false
+	for _, h := range hashes {
+		h = strings.ToLower(h)
+		if !model.IsFullCommit(h) {
+			continue
+		}
+		if i := slices.Index(heads, h); i == 0 {
+			continue
+		} else if i > 0 {
+			heads = slices.Delete(heads, i, i+1)
+		}
+		heads = slices.Insert(heads, 0, h)
+		changed = true
+	}
+	if !changed {
+		return
+	}
+	if len(heads) > maxHeads {
+		heads = heads[:maxHeads]
+	}
+	if r.Statuses == nil {
+		r.Statuses = map[string]string{}
+	}
+	r.Statuses[HeadsKey] = strings.Join(heads, ",")
 }
 
 // PRFilter selects pull-request records; zero fields do not filter. Ordered

@@ -1,0 +1,27 @@
+package store
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPRRecordHeads(t *testing.T) {
+	a, b, c := strings.Repeat("a", 40), strings.Repeat("b", 40), strings.Repeat("c", 40)
+	var r PRRecord
+	r.AddHeads(a, "abc", "", strings.Repeat("d", 12)) // only full hashes count
+	r.AddHeads(b)
+	r.AddHeads(strings.ToUpper(a)) // seen again: newest again, once
+	if got := strings.Join(r.Heads(), ","); got != a+","+b {
+		t.Errorf("heads %q", got)
+	}
+	for i := 0; i < maxHeads+5; i++ {
+		r.AddHeads(c[:38] + string("0123456789abcdef"[i%16]) + string("0123456789abcdef"[i/16]))
+	}
+	if n := len(r.Heads()); n != maxHeads {
+		t.Errorf("%d heads kept, want %d", n, maxHeads)
+	}
+	var empty *PRRecord
+	if empty.Heads() != nil {
+		t.Error("nil record has heads")
+	}
+}
