@@ -68,6 +68,7 @@ type prShape struct {
 	state    model.PRState
 	head     string
 	commit   []string  // every head it had, and its merge commit
+	merge    string    // its merge commit, once merged
 	authors  []string  // who pushed its commits (its author first)
 	pushedAt time.Time // its last push (creation counts)
 }
@@ -109,7 +110,7 @@ func (w *propWorld) contains(pr int, commit string) bool {
 
 func (w *propWorld) carriesAt(pr int, commit string, at time.Time) bool {
 	s := w.shape(pr, at)
-	return (s.state == model.PRMerged && slices.Contains(s.commit, commit)) || (s.state == model.PROpen && s.head == commit)
+	return (s.state == model.PRMerged && (s.head == commit || s.merge == commit)) || (s.state == model.PROpen && s.head == commit)
 }
 
 func (w *propWorld) newHash() string {
@@ -264,7 +265,7 @@ func (w *propWorld) step() string {
 		if pr, ok := w.pick(w.open()); ok {
 			m := w.newHash()
 			e.host.merge(pr, m)
-			w.reshape(pr, func(s *prShape) { s.state, s.commit = model.PRMerged, append(s.commit, m) })
+			w.reshape(pr, func(s *prShape) { s.state, s.commit, s.merge = model.PRMerged, append(s.commit, m), m })
 			w.record(pr)
 			return fmt.Sprintf("merge #%d as %s", pr, short(m))
 		}

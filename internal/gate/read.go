@@ -98,13 +98,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 		if err != nil {
 			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
 		}
-		head, err := s.full(ctx, g.Repository, pr.SourceCommit)
-		if err == nil && model.HasTwin(head, []string{g.Commit}) {
-			// The gate's commit shares the head's 12 hex: a resolution
-			// remembered before it was pushed may name its twin.
-			s.forget(g.Repository, pr.SourceCommit)
-			head, err = s.full(ctx, g.Repository, pr.SourceCommit)
-		}
+		head, err := s.full(ctx, g.Repository, pr.SourceCommit, headStamp(pr))
 		if err == nil && head == "" && pr.SourceCommit != "" {
 			// Bitbucket resolves the head's 12 hex to no single commit:
 			// another commit shares them (model.LastPush's twin).
@@ -268,24 +262,29 @@ func (s *Service) headAmongCommits(ctx context.Context, g *store.Gate, pr *model
 
 // carries says why a pull request does not carry the gate's commit ("" when
 // it does), comparing full hashes only, and returns its commits when it
-// does. A merged one carries it when it is the merge commit, the head or
-// one of its commits; an open one while it is its head, so that a newer
-// commit needs its own approval. Commits are read only when needed.
+// does. A merged one carries it when it is the merge commit or the final
+// head (never a commit on the way there); an open one while it is its
+// head, so that a newer commit needs its own approval. Commits are read
+// only when needed.
 func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *model.PullRequest, head string) (string, prCommits, error) {
 	switch pr.State {
 	case model.PRMerged:
-		merge, err := s.full(ctx, g.Repository, pr.MergeCommit)
+		merge, err := s.full(ctx, g.Repository, pr.MergeCommit, "")
 		if err != nil {
 			return "", prCommits{}, err
+		}
+		// Only what was approved as a whole is carried: the merge commit
+		// and the final head. A commit on the way there (pushed, then
+		// reverted before the approval) was never a state anyone approved
+		// for deployment.
+		if !model.SameFullCommit(merge, g.Commit) && !model.SameFullCommit(head, g.Commit) {
+			return fmt.Sprintf("pull request #%d did not end at commit %s (its merge commit or final head)", pr.ID, short(g.Commit)), prCommits{}, nil
 		}
 		cs, err := s.commitsOf(ctx, g, d, pr, head)
 		if err != nil {
 			return "", prCommits{}, err
 		}
-		if model.SameFullCommit(merge, g.Commit) || model.SameFullCommit(head, g.Commit) || cs.Contains {
-			return "", cs, nil
-		}
-		return fmt.Sprintf("pull request #%d did not bring commit %s", pr.ID, short(g.Commit)), prCommits{}, nil
+		return "", cs, nil
 	case model.PROpen:
 		if !model.SameFullCommit(head, g.Commit) {
 			return fmt.Sprintf("pull request #%d moved on to commit %s", pr.ID, short(orDefault(head, pr.SourceCommit))), prCommits{}, nil
@@ -296,11 +295,11 @@ func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *mod
 	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State))), prCommits{}, nil
 }
 
-// forget drops a remembered resolution of a short hash.
-func (s *Service) forget(repo, hash string) {
-	s.mu.Lock()
-	delete(s.resolved, repo+"@"+strings.ToLower(strings.TrimSpace(hash)))
-	s.mu.Unlock()
+// headStamp ties the resolution of a pull request's 12-hex head to the
+// pull request as it was then: a push (of a twin sharing those 12 hex,
+// say) moves updated_on, and the abbreviation is resolved again.
+func headStamp(pr *model.PullRequest) string {
+	return "#" + strconv.Itoa(pr.ID) + "@" + strconv.FormatInt(pr.UpdatedAt.UnixNano(), 10)
 }
 
 // maxResolved bounds the cache of resolved hashes.
@@ -308,15 +307,16 @@ const maxResolved = 4096
 
 // full returns the full hash of a commit hash from Bitbucket ("" for none,
 // or a hash Bitbucket resolves to no single commit). A full hash is used as
-// is; a short one is resolved through the API once and remembered (a
-// commit's hash never changes; the commit an abbreviation names can,
-// when a twin is pushed: see forget).
-func (s *Service) full(ctx context.Context, repo, hash string) (string, error) {
+// is; a short one is resolved through the API and remembered under stamp. A
+// merge commit's abbreviation (stamp "") keeps naming what it named once
+// resolved; a head's can come to name a twin pushed later, so its stamp
+// (headStamp) changes with the pull request.
+func (s *Service) full(ctx context.Context, repo, hash, stamp string) (string, error) {
 	hash = strings.ToLower(strings.TrimSpace(hash))
 	if hash == "" || model.IsFullCommit(hash) {
 		return hash, nil
 	}
-	key := repo + "@" + hash
+	key := repo + "@" + hash + stamp
 	s.mu.Lock()
 	full, ok := s.resolved[key]
 	s.mu.Unlock()

@@ -64,3 +64,38 @@ func TestWalkAroundTwinOfTheApprovedHead(t *testing.T) {
 		})
 	}
 }
+
+// TestWalkAroundIntermediateCommitOfAMergedPullRequest: Mei pushes B (a
+// change nobody should ship), then C reverting it; the pull request's diff
+// shows neither, Bo approves after the last push and it is merged. A custom
+// pipeline run on B asks for production: B was never a state anyone
+// approved for deployment, so the approval of the pull request does not
+// open it. The merge commit and the final head open on it as before.
+func TestWalkAroundIntermediateCommitOfAMergedPullRequest(t *testing.T) {
+	e := startE2E(t)
+	a, b, c, m := hex40(331), hex40(332), hex40(333), hex40(334)
+	pr := e.bb.AddPullRequest(testRepo, bitbuckettest.PR{Title: "Refunds", Author: e.user["mei"], SourceCommit: a})
+	e.clk.add(time.Minute)
+	for _, h := range []string{b, c} {
+		if err := e.bb.PushCommit(testRepo, pr, h, nil); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.add(time.Minute)
+	}
+	if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Merge(testRepo, pr, e.user["mei"], m); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	if g := e.ask(t, b, "production"); g["state"] != "pending" {
+		t.Fatalf("an intermediate commit of the merged pull request rode its approval: %v", g)
+	}
+	for _, h := range []string{m, c} {
+		if g := e.ask(t, h, "production"); g["state"] != "approved" || g["decided_by"] != "acc-bo" {
+			t.Errorf("the gate for %s: %v", short(h), g)
+		}
+	}
+}
