@@ -58,6 +58,7 @@ type facts struct {
 	comments    map[int][]model.Comment
 	commits     map[int]prCommits
 	ambiguous   map[int]bool                 // the head's 12 hex name no single commit of the repository
+	heads       map[int][]string             // heads rolekeeper's record of each pull request saw
 	approvedAt  map[int]map[string]time.Time // Bitbucket's date of each current approval
 	pushedAt    map[int]time.Time            // the last push, as the activity dates it
 	pushUnknown map[int]bool                 // the activity does not show the last push
@@ -73,7 +74,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 	now := s.now()
 	d := readDetails(g)
 	f := facts{now: now, prs: map[int]*model.PullRequest{}, moved: map[int]string{}, comments: map[int][]model.Comment{},
-		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}, ambiguous: map[int]bool{}}
+		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}, ambiguous: map[int]bool{}, heads: map[int][]string{}}
 	f.policy = s.policy(org, g, authorshipOf(d), now)
 	if !f.policy.Deploy.Gated || !now.Before(g.ExpiresAt) {
 		return f, nil
@@ -126,6 +127,17 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			authorship = append(authorship, rules.Authorship{AccountID: a, What: "authored pull request #" + strconv.Itoa(id)})
 		}
 		authorship = append(authorship, cs.Authorship...)
+		rec, err := s.prRecord(ctx, g.Repository, id)
+		if err != nil {
+			return f, err
+		}
+		// Whoever pushed to the branch (a signed repo:push: Bitbucket
+		// authenticated them) wrote the change too, whatever name the
+		// commits carry.
+		for _, p := range rec.Pushers() {
+			authorship = append(authorship, rules.Authorship{AccountID: p, What: "pushed to the branch of pull request #" + strconv.Itoa(id)})
+		}
+		f.heads[id] = rec.Heads()
 		unmapped = append(unmapped, cs.Unmapped...)
 		comments, err := s.o.Host.ListComments(ctx, g.Repository, id, s.o.MaxCommentPages)
 		if err != nil {
@@ -154,11 +166,10 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			// found (the log is truncated): no approval can be dated after
 			// it, so none counts.
 			f.approvedAt[id] = approvalDates(acts)
+			// Twins of the head: among its commits, or heads rolekeeper's
+			// record saw (from signed pushes and commit lists).
 			head := orDefault(f.commits[id].Head, pr.SourceCommit)
-			known, err := s.knownHeads(ctx, g.Repository, id, f.commits[id])
-			if err != nil {
-				return f, err
-			}
+			known := append(slices.Clone(f.commits[id].Twins), f.heads[id]...)
 			if at, ok := model.LastPush(acts, head, f.ambiguous[id] || model.HasTwin(head, known)); ok {
 				f.pushedAt[id] = at
 			} else {
@@ -169,21 +180,17 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 	return f, nil
 }
 
-// knownHeads are the full hashes known to have been on a pull request: its
-// commits sharing the head's 12 hex, and every head rolekeeper's record of
-// it saw (from signed pushes and commit lists), so that a twin force-pushed
-// over an approved head is not taken for an edit of it.
-func (s *Service) knownHeads(ctx context.Context, repo string, id int, cs prCommits) ([]string, error) {
-	known := slices.Clone(cs.Twins)
+// prRecord is rolekeeper's own record of a pull request (nil when it has
+// none): the heads and pushers the review flow saw.
+func (s *Service) prRecord(ctx context.Context, repo string, id int) (*store.PRRecord, error) {
 	rec, err := s.o.Store.GetPR(ctx, repo, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("record of %s#%d: %w", repo, id, err)
-	default:
-		known = append(known, rec.Heads()...)
 	}
-	return known, nil
+	return rec, nil
 }
 
 func approvedByEligible(pr *model.PullRequest, p Policy) bool {

@@ -1,11 +1,15 @@
 package gate
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
+	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/store"
 )
 
 // TestWalkAroundTwinOfTheApprovedHead: Bo approves commit A; Mei pushes a
@@ -97,5 +101,47 @@ func TestWalkAroundIntermediateCommitOfAMergedPullRequest(t *testing.T) {
 		if g := e.ask(t, h, "production"); g["state"] != "approved" || g["decided_by"] != "acc-bo" {
 			t.Errorf("the gate for %s: %v", short(h), g)
 		}
+	}
+}
+
+// TestWalkAroundPushUnderAnUnmappedEmail: Bo, a product owner, commits
+// under an email Bitbucket maps to no account and pushes it onto Mei's
+// branch. The commit list cannot name Bo; the review flow's record of the
+// pull request holds whom the signed repo:push named (prflow's
+// TestPusherWithAnUnmappedEmailIsAnAuthor shows it is kept). Bo's approval
+// does not open the gate; Ana's does.
+func TestWalkAroundPushUnderAnUnmappedEmail(t *testing.T) {
+	e := startE2E(t)
+	a, b := hex40(341), hex40(342)
+	pr := e.bb.AddPullRequest(testRepo, bitbuckettest.PR{Title: "Refunds", Author: e.user["mei"], SourceCommit: a})
+	e.clk.add(time.Minute)
+	if _, err := e.bb.Push(testRepo, pr, bitbuckettest.Commit{Hash: b, AuthorRaw: "Night Owl <owl@example.net>", Pusher: e.user["bo"]}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &store.PRRecord{Repository: testRepo, ID: pr, AuthorAccountID: "acc-mei", State: model.PROpen, SourceCommit: b}
+	rec.AddHeads(a, b)
+	rec.AddPusher("acc-mei")
+	rec.AddPusher("acc-bo")
+	if err := e.st.UpsertPR(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	g := e.ask(t, b, "production")
+	id := g["id"].(string)
+	excluded, _ := json.Marshal(g["excluded"])
+	if g["state"] != "pending" || !strings.Contains(string(excluded), "pushed to the branch of pull request") {
+		t.Fatalf("the pusher's approval opened the gate: %v", g)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Approve(testRepo, pr, e.user["ana"]); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, "pullrequest:approved", e.bb.WebhookBody("pullrequest:approved", testRepo, pr, e.user["ana"]))
+	if g = e.gate(t, id); g["state"] != "approved" || g["decided_by"] != "acc-ana" {
+		t.Fatalf("Ana's approval: %v", g)
 	}
 }

@@ -63,7 +63,7 @@ func (p *pass) gather(ctx context.Context) error {
 		p.facts = append([]model.Approval(nil), p.rec.Approvals...)
 	}
 	for {
-		if err := p.know(ctx); err != nil {
+		if err := p.knowAuthors(ctx); err != nil {
 			return err
 		}
 		files, err := p.files(ctx)
@@ -123,16 +123,34 @@ func (p *pass) adopt(pr *model.PullRequest) {
 	}
 }
 
+// knowAuthors sets who wrote the change: the commit authors (know) and
+// everyone who pushed to the branch while rolekeeper knew the pull request.
+// A commit's author is whatever its committer typed (an email Bitbucket
+// maps to no account escapes the commit list); the actor of a signed
+// repo:push is whom Bitbucket authenticated.
+func (p *pass) knowAuthors(ctx context.Context) error {
+	if c := p.in.pushed; c != nil {
+		// A signed push names both heads in full: what later tells a
+		// push of a twin from an edit (model.HasTwin).
+		p.rec.AddHeads(c.OldCommit, c.NewCommit)
+		p.rec.AddPusher(p.in.actor.AccountID)
+	}
+	if err := p.know(ctx); err != nil {
+		return err
+	}
+	for _, id := range p.rec.Pushers() {
+		if !slices.ContainsFunc(p.authors, func(a model.Actor) bool { return a.AccountID == id }) {
+			p.authors = append(p.authors, model.Actor{AccountID: id})
+		}
+	}
+	return nil
+}
+
 // know sets the commit authors of the head and its full hash: from the
 // record when it read them for this head, else from the signed push that
 // moved the head when its commit list is complete, else from the pull
 // request's commits (one read), else by resolving the hash (one read).
 func (p *pass) know(ctx context.Context) error {
-	if c := p.in.pushed; c != nil {
-		// A signed push names both heads in full: what later tells a
-		// push of a twin from an edit (model.HasTwin).
-		p.rec.AddHeads(c.OldCommit, c.NewCommit)
-	}
 	if full, ids, ok := p.cached(authorsKey); ok {
 		p.commit = full
 		p.setAuthors(ids)

@@ -229,45 +229,63 @@ type PRRecord struct {
 // of one from an edit made while the other was the head.
 const HeadsKey = "heads"
 
-// maxHeads bounds HeadsKey; older heads fall off.
-const maxHeads = 32
+// PushersKey is the PRRecord.Statuses entry that lists, newest first, the
+// accounts that pushed to the pull request's branch while rolekeeper knew
+// it (the actor of a signed repo:push, whom Bitbucket authenticated). A
+// commit's author is what its committer typed; whoever pushed it did not
+// type their identity: separation of duties counts both.
+const PushersKey = "pushers"
+
+// maxListed bounds the lists kept under HeadsKey and PushersKey; older
+// entries fall off.
+const maxListed = 32
 
 // Heads returns the full hashes recorded under HeadsKey, newest first.
-func (r *PRRecord) Heads() []string {
-	if r == nil || r.Statuses[HeadsKey] == "" {
-		return nil
-	}
-	return strings.Split(r.Statuses[HeadsKey], ",")
-}
+func (r *PRRecord) Heads() []string { return r.list(HeadsKey) }
 
 // AddHeads records full hashes as heads the pull request had (newest last
 // in the arguments); anything but a 40-hex hash is ignored.
 func (r *PRRecord) AddHeads(hashes ...string) {
-	heads := r.Heads()
-	changed := false
 	for _, h := range hashes {
-		h = strings.ToLower(h)
-		if !model.IsFullCommit(h) {
-			continue
+		if model.IsFullCommit(h) {
+			r.push(HeadsKey, strings.ToLower(h))
 		}
-		if i := slices.Index(heads, h); i == 0 {
-			continue
-		} else if i > 0 {
-			heads = slices.Delete(heads, i, i+1)
-		}
-		heads = slices.Insert(heads, 0, h)
-		changed = true
 	}
-	if !changed {
+}
+
+// Pushers returns the account ids recorded under PushersKey, newest first.
+func (r *PRRecord) Pushers() []string { return r.list(PushersKey) }
+
+// AddPusher records an account that pushed to the pull request's branch.
+func (r *PRRecord) AddPusher(accountID string) {
+	if accountID != "" && !strings.ContainsAny(accountID, ", ") {
+		r.push(PushersKey, accountID)
+	}
+}
+
+func (r *PRRecord) list(key string) []string {
+	if r == nil || r.Statuses[key] == "" {
+		return nil
+	}
+	return strings.Split(r.Statuses[key], ",")
+}
+
+// push puts v first in the list under key, once.
+func (r *PRRecord) push(key, v string) {
+	l := r.list(key)
+	if i := slices.Index(l, v); i == 0 {
 		return
+	} else if i > 0 {
+		l = slices.Delete(l, i, i+1)
 	}
-	if len(heads) > maxHeads {
-		heads = heads[:maxHeads]
+	l = slices.Insert(l, 0, v)
+	if len(l) > maxListed {
+		l = l[:maxListed]
 	}
 	if r.Statuses == nil {
 		r.Statuses = map[string]string{}
 	}
-	r.Statuses[HeadsKey] = strings.Join(heads, ",")
+	r.Statuses[key] = strings.Join(l, ",")
 }
 
 // PRFilter selects pull-request records; zero fields do not filter. Ordered

@@ -14,11 +14,19 @@ func TestPRRecordHeads(t *testing.T) {
 	if got := strings.Join(r.Heads(), ","); got != a+","+b {
 		t.Errorf("heads %q", got)
 	}
-	for i := 0; i < maxHeads+5; i++ {
+	for i := 0; i < maxListed+5; i++ {
 		r.AddHeads(c[:38] + string("0123456789abcdef"[i%16]) + string("0123456789abcdef"[i/16]))
 	}
-	if n := len(r.Heads()); n != maxHeads {
-		t.Errorf("%d heads kept, want %d", n, maxHeads)
+	if n := len(r.Heads()); n != maxListed {
+		t.Errorf("%d heads kept, want %d", n, maxListed)
+	}
+	r.AddPusher("acc-1")
+	r.AddPusher("acc-2")
+	r.AddPusher("acc-1")
+	r.AddPusher("")
+	r.AddPusher("a,b")
+	if got := strings.Join(r.Pushers(), " "); got != "acc-1 acc-2" {
+		t.Errorf("pushers %q", got)
 	}
 	var empty *PRRecord
 	if empty.Heads() != nil {
