@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/reloadly/rolekeeper/internal/roles"
 )
 
 // Explain renders a decision as plain text for a person: the team, each
@@ -238,9 +236,9 @@ func splitRules(rs []RuleResult) (triggered, quiet []RuleResult) {
 
 func verdict(r RuleResult) string {
 	switch {
-	case r.Kind == string(roles.KindUnitTests) && r.Met:
+	case !approves(r.Kind) && r.Met:
 		return "met"
-	case r.Kind == string(roles.KindUnitTests):
+	case !approves(r.Kind):
 		return "failed"
 	case r.Required == 0:
 		return "advisory"
@@ -252,7 +250,7 @@ func verdict(r RuleResult) string {
 
 // approvalLine says where a review rule stands on approvals.
 func approvalLine(r RuleResult) string {
-	if r.Kind == string(roles.KindUnitTests) {
+	if !approves(r.Kind) {
 		return r.Shortfall
 	}
 	var parts []string
@@ -274,7 +272,7 @@ func approvalLine(r RuleResult) string {
 // its verdict (which files, tests or not): the comment names the rule and
 // leaves the verdict to rolekeeper-tests.
 func commentReason(r RuleResult) string {
-	if r.Kind != string(roles.KindUnitTests) {
+	if approves(r.Kind) {
 		return r.Reason
 	}
 	end := fmt.Sprintf(": %q)", r.Responsibility)
@@ -289,7 +287,7 @@ func commentReason(r RuleResult) string {
 // (the comment's stable counterpart of approvalLine).
 func requirementLine(r RuleResult) string {
 	switch {
-	case r.Kind == string(roles.KindUnitTests):
+	case !approves(r.Kind):
 		return ""
 	case r.Required == 0:
 		return "advisory: no approval required"
