@@ -220,6 +220,7 @@ func DeployStatusKey(environment string) string {
 // gate for an approval of the role (internal/gate carries it out); the
 // audit judges every deployment that ran on whether a gate opened it.
 var deployApprovalKind = KindInfo{
+	People: true,
 	Kind:   roles.KindDeployApproval,
 	Doc:    "deployments to environments wait for an approval of the role",
 	Action: "Review the deployment that went out without approval.",

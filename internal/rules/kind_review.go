@@ -16,6 +16,7 @@ import (
 // commit author's), roll up into rolekeeper-review and are judged together
 // at the merge (merge-approved / merge-unapproved).
 var codeReviewKind = KindInfo{
+	People: true,
 	Kind:   roles.KindCodeReview,
 	Doc:    "reviewers of the role on every pull request of the team",
 	Action: "Review the change after the fact and record the outcome on the pull request.",
@@ -28,6 +29,7 @@ var codeReviewKind = KindInfo{
 }
 
 var pathReviewKind = KindInfo{
+	People: true,
 	Kind:   roles.KindPathReview,
 	Doc:    "the same, only when a changed file matches paths",
 	Action: "Review the change to the guarded paths after the fact and record the outcome.",

@@ -17,6 +17,10 @@ type KindInfo struct {
 	// Action says what to do about a finding of the kind, in the weekly
 	// report's "needs attention" list.
 	Action string
+	// People: a rule of the kind needs a holder of its role to act (a
+	// review, an approval, a sub-task), so the report counts its bus
+	// factor.
+	People bool
 	// PR evaluates a pull request (nil: not a pull-request kind).
 	PR *PRKind
 	// Spec decodes the kind's settings (nil: decoded by package roles).
@@ -33,9 +37,9 @@ var Registry = []KindInfo{
 	pathReviewKind,
 	unitTestsKind,
 	deployApprovalKind,
-	{Kind: roles.KindTestPlan, Doc: "test-plan sub-tasks on issue_types (default Epic)",
+	{Kind: roles.KindTestPlan, Doc: "test-plan sub-tasks on issue_types (default Epic)", People: true,
 		Action: "Finish the test plan, or record why the release went out without it."},
-	{Kind: roles.KindDesignReview, Doc: "review sub-tasks on issue_types (default Design)",
+	{Kind: roles.KindDesignReview, Doc: "review sub-tasks on issue_types (default Design)", People: true,
 		Action: "Hold the design review and record its outcome."},
 	{Kind: roles.KindStoryPoints, Doc: "stories without points or a user story are flagged",
 		Action: "Add the story points and the user story to the issue."},
@@ -61,6 +65,13 @@ func Action(kind string) string {
 		return i.Action
 	}
 	return ""
+}
+
+// NeedsPeople reports whether a rule of the kind needs a holder of its
+// role to act (the report's bus factor).
+func NeedsPeople(k roles.Kind) bool {
+	i, ok := kindInfo(k)
+	return ok && i.People
 }
 
 // kindInfo returns a kind's registry row.
