@@ -263,7 +263,9 @@ func (s *Service) replyText(e Effect) string {
 // more than was authenticated: "break-glass by Raj Patel: <reason>" for
 // the comment Bitbucket authenticated; "break-glass via admin token,
 // naming Raj Patel: <reason>" for the API, whose reason already says so.
-func (s *Service) glassSentence(g *store.Gate) string { return rules.GlassSentence(s.glassBy(g), g.Reason) }
+func (s *Service) glassSentence(g *store.Gate) string {
+	return rules.GlassSentence(s.glassBy(g), g.Reason)
+}
 
 // glassBy names who broke the glass ("" for the admin token: no person).
 func (s *Service) glassBy(g *store.Gate) string {
