@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reloadly/rolekeeper/internal/roles"
 )
 
 // Explain renders a decision as plain text for a person: the team, each
@@ -268,19 +270,23 @@ func approvalLine(r RuleResult) string {
 	return strings.Join(parts, "; ")
 }
 
-// commentReason is why a rule applies. The unit-tests rule's own reason is
-// its verdict (which files, tests or not): the comment names the rule and
-// leaves the verdict to rolekeeper-tests.
+// commentReason is why a rule applies. A check's own reason is its verdict
+// (which files, tests or not): the comment names the rule and what it
+// promises (PRKind.Promise), and leaves the verdict to the status.
 func commentReason(r RuleResult) string {
 	if approves(r.Kind) {
 		return r.Reason
 	}
+	promise := ""
+	if k := prKinds[roles.Kind(r.Kind)]; k != nil {
+		promise = k.Promise
+	}
 	end := fmt.Sprintf(": %q)", r.Responsibility)
 	i := strings.Index(r.Reason, end)
 	if i < 0 {
-		return r.RuleID + ": source changes come with a test change"
+		return r.RuleID + ": " + promise
 	}
-	return r.Reason[:i+len(end)] + ": source changes come with a test change"
+	return r.Reason[:i+len(end)] + ": " + promise
 }
 
 // requirementLine says what a review rule asks for, not how far it got

@@ -16,6 +16,7 @@ var unitTestsKind = KindInfo{
 	PR: &PRKind{
 		Status:   StatusTests,
 		Files:    true,
+		Promise:  "source changes come with a test change",
 		Merge:    testsAtMerge,
 		evaluate: (*evaluation).unitTests,
 	},

@@ -19,6 +19,10 @@ type PRKind struct {
 	// PushTime: a rule of the kind with invalidate_on_push counts only
 	// approvals given after the last push, so the workflow dates the push.
 	PushTime bool
+	// Promise says, for a check (not StatusReview), what a rule of the
+	// kind asks of every pull request, in the explaining comment (the
+	// verdict itself is in the status).
+	Promise string
 	// Merge judges a merged pull request on the kind's results; kinds
 	// sharing a check are judged together, in one finding (nil: a merge
 	// is not judged on the kind).

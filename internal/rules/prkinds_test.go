@@ -356,3 +356,59 @@ func TestStoryPointsFinding(t *testing.T) {
 		t.Errorf("comment %q", comment)
 	}
 }
+
+// A pull-request kind is one registry row: this one, known to no workflow
+// and to no switch of the engine, is evaluated, rolled up into
+// rolekeeper-tests, read files for, explained and judged at the merge.
+func TestNewPRKindNeedsOnlyItsRow(t *testing.T) {
+	const kind roles.Kind = "size-limit"
+	type settings struct{ Max int }
+	oversized := &MergeCheck{Held: "merge-small", Violated: "merge-oversized",
+		judges: func(RuleResult) bool { return true },
+		judge: func(c *mergeCtx, rs []RuleResult, f *model.Finding) bool {
+			f.Kind, f.RuleID, f.Reason = rs[0].Kind, rs[0].RuleID, "merged by "+c.merger+": "+orDefault(rs[0].Shortfall, "small enough")
+			return rs[0].Met
+		}}
+	row := KindInfo{Kind: kind, Doc: "pull requests changing more than max files fail rolekeeper-tests", Action: "Split it.",
+		PR: &PRKind{Status: StatusTests, Files: true, Merge: oversized, Promise: "at most 2 files change", evaluate: func(ev *evaluation, p *plan) RuleResult {
+			set, _ := p.rule.Settings.(settings)
+			rr := RuleResult{RuleID: p.rule.ID, Kind: string(p.rule.Kind), Role: p.rule.Role, Responsibility: p.rule.Responsibility,
+				Triggered: true, Met: len(ev.s.ChangedFiles) <= set.Max, Reason: p.label + ": at most " + countNoun(set.Max, "file")}
+			if !rr.Met {
+				rr.MatchedPaths = ev.s.ChangedFiles
+				rr.Shortfall = countNoun(len(ev.s.ChangedFiles), "file") + " changed"
+			}
+			return rr
+		}}}
+	saved := Registry
+	Registry = append(append([]KindInfo(nil), Registry...), row)
+	prKinds[kind] = row.PR
+	t.Cleanup(func() { Registry = saved; delete(prKinds, kind) })
+
+	b := newOrgBuilder()
+	lead := b.role("lead", "Lead", roles.ScopeTeam)
+	b.enforce(lead, "Keeps changes small", &roles.Rule{Kind: kind, Settings: settings{Max: 2}})
+	b.team("pay", "acme/pay")
+	org := b.build()
+	e := Compile(org)
+	if !e.NeedsFiles("pay") || e.NeedsPushTime("pay") {
+		t.Error("the kind reads files and no push time")
+	}
+	d := e.Evaluate(PRSnapshot{Repository: "acme/pay", Number: 7, State: model.PRMerged, ChangedFiles: []string{"a", "b", "c"}, Now: kindsNow})
+	if len(d.Rules) != 1 || d.Rules[0].Met || !d.ApprovalsMet {
+		t.Fatalf("decision %+v", d)
+	}
+	if st := statusByKey(d, StatusTests); st == nil || st.State != StateFailed {
+		t.Errorf("tests status %+v", st)
+	}
+	if c := Comment(d, "https://rk/d/1"); !strings.Contains(c, `lead/size-limit (Lead: "Keeps changes small"): at most 2 files change`) {
+		t.Errorf("comment:\n%s", c)
+	}
+	fs := MergeFindings(org, d, Merge{Repository: "acme/pay", Number: 7, Team: "pay", By: model.Actor{DisplayName: "Ana"}})
+	if len(fs) != 1 || fs[0].Key != "merge-oversized:acme/pay#7" || fs[0].Held || fs[0].Reason != "merged by Ana: 3 files changed" {
+		t.Errorf("findings %+v", fs)
+	}
+	if Action(string(kind)) != "Split it." {
+		t.Error("action")
+	}
+}
