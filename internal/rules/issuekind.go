@@ -37,3 +37,15 @@ func IssueMarker(kind string) string {
 	}
 	return ""
 }
+
+// IssueKinds are the registered kinds that evaluate Jira issues through an
+// IssueKind, in registry order (the Jira audit searches for them).
+func IssueKinds() []roles.Kind {
+	var out []roles.Kind
+	for _, k := range Registry {
+		if k.Issue != nil {
+			out = append(out, k.Kind)
+		}
+	}
+	return out
+}

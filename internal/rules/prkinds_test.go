@@ -412,3 +412,11 @@ func TestNewPRKindNeedsOnlyItsRow(t *testing.T) {
 		t.Error("action")
 	}
 }
+
+// The Jira audit searches for the registry's Jira kinds, in its order.
+func TestIssueKinds(t *testing.T) {
+	want := []roles.Kind{KindBacklog, KindAnalysis, KindRequirements}
+	if got := IssueKinds(); !reflect.DeepEqual(got, want) {
+		t.Errorf("IssueKinds %v, want %v", got, want)
+	}
+}
