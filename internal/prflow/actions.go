@@ -273,22 +273,9 @@ type unsavedComment struct{ id, mark string }
 
 func (p *pass) key() string { return fmt.Sprintf("%s#%d", p.pr.Repository, p.pr.ID) }
 
-// worthComment says whether a first comment is due: someone is asked or a
-// triggered rule is unmet. A pull request every rule is happy with, and a
-// draft nobody is asked on yet, get no comment (the statuses say it all).
+// worthComment says whether a first comment is due (rules.CommentDue).
 func (p *pass) worthComment() bool {
-	if p.pr.Draft && !p.h.assignDrafts {
-		return false
-	}
-	if len(p.d.Request) > 0 {
-		return true
-	}
-	for _, r := range p.d.Rules {
-		if r.Triggered && !r.Met {
-			return true
-		}
-	}
-	return false
+	return rules.CommentDue(p.d, rules.Asking{Draft: p.pr.Draft, AssignDrafts: p.h.assignDrafts})
 }
 
 // mark is what the record keeps about the comment just written.

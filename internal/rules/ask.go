@@ -33,3 +33,22 @@ func ToAsk(d Decision, a Asking) (add []Pick, again []string) {
 	}
 	return add, again
 }
+
+// CommentDue says whether a first explaining comment is due: someone is
+// asked or a triggered rule is unmet. A pull request every rule is happy
+// with, and a draft nobody is asked on yet, get none (the statuses say it
+// all).
+func CommentDue(d Decision, a Asking) bool {
+	if a.Draft && !a.AssignDrafts {
+		return false
+	}
+	if len(d.Request) > 0 {
+		return true
+	}
+	for _, r := range d.Rules {
+		if r.Triggered && !r.Met {
+			return true
+		}
+	}
+	return false
+}

@@ -420,3 +420,25 @@ func TestIssueKinds(t *testing.T) {
 		t.Errorf("IssueKinds %v, want %v", got, want)
 	}
 }
+
+func TestCommentDue(t *testing.T) {
+	asked := Decision{Request: []Pick{{AccountID: "a"}}}
+	unmet := Decision{Rules: []RuleResult{{Triggered: true}}}
+	happy := Decision{Rules: []RuleResult{{Triggered: true, Met: true}, {}}}
+	for _, tc := range []struct {
+		name string
+		d    Decision
+		a    Asking
+		due  bool
+	}{
+		{"someone asked", asked, Asking{}, true},
+		{"a rule unmet", unmet, Asking{}, true},
+		{"every rule happy", happy, Asking{}, false},
+		{"draft", unmet, Asking{Draft: true}, false},
+		{"draft, drafts assigned", asked, Asking{Draft: true, AssignDrafts: true}, true},
+	} {
+		if got := CommentDue(tc.d, tc.a); got != tc.due {
+			t.Errorf("%s: %v", tc.name, got)
+		}
+	}
+}
