@@ -138,6 +138,24 @@ func DeployPolicyOf(org *roles.Org, repo, environment string, authorship []Autho
 	return res, nil
 }
 
+// GatePolicy is the deploy-approval policy of an existing gate now: as
+// DeployPolicyOf decides, or, when no team owns the repository any more
+// (roles.yaml changed since the gate opened), still gated under the rule
+// and team it was opened with, with nobody eligible: only a break-glass
+// opens it.
+func GatePolicy(org *roles.Org, repo, environment, team, ruleID string, authorship []Authorship, now time.Time) DeployResult {
+	dr, err := DeployPolicyOf(org, repo, environment, authorship, now)
+	if err == nil {
+		return dr
+	}
+	dr = DeployResult{Gated: true, Environment: environment, Team: team, RuleID: ruleID, Authorship: authorship,
+		InvalidateOnPush: true, Reason: err.Error() + ": nobody can approve; only a break-glass opens it"}
+	for _, a := range authorship {
+		dr.Authors = append(dr.Authors, a.AccountID)
+	}
+	return dr
+}
+
 func listsEnvironment(r *roles.Rule, env string) bool {
 	for _, e := range r.Environments {
 		if strings.EqualFold(e, env) {

@@ -442,3 +442,21 @@ func TestCommentDue(t *testing.T) {
 		}
 	}
 }
+
+// A gate whose repository no team owns any more stays shut to approvals.
+func TestGatePolicy(t *testing.T) {
+	org := prKindsOrg(t)
+	as := []Authorship{{AccountID: "acc-eli", What: "authored pull request #7"}}
+	if dr := GatePolicy(org, "acme/pay", "production", "payments", "product-owner/deploy-approval", as, kindsNow); !dr.Gated ||
+		len(dr.Eligible) != 1 || dr.Eligible[0].AccountID != "acc-pat" {
+		t.Errorf("owned: %+v", dr)
+	}
+	dr := GatePolicy(org, "acme/gone", "production", "payments", "product-owner/deploy-approval", as, kindsNow)
+	if !dr.Gated || len(dr.Eligible) != 0 || dr.Team != "payments" || dr.RuleID != "product-owner/deploy-approval" ||
+		!reflect.DeepEqual(dr.Authors, []string{"acc-eli"}) || !strings.HasSuffix(dr.Reason, ": nobody can approve; only a break-glass opens it") {
+		t.Errorf("unowned: %+v", dr)
+	}
+	if ok, _ := CanApproveDeploy(dr, "acc-pat"); ok {
+		t.Error("nobody may approve a gate of an unowned repository")
+	}
+}
