@@ -23,6 +23,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
@@ -363,18 +364,7 @@ func (a *Auditor) deployments(ctx context.Context, org *roles.Org, repo string, 
 	if team == nil {
 		return nil
 	}
-	gated := map[string]*roles.Rule{}
-	for _, r := range org.RulesOfKind(roles.KindDeployApproval) {
-		if !r.AppliesToTeam(team.ID) {
-			continue
-		}
-		for _, env := range r.Environments {
-			if gated[strings.ToLower(env)] == nil {
-				gated[strings.ToLower(env)] = r
-			}
-		}
-	}
-	if len(gated) == 0 {
+	if !rules.Gated(org, team.ID) {
 		return nil
 	}
 	key := "audit:cursor:deploy:" + repo
@@ -395,8 +385,8 @@ func (a *Auditor) deployments(ctx context.Context, org *roles.Org, repo string, 
 		if d.At.IsZero() || !d.At.After(since) {
 			continue
 		}
-		rule := gated[strings.ToLower(d.Environment)]
-		if rule == nil || !deployed(d) {
+		rule := rules.DeployRule(org, team.ID, d.Environment)
+		if rule == nil || !rules.Deployed(d) {
 			continue
 		}
 		if gates == nil {
@@ -405,23 +395,11 @@ func (a *Auditor) deployments(ctx context.Context, org *roles.Org, repo string, 
 			}
 		}
 		res.Deployments++
-		f := model.Finding{
-			Key: "deploy:" + repo + ":" + d.UUID, Kind: string(roles.KindDeployApproval), RuleID: rule.ID, Team: team.ID,
-			Subject: model.SubjectDeployment, Ref: repo + "@" + short(d.Commit) + " → " + d.Environment, URL: d.URL,
-			OccurredAt: d.At,
-		}
+		var opened *rules.OpenedBy
 		if g := openedGate(gates, d); g != nil {
-			f.Held = true
-			how := "approved by " + name(org, g.DecidedBy)
-			if g.BreakGlass {
-				how = "opened by break-glass (" + name(org, g.DecidedBy) + ")"
-			}
-			f.Reason = fmt.Sprintf("deployment to %s went through gate %s, %s", d.Environment, g.ID, how)
-			f.Actor = g.DecidedBy
-		} else {
-			f.Reason = fmt.Sprintf("deployment of %s to %s had no approved gate: %s (%s: %q) needs an approval from %s who did not author the change",
-				short(d.Commit), d.Environment, rule.ID, rule.Role, rule.Responsibility, rule.Role)
+			opened = &rules.OpenedBy{Gate: g.ID, By: g.DecidedBy, BreakGlass: g.BreakGlass}
 		}
+		f := rules.DeployFinding(org, team.ID, rule, repo, d, opened)
 		added, err := a.o.Store.AddFinding(ctx, f)
 		if err != nil {
 			return err
@@ -433,16 +411,6 @@ func (a *Auditor) deployments(ctx context.Context, org *roles.Org, repo string, 
 	}
 	a.saveCursor(ctx, key, cursor)
 	return nil
-}
-
-// deployed reports whether a deployment actually ran (not merely queued or
-// stopped before it started).
-func deployed(d model.Deployment) bool {
-	switch strings.ToUpper(d.State) {
-	case "COMPLETED", "IN_PROGRESS", "":
-		return !strings.EqualFold(d.Status, "STOPPED")
-	}
-	return false
 }
 
 // openedGate finds an approved (or break-glass) gate for the deployment's
@@ -463,18 +431,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
-
-func name(org *roles.Org, account string) string {
-	if p := org.PersonByAccount(account); p != nil {
-		return p.DisplayName()
-	}
-	return account
 }

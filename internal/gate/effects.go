@@ -264,19 +264,22 @@ func (s *Service) replyText(e Effect) string {
 // the comment Bitbucket authenticated; "break-glass via admin token,
 // naming Raj Patel: <reason>" for the API, whose reason already says so.
 func (s *Service) glassSentence(g *store.Gate) string {
+	return rules.GlassSentence(s.glassBy(g), g.Reason)
+}
+
+// glassBy names who broke the glass ("" for the admin token: no person).
+func (s *Service) glassBy(g *store.Gate) string {
 	if g.DecidedBy == AdminToken {
-		return "break-glass " + g.Reason
+		return ""
 	}
-	return "break-glass by " + s.name(g.DecidedBy) + ": " + g.Reason
+	return s.name(g.DecidedBy)
 }
 
 // finding records a break-glass for the weekly report (once per gate).
 func (s *Service) finding(ctx context.Context, g *store.Gate) {
-	f := model.Finding{Key: "break-glass:" + g.ID, Kind: "break-glass", RuleID: g.RuleID, Team: g.Team, Subject: model.SubjectGate,
-		Ref: g.ID, URL: strings.TrimRight(s.o.PublicURL, "/") + "/api/v1/gates/" + g.ID,
-		Reason: fmt.Sprintf("%s deployment of %s@%s: %s", g.Environment, g.Repository, short(g.Commit), s.glassSentence(g)),
-		Held:   false, OccurredAt: g.DecidedAt, RecordedAt: s.now(), Actor: g.DecidedBy,
-		Details: fmt.Sprintf("gate %s, rule %s, commit %s", g.ID, g.RuleID, g.Commit)}
+	f := rules.BreakGlassFinding(rules.GlassBreak{Gate: g.ID, RuleID: g.RuleID, Team: g.Team, Repository: g.Repository,
+		Commit: g.Commit, Environment: g.Environment, URL: strings.TrimRight(s.o.PublicURL, "/") + "/api/v1/gates/" + g.ID,
+		By: g.DecidedBy, ByName: s.glassBy(g), Reason: g.Reason, At: g.DecidedAt, Now: s.now()})
 	if _, err := s.o.Store.AddFinding(ctx, f); err != nil {
 		s.log.Error("record break-glass finding", zap.String("gate", g.ID), zap.String("repo", g.Repository), zap.Error(err))
 	}

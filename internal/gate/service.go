@@ -532,14 +532,7 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 // policy is the deploy-approval policy for a gate now. A repository no
 // team owns any more (roles.yaml changed) leaves nobody eligible.
 func (s *Service) policy(org *roles.Org, g *store.Gate, authorship []rules.Authorship, now time.Time) Policy {
-	dr, err := rules.DeployPolicyOf(org, g.Repository, g.Environment, authorship, now)
-	if err != nil {
-		dr = rules.DeployResult{Gated: true, Environment: g.Environment, Team: g.Team, RuleID: g.RuleID, Authorship: authorship,
-			InvalidateOnPush: true, Reason: err.Error() + ": nobody can approve; only a break-glass opens it"}
-		for _, a := range authorship {
-			dr.Authors = append(dr.Authors, a.AccountID)
-		}
-	}
+	dr := rules.GatePolicy(org, g.Repository, g.Environment, g.Team, g.RuleID, authorship, now)
 	var p Policy
 	p.Deploy = dr
 	team := dr.Team

@@ -187,16 +187,8 @@ func (h *Handler) taskDescription(is model.Issue, r rules.IssueRuleResult) strin
 // storyPoints records the finding and comments once on an issue that
 // breaks the story-points rule (of one role or several).
 func (h *Handler) storyPoints(ctx context.Context, is model.Issue, team string, vs []rules.IssueRuleResult) (string, error) {
-	var holders []string
-	for _, v := range vs {
-		holders = append(holders, fmt.Sprintf("the %s (%q)", v.RoleTitle, v.Responsibility))
-	}
-	first := vs[0]
-	missing := missingText(first)
-	reason := fmt.Sprintf("story-points: %s in open sprint %q has no %s; responsibility of %s",
-		is.Key, first.Sprint, missing, strings.Join(holders, ", "))
-	f := model.Finding{Key: "story-points:" + is.Key, Kind: string(roles.KindStoryPoints), RuleID: first.RuleID, Team: team,
-		Subject: model.SubjectIssue, Ref: is.Key, URL: h.browse(is), Reason: reason, OccurredAt: h.now(), Details: "sprint " + first.Sprint}
+	f, text := rules.StoryPointsFinding(is, team, vs)
+	f.URL, f.OccurredAt = h.browse(is), h.now()
 	if _, err := h.store.AddFinding(ctx, f); err != nil {
 		return "", err
 	}
@@ -224,9 +216,7 @@ func (h *Handler) storyPoints(ctx context.Context, is model.Issue, team string, 
 			return "commented before", h.store.Set(ctx, mark, c.ID)
 		}
 	}
-	body := fmt.Sprintf("%s is in the open sprint %q without %s.\n\nEstimating and writing user stories is the responsibility of %s. "+
-		"Please add what is missing; this is listed in the weekly report.\n\n%s",
-		is.Key, first.Sprint, missing, strings.Join(holders, " and "), storyMarker)
+	body := text + "\n\n" + storyMarker
 	id, err := h.client.AddComment(ctx, is.Key, body)
 	if err != nil {
 		h.release(ctx, mark)
@@ -298,17 +288,6 @@ func (h *Handler) ruleFinding(ctx context.Context, is model.Issue, team string, 
 	return "commented on " + is.Key, h.store.Set(ctx, mark, id)
 }
 
-func missingText(r rules.IssueRuleResult) string {
-	var m []string
-	if r.MissingPoints {
-		m = append(m, "story points")
-	}
-	if r.MissingUserStory {
-		m = append(m, `a user story ("As a …, I want …, so that …")`)
-	}
-	return strings.Join(m, " and without ")
-}
-
 func (h *Handler) browse(is model.Issue) string {
 	if is.URL != "" {
 		return is.URL
@@ -346,14 +325,10 @@ func (h *Handler) processRelease(ctx context.Context, org *roles.Org, v model.Ve
 		h.log.Debug("version of a project no team owns", zap.String("version", v.ID))
 		return nil
 	}
-	var plans []*roles.Rule
+	plans := rules.ReleaseRules(org, team.ID)
 	typeSet := map[string]bool{}
 	var types []string
-	for _, r := range rules.JiraRules(org, team.ID) {
-		if r.Kind != roles.KindTestPlan {
-			continue
-		}
-		plans = append(plans, r)
+	for _, r := range plans {
 		for _, t := range rules.IssueTypes(r) {
 			if k := strings.ToLower(t); !typeSet[k] {
 				typeSet[k] = true
@@ -392,13 +367,7 @@ func (h *Handler) processRelease(ctx context.Context, org *roles.Org, v model.Ve
 		if is.Subtask {
 			continue
 		}
-		var rule *roles.Rule
-		for _, r := range plans {
-			if rules.TypeMatches(r, is.Type) {
-				rule = r
-				break
-			}
-		}
+		rule := rules.ReleaseRule(plans, is.Type)
 		if rule == nil {
 			continue
 		}
@@ -410,26 +379,12 @@ func (h *Handler) processRelease(ctx context.Context, org *roles.Org, v model.Ve
 }
 
 func (h *Handler) releaseFinding(ctx context.Context, org *roles.Org, team string, rule *roles.Rule, v model.Version, is model.Issue, trig trigger) error {
-	ref, has := rules.FindTask(is, rules.TestPlanPrefix)
-	if has && ref.StatusDone {
+	verdict, due := rules.ReleaseFinding(org, team, rule, v, is)
+	if !due {
 		return nil
 	}
-	state := "has no test plan"
-	if has {
-		state = fmt.Sprintf("has its test plan %s not done (%s)", ref.Key, ref.Status)
-	}
-	title := rule.Role
-	if role := org.Role(rule.Role); role != nil && role.Title != "" {
-		title = role.Title
-	}
-	versionName := v.Name
-	if versionName == "" {
-		versionName = v.ID
-	}
-	reason := fmt.Sprintf("test-plan: version %s was released while %s %s %s; responsibility of the %s (%q)",
-		versionName, is.Type, is.Key, state, title, rule.Responsibility)
-	f := model.Finding{Key: "test-plan-not-done:" + v.ID + ":" + is.Key, Kind: string(roles.KindTestPlan), RuleID: rule.ID, Team: team,
-		Subject: model.SubjectIssue, Ref: is.Key, URL: h.browse(is), Reason: reason, OccurredAt: h.now(), Details: "version " + versionName}
+	f, reason := verdict.Finding, verdict.Finding.Reason
+	f.URL, f.OccurredAt = h.browse(is), h.now()
 	if _, err := h.store.AddFinding(ctx, f); err != nil {
 		return err
 	}
@@ -450,10 +405,9 @@ func (h *Handler) releaseFinding(ctx context.Context, org *roles.Org, team strin
 		outcome = "commented before"
 		return nil
 	}
-	head := fmt.Sprintf("Version %s was released while this %s", versionName, strings.ToLower(orDefault(is.Type, "issue")))
 	if strings.HasPrefix(prev, maybePrefix) {
 		// The last attempt may have posted it: look first.
-		id, err := h.findComment(ctx, is.Key, head, releaseMarker)
+		id, err := h.findComment(ctx, is.Key, verdict.Head, releaseMarker)
 		if err != nil {
 			h.failed(ctx, mark, err)
 			return err
@@ -463,8 +417,7 @@ func (h *Handler) releaseFinding(ctx context.Context, org *roles.Org, team strin
 			return h.store.Set(ctx, mark, id)
 		}
 	}
-	body := fmt.Sprintf("%s %s.\n\nCreating the test plan is the responsibility of the %s (%q). "+
-		"This is listed in the weekly report.\n\n%s", head, state, title, rule.Responsibility, releaseMarker)
+	body := verdict.Comment + "\n\n" + releaseMarker
 	id, err := h.client.AddComment(ctx, is.Key, body)
 	if err != nil {
 		h.failed(ctx, mark, err)
@@ -481,11 +434,4 @@ func (h *Handler) saveRelease(ctx context.Context, team string, is model.Issue, 
 	d := rules.IssueDecision{Issue: is.Key, Project: is.Project, Team: team, EvaluatedAt: h.now(),
 		Rules: []rules.IssueRuleResult{{Kind: string(roles.KindTestPlan), Applies: true, Violation: true, Reason: reason}}}
 	h.saveDecision(ctx, d, rules.IssueSnapshot{Issue: is, Now: h.now()}, trig, outcome+" (version "+v.ID+")")
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

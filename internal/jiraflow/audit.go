@@ -107,7 +107,7 @@ func (h *Handler) AuditIssues(ctx context.Context) error {
 // the older kinds, then the registry's Jira kinds the team's rules use.
 func auditKinds(rs []*roles.Rule) []roles.Kind {
 	out := []roles.Kind{roles.KindTestPlan, roles.KindDesignReview, roles.KindStoryPoints}
-	for _, k := range []roles.Kind{rules.KindBacklog, rules.KindAnalysis, rules.KindRequirements} {
+	for _, k := range rules.IssueKinds() {
 		for _, r := range rs {
 			if r.Kind == k {
 				out = append(out, k)

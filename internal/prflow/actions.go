@@ -77,31 +77,13 @@ func (p *pass) reviewers(ctx context.Context) error {
 	return p.save(ctx)
 }
 
-// toAdd lists the decision's picks who are not reviewers yet: never the
-// author, never someone rolekeeper asked before who is no longer on the
-// pull request (someone removed them: rolekeeper does not fight people).
+// toAdd lists the decision's picks to ask now (rules.ToAsk: never the
+// author, never twice).
 func (p *pass) toAdd() []rules.Pick {
-	pr := &p.pr
-	if pr.Draft && !p.h.assignDrafts {
-		return nil
-	}
-	current := map[string]bool{}
-	for _, a := range pr.Reviewers {
-		if a.AccountID != "" {
-			current[a.AccountID] = true
-		}
-	}
-	var add []rules.Pick
-	for _, pk := range p.d.Request {
-		id := pk.AccountID
-		switch {
-		case id == "" || id == pr.Author.AccountID || current[id]:
-			continue
-		case contains(p.rec.Requested, id):
-			p.log().Debug("not asking again a reviewer rolekeeper asked before", zap.String("account_id", id))
-			continue
-		}
-		add = append(add, pk)
+	add, again := rules.ToAsk(p.d, rules.Asking{Author: p.pr.Author.AccountID, Reviewers: accountIDs(p.pr.Reviewers),
+		Asked: p.rec.Requested, Draft: p.pr.Draft, AssignDrafts: p.h.assignDrafts})
+	for _, id := range again {
+		p.log().Debug("not asking again a reviewer rolekeeper asked before", zap.String("account_id", id))
 	}
 	return add
 }
@@ -291,22 +273,9 @@ type unsavedComment struct{ id, mark string }
 
 func (p *pass) key() string { return fmt.Sprintf("%s#%d", p.pr.Repository, p.pr.ID) }
 
-// worthComment says whether a first comment is due: someone is asked or a
-// triggered rule is unmet. A pull request every rule is happy with, and a
-// draft nobody is asked on yet, get no comment (the statuses say it all).
+// worthComment says whether a first comment is due (rules.CommentDue).
 func (p *pass) worthComment() bool {
-	if p.pr.Draft && !p.h.assignDrafts {
-		return false
-	}
-	if len(p.d.Request) > 0 {
-		return true
-	}
-	for _, r := range p.d.Rules {
-		if r.Triggered && !r.Met {
-			return true
-		}
-	}
-	return false
+	return rules.CommentDue(p.d, rules.Asking{Draft: p.pr.Draft, AssignDrafts: p.h.assignDrafts})
 }
 
 // mark is what the record keeps about the comment just written.

@@ -199,24 +199,18 @@ func (p *pass) decide(files []string) {
 	p.evaluated = true
 }
 
-// reviewLoad counts the open review requests of other pull requests, so
-// that re-evaluating this one gives the same picks. Nobody is asked on a
-// closed one.
+// reviewLoad counts the open review requests of other pull requests (the
+// store keeps the count), so that re-evaluating this one gives the same
+// picks. Nobody is asked on a closed one.
 func (p *pass) reviewLoad(ctx context.Context) error {
 	if closed(p.pr.State) {
 		return nil
 	}
-	open, err := p.h.st.ListPRs(ctx, store.PRFilter{State: model.PROpen})
+	load, err := store.OpenReviews(ctx, p.h.st, p.pr.Repository, p.pr.ID)
 	if err != nil {
 		return fmt.Errorf("prflow: review load: %w", err)
 	}
-	var others []store.PRRecord
-	for _, o := range open {
-		if o.Repository != p.pr.Repository || o.ID != p.pr.ID {
-			others = append(others, o)
-		}
-	}
-	p.others = store.ReviewLoad(others)
+	p.others = load
 	return nil
 }
 
@@ -307,15 +301,9 @@ func (p *pass) diffStat(ctx context.Context) ([]model.ChangedFile, error) {
 	return p.h.host.PullRequestDiffStat(ctx, p.pr.Repository, p.pr.ID)
 }
 
-// needsFiles reports whether a rule applying to the team looks at paths.
-func (p *pass) needsFiles() bool {
-	for _, r := range p.org.Rules {
-		if (r.Kind == roles.KindPathReview || r.Kind == roles.KindUnitTests) && r.AppliesToTeam(p.team.ID) {
-			return true
-		}
-	}
-	return false
-}
+// needsFiles reports whether a rule applying to the team reads the
+// changed files.
+func (p *pass) needsFiles() bool { return p.h.engineFor(p.org).NeedsFiles(p.team.ID) }
 
 // observe copies what the pull request and the decision say into the
 // record.
@@ -369,7 +357,7 @@ func (p *pass) observe() {
 		}
 	}
 	rec.ReviewMet = p.d.ApprovalsMet
-	if rec.ApprovedAt.IsZero() && needsApproval(&p.d) && p.d.ApprovalsMet {
+	if rec.ApprovedAt.IsZero() && p.d.NeedsApproval() && p.d.ApprovalsMet {
 		rec.ApprovedAt = p.approvedAt()
 	}
 	rec.SeenAt = p.now
@@ -393,16 +381,6 @@ func (p *pass) approvedAt() time.Time {
 		return p.in.at
 	}
 	return last
-}
-
-// needsApproval reports whether a triggered rule requires approvals.
-func needsApproval(d *rules.Decision) bool {
-	for _, r := range d.Rules {
-		if r.Triggered && r.Required > 0 && r.Kind != string(roles.KindUnitTests) {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *pass) save(ctx context.Context) error {
@@ -522,15 +500,6 @@ func pickName(pk rules.Pick) string {
 		return pk.Name
 	}
 	return pk.AccountID
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // permanent reports an error that can never succeed as sent (an upstream

@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/reloadly/rolekeeper/internal/model"
-	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
@@ -298,16 +297,9 @@ func (p *pass) pushTime(ctx context.Context) error {
 	return nil
 }
 
-// invalidating reports whether a review rule of the team counts only
-// approvals given after the last push.
-func (p *pass) invalidating() bool {
-	for _, r := range p.org.Rules {
-		if r.InvalidateOnPush && (r.Kind == roles.KindCodeReview || r.Kind == roles.KindPathReview) && r.AppliesToTeam(p.team.ID) {
-			return true
-		}
-	}
-	return false
-}
+// invalidating reports whether a rule of the team counts only approvals
+// given after the last push.
+func (p *pass) invalidating() bool { return p.h.engineFor(p.org).NeedsPushTime(p.team.ID) }
 
 func hasApproval(as []model.Approval) bool {
 	for _, a := range as {

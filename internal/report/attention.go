@@ -45,25 +45,12 @@ type Matrix struct {
 	Idle  []string `json:"idle_rules"` // nothing to check anywhere this week
 }
 
-// actions says what to do about a violation, per rule kind.
-var actions = map[string]string{
-	string(roles.KindCodeReview):     "Review the change after the fact and record the outcome on the pull request.",
-	string(roles.KindPathReview):     "Review the change to the guarded paths after the fact and record the outcome.",
-	string(roles.KindUnitTests):      "Add the missing tests, or record on the pull request why none are needed.",
-	string(roles.KindDeployApproval): "Review the deployment that went out without approval.",
-	string(roles.KindTestPlan):       "Finish the test plan, or record why the release went out without it.",
-	string(roles.KindDesignReview):   "Hold the design review and record its outcome.",
-	string(roles.KindStoryPoints):    "Add the story points and the user story to the issue.",
-}
-
 func (b *builder) attention(gates []store.Gate, end time.Time, publicURL string) {
 	items := []AttentionItem{}
 	for _, v := range b.r.Violations {
 		it := b.item(AttentionViolation, v.Team, v.RuleID, v.OccurredAt)
 		it.Ref, it.URL, it.What = v.Ref, v.URL, v.Reason
-		if a, ok := actions[v.Kind]; ok {
-			it.Action = a
-		} else if a := rules.Action(v.Kind); a != "" { // kinds of the rules registry
+		if a := rules.Action(v.Kind); a != "" { // the kind's row in the rules registry
 			it.Action = a
 		} else {
 			it.Action = "Look at the case and record what was done."

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
+	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
@@ -512,15 +513,9 @@ func (b *builder) coverage(now time.Time) {
 	}
 }
 
-// needsPeople reports whether a rule kind needs someone of its role to act.
-func needsPeople(k roles.Kind) bool {
-	switch k {
-	case roles.KindCodeReview, roles.KindPathReview, roles.KindDeployApproval,
-		roles.KindTestPlan, roles.KindDesignReview:
-		return true
-	}
-	return false
-}
+// needsPeople reports whether a rule kind needs someone of its role to act
+// (the kind's row in the rules registry says).
+func needsPeople(k roles.Kind) bool { return rules.NeedsPeople(k) }
 
 func (b *builder) finish() {
 	ids := make([]string, 0, len(b.teams))

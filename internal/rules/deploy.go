@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 )
 
@@ -137,6 +138,24 @@ func DeployPolicyOf(org *roles.Org, repo, environment string, authorship []Autho
 	return res, nil
 }
 
+// GatePolicy is the deploy-approval policy of an existing gate now: as
+// DeployPolicyOf decides, or, when no team owns the repository any more
+// (roles.yaml changed since the gate opened), still gated under the rule
+// and team it was opened with, with nobody eligible: only a break-glass
+// opens it.
+func GatePolicy(org *roles.Org, repo, environment, team, ruleID string, authorship []Authorship, now time.Time) DeployResult {
+	dr, err := DeployPolicyOf(org, repo, environment, authorship, now)
+	if err == nil {
+		return dr
+	}
+	dr = DeployResult{Gated: true, Environment: environment, Team: team, RuleID: ruleID, Authorship: authorship,
+		InvalidateOnPush: true, Reason: err.Error() + ": nobody can approve; only a break-glass opens it"}
+	for _, a := range authorship {
+		dr.Authors = append(dr.Authors, a.AccountID)
+	}
+	return dr
+}
+
 func listsEnvironment(r *roles.Rule, env string) bool {
 	for _, e := range r.Environments {
 		if strings.EqualFold(e, env) {
@@ -213,4 +232,77 @@ func DeployStatusKey(environment string) string {
 	sum := sha256.Sum256([]byte(env))
 	tail := "-" + hex.EncodeToString(sum[:4])
 	return key[:maxStatusKey-len(tail)] + tail
+}
+
+// deployApprovalKind: deployments to the rule's environments wait at a
+// gate for an approval of the role (internal/gate carries it out); the
+// audit judges every deployment that ran on whether a gate opened it.
+var deployApprovalKind = KindInfo{
+	People: true,
+	Kind:   roles.KindDeployApproval,
+	Doc:    "deployments to environments wait for an approval of the role",
+	Action: "Review the deployment that went out without approval.",
+}
+
+// DeployRule returns the deploy-approval rule deciding a team's
+// environment: the first in file order that lists it (nil: not gated).
+func DeployRule(org *roles.Org, team, environment string) *roles.Rule {
+	if org == nil {
+		return nil
+	}
+	for _, r := range org.RulesOfKind(roles.KindDeployApproval) {
+		if r.AppliesToTeam(team) && listsEnvironment(r, environment) {
+			return r
+		}
+	}
+	return nil
+}
+
+// Gated reports whether a deploy-approval rule applies to the team.
+func Gated(org *roles.Org, team string) bool { return len(Environments(org, team)) > 0 }
+
+// Deployed reports whether a deployment actually ran (not merely queued,
+// or stopped before it started): only those are judged.
+func Deployed(d model.Deployment) bool {
+	switch strings.ToUpper(d.State) {
+	case "COMPLETED", "IN_PROGRESS", "":
+		return !strings.EqualFold(d.Status, "STOPPED")
+	}
+	return false
+}
+
+// OpenedBy is the gate that let a deployment out: approved, or opened by
+// break-glass.
+type OpenedBy struct {
+	Gate       string // gate id
+	By         string // account id of who approved or broke the glass
+	BreakGlass bool
+}
+
+// DeployFinding judges a deployment of repo that ran to an environment
+// rule gates: held when a gate opened it (opened non-nil), violated
+// otherwise. Keyed by repository and deployment.
+func DeployFinding(org *roles.Org, team string, rule *roles.Rule, repo string, d model.Deployment, opened *OpenedBy) model.Finding {
+	f := model.Finding{
+		Key: FindingKey(TopicDeploy, repo, d.UUID), Kind: string(roles.KindDeployApproval), RuleID: rule.ID, Team: team,
+		Subject: model.SubjectDeployment, Ref: repo + "@" + shortCommit(d.Commit) + " → " + d.Environment, URL: d.URL,
+		OccurredAt: d.At,
+	}
+	if opened != nil {
+		f.Held = true
+		by := ActorName(org, model.Actor{AccountID: opened.By})
+		if opened.By == "" {
+			by = ""
+		}
+		how := "approved by " + by
+		if opened.BreakGlass {
+			how = "opened by break-glass (" + by + ")"
+		}
+		f.Reason = fmt.Sprintf("deployment to %s went through gate %s, %s", d.Environment, opened.Gate, how)
+		f.Actor = opened.By
+		return f
+	}
+	f.Reason = fmt.Sprintf("deployment of %s to %s had no approved gate: %s (%s: %q) needs an approval from %s who did not author the change",
+		shortCommit(d.Commit), d.Environment, rule.ID, rule.Role, rule.Responsibility, rule.Role)
+	return f
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/reloadly/rolekeeper/internal/glob"
@@ -32,6 +31,7 @@ type Engine struct {
 // compiledRule is a pull-request rule with its globs compiled.
 type compiledRule struct {
 	rule   *roles.Rule
+	kind   *PRKind
 	label  string // `id (Title: "responsibility")`
 	globs  string // the rule's paths, joined for reasons
 	paths  matchSet
@@ -56,12 +56,11 @@ func Compile(org *roles.Org) *Engine {
 	}
 	var compiled []*compiledRule
 	for _, r := range org.Rules {
-		switch r.Kind {
-		case roles.KindCodeReview, roles.KindPathReview, roles.KindUnitTests:
-		default:
+		kind := prKinds[r.Kind]
+		if kind == nil {
 			continue
 		}
-		cr := &compiledRule{rule: r, label: ruleLabel(org, r), globs: strings.Join(r.Paths, ", ")}
+		cr := &compiledRule{rule: r, kind: kind, label: ruleLabel(org, r), globs: strings.Join(r.Paths, ", ")}
 		cr.paths = compileGlobs(r.Paths, "paths", &cr.notes)
 		cr.source = compileGlobs(r.SourcePaths, "source_paths", &cr.notes)
 		cr.tests = compileGlobs(r.TestPaths, "test_paths", &cr.notes)
@@ -75,7 +74,7 @@ func Compile(org *roles.Org) *Engine {
 				continue
 			}
 			p := &plan{compiledRule: cr}
-			if cr.rule.Kind != roles.KindUnitTests {
+			if cr.kind.Status == StatusReview {
 				p.holders = org.Holders(cr.rule.Role, t.ID)
 				p.why = roleWhy(org.Role(cr.rule.Role), cr.rule.Role, team)
 				p.always = cr.label + ": every pull request in the repositories of " + team
@@ -297,22 +296,18 @@ func (e *Engine) Evaluate(s PRSnapshot) Decision {
 	plans := e.plans[team.ID]
 	d.Rules = make([]RuleResult, 0, len(plans))
 	for _, p := range plans {
-		var rr RuleResult
-		if p.rule.Kind == roles.KindUnitTests {
-			rr = ev.unitTests(p)
-		} else {
-			rr = ev.review(p)
-		}
-		d.Rules = append(d.Rules, rr)
+		d.Rules = append(d.Rules, p.kind.evaluate(ev, p))
 	}
 	d.ApprovalsMet = true
 	for i := range d.Rules {
 		r := &d.Rules[i]
-		if r.Kind != string(roles.KindUnitTests) && r.Triggered && !r.Met {
+		if approves(r.Kind) && r.Triggered && !r.Met {
 			d.ApprovalsMet = false
 		}
 	}
-	d.Statuses = append(d.Statuses, reviewStatus(d.Rules, "team "+teamName(team)), testsStatus(d.Rules, "team "+teamName(team)))
+	for _, st := range prStatuses {
+		d.Statuses = append(d.Statuses, st.summarise(d.Rules, "team "+teamName(team)))
+	}
 	return d
 }
 
@@ -353,187 +348,6 @@ func (ev *evaluation) name(accountID, fallback string) string {
 	return accountID
 }
 
-// review evaluates a code-review or path-review rule.
-//
-// Reviewer policy: people already on the pull request who are eligible are
-// kept first (sticky); then anyone already asked for an earlier rule of the
-// same decision who is eligible here is reused, so one person can answer for
-// two rules (a lead who is also the infrastructure owner reviews once); only
-// then are new people asked, least loaded first, the load including the
-// picks of this decision so that two rules needing new people spread them.
-// Nobody new is asked for a rule whose required approvals are already in.
-func (ev *evaluation) review(p *plan) RuleResult {
-	r := p.rule
-	rr := RuleResult{
-		RuleID:         r.ID,
-		Kind:           string(r.Kind),
-		Role:           r.Role,
-		Responsibility: r.Responsibility,
-		Required:       max(r.Approvals, 0),
-		Notes:          append([]string(nil), p.notes...),
-	}
-	if r.Kind == roles.KindPathReview {
-		var matched []string
-		count := 0
-		for _, f := range ev.s.ChangedFiles {
-			if p.paths.match(f) {
-				count++
-				if matched == nil {
-					matched = make([]string, 0, min(len(ev.s.ChangedFiles), maxMatchedPaths))
-				}
-				if len(matched) < maxMatchedPaths {
-					matched = append(matched, f)
-				}
-			}
-		}
-		if count == 0 {
-			rr.Met = true
-			rr.Reason = p.label + ": not triggered, no changed file matches " + p.globs
-			return rr
-		}
-		rr.MatchedPaths = matched
-		rr.Reason = fmt.Sprintf("%s: %s %s %s (%s)", p.label, countNoun(count, "changed file"),
-			plural(count, "matches", "match"), p.globs, listPaths(matched, count))
-	} else {
-		rr.Reason = p.always
-	}
-	rr.Triggered = true
-
-	// Separation of duties: whoever wrote commits of the pull request is
-	// never asked and their approval does not count.
-	for _, id := range ev.committers {
-		if holds(p.holders, id) {
-			rr.Excluded = append(rr.Excluded, ev.name(id, "")+" "+committerWhy)
-		}
-	}
-
-	// Approvals: only holders of the role for the team count, never the
-	// author nor a commit author, and (invalidate_on_push) only those given
-	// after the last push; a standing change request from a holder blocks
-	// the rule.
-	var blocking []string
-	for _, a := range ev.approvals {
-		who := ev.name(a.AccountID, a.Name)
-		switch {
-		case a.AccountID != "" && a.AccountID == ev.author:
-			if a.State == model.ReviewApproved {
-				rr.Ignored = append(rr.Ignored, who+" approved their own pull request: a self-approval does not count")
-			}
-		case a.State == model.ReviewApproved && containsString(ev.committers, a.AccountID):
-			rr.Ignored = append(rr.Ignored, fmt.Sprintf("approval by %s does not count: %s wrote commits of this pull request (separation of duties)", who, who))
-		case a.State == model.ReviewApproved && r.InvalidateOnPush && holds(p.holders, a.AccountID) && !ev.afterLastPush(a):
-			rr.Ignored = append(rr.Ignored, fmt.Sprintf("approval by %s does not count: %s (invalidate_on_push)", who, ev.staleWhy(a)))
-		case !holds(p.holders, a.AccountID):
-			if a.State == model.ReviewApproved {
-				rr.Ignored = append(rr.Ignored, fmt.Sprintf("approval by %s does not count: not %s", who, p.why))
-			} else {
-				rr.Ignored = append(rr.Ignored, fmt.Sprintf("changes requested by %s do not block this rule: not %s", who, p.why))
-			}
-		case a.State == model.ReviewApproved:
-			rr.ApprovedBy = append(rr.ApprovedBy, a.AccountID)
-			rr.ApprovedNames = append(rr.ApprovedNames, who)
-		default:
-			blocking = append(blocking, who)
-		}
-	}
-	needed := rr.Required - len(rr.ApprovedBy)
-	if rr.Required == 0 {
-		rr.Met = true
-		if len(blocking) > 0 {
-			rr.Notes = append(rr.Notes, "changes requested by "+strings.Join(blocking, ", ")+" (advisory rule: it does not block)")
-		}
-	} else {
-		rr.Met = needed <= 0 && len(blocking) == 0
-	}
-	if !rr.Met {
-		var parts []string
-		if len(blocking) > 0 {
-			parts = append(parts, "changes requested by "+strings.Join(blocking, ", "))
-		}
-		if needed > 0 {
-			parts = append(parts, fmt.Sprintf("needs %s from %s", countNoun(needed, "approval"), r.Role))
-			if able := ev.ableToApprove(p, rr.ApprovedBy); able < needed {
-				parts = append(parts, fmt.Sprintf("only %d other %s can give it", able, plural(able, "holder", "holders")))
-			}
-		}
-		rr.Shortfall = strings.Join(parts, "; ")
-	}
-
-	if !ev.request || r.Reviewers <= 0 || (rr.Met && rr.Required > 0) {
-		return rr
-	}
-	exclude := append([]string{ev.author}, ev.committers...)
-	var reasons map[string]string
-	for _, id := range ev.committers {
-		if reasons == nil {
-			reasons = map[string]string{}
-		}
-		reasons[id] = committerWhy
-	}
-	opt := ChooseOptions{
-		Exclude:        exclude,
-		ExcludeWhy:     "is the author of the pull request",
-		ExcludeReasons: reasons,
-		Keep:           ev.s.Reviewers,
-		Prefer:         ev.asked,
-		PreferWhy:      "already asked for another rule of this pull request",
-		Seed:           ev.seed,
-		Now:            ev.s.Now,
-		Why:            p.why,
-	}
-	picks, notes := choose(p.holders, r.Reviewers, &opt, ev.load)
-	rr.Picks = picks
-	rr.Notes = append(rr.Notes, notes...)
-	for _, pk := range picks {
-		ev.addRequest(pk, p)
-	}
-	return rr
-}
-
-// committerWhy completes "<name> …" for a commit author left out.
-const committerWhy = "wrote commits of this pull request: not asked, and an approval would not count (separation of duties)"
-
-// afterLastPush reports whether an approval was given after the source
-// commit was pushed, both by Bitbucket's clock.
-func (ev *evaluation) afterLastPush(a model.Approval) bool {
-	return !ev.s.LastPush.IsZero() && !a.At.IsZero() && a.At.After(ev.s.LastPush)
-}
-
-func (ev *evaluation) staleWhy(a model.Approval) string {
-	switch {
-	case ev.s.LastPush.IsZero():
-		return "the time of the last push is unknown"
-	case a.At.IsZero():
-		return "the time of the approval is unknown"
-	}
-	return fmt.Sprintf("given %s, before the last push (%s)", a.At.UTC().Format(time.RFC3339), ev.s.LastPush.UTC().Format(time.RFC3339))
-}
-
-// ableToApprove counts holders who could still approve: not the author nor
-// a commit author, with an account id, not already counted. Away people
-// count: they may come back before the merge.
-func (ev *evaluation) ableToApprove(p *plan, approved []string) int {
-	n := 0
-	for _, h := range p.holders {
-		if h.AccountID != "" && h.AccountID != ev.author && !containsString(ev.committers, h.AccountID) && !containsString(approved, h.AccountID) {
-			n++
-		}
-	}
-	return n
-}
-
-func holds(holders []*roles.Person, accountID string) bool {
-	if accountID == "" {
-		return false
-	}
-	for _, h := range holders {
-		if h.AccountID == accountID {
-			return true
-		}
-	}
-	return false
-}
-
 func (ev *evaluation) load(accountID string) int {
 	return ev.s.Load[accountID] + ev.extra[accountID]
 }
@@ -562,168 +376,6 @@ func (ev *evaluation) addRequest(pk Pick, p *plan) {
 		}
 		ev.extra[pk.AccountID]++
 	}
-}
-
-// unitTests evaluates a unit-tests rule: source changed with no test
-// changed fails.
-func (ev *evaluation) unitTests(p *plan) RuleResult {
-	r := p.rule
-	rr := RuleResult{
-		RuleID:         r.ID,
-		Kind:           string(r.Kind),
-		Role:           r.Role,
-		Responsibility: r.Responsibility,
-		Notes:          append([]string(nil), p.notes...),
-	}
-	var src, tests []string
-	nsrc, ntests := 0, 0
-	capacity := min(len(ev.s.ChangedFiles), maxMatchedPaths)
-	for _, f := range ev.s.ChangedFiles {
-		switch {
-		case p.tests.match(f):
-			ntests++
-			if tests == nil {
-				tests = make([]string, 0, capacity)
-			}
-			if len(tests) < maxMatchedPaths {
-				tests = append(tests, f)
-			}
-		case p.source.match(f):
-			nsrc++
-			if src == nil {
-				src = make([]string, 0, capacity)
-			}
-			if len(src) < maxMatchedPaths {
-				src = append(src, f)
-			}
-		}
-	}
-	switch {
-	case nsrc == 0:
-		rr.Met = true
-		rr.Reason = p.label + ": not triggered, no source file changed outside tests"
-	case ntests > 0:
-		rr.Triggered, rr.Met = true, true
-		rr.MatchedPaths = src
-		rr.Reason = fmt.Sprintf("%s: %s changed (%s) with %s (%s)", p.label, countNoun(nsrc, "source file"),
-			listPaths(src, nsrc), countNoun(ntests, "test file"), listPaths(tests, ntests))
-	default:
-		rr.Triggered = true
-		rr.MatchedPaths = src
-		rr.Reason = fmt.Sprintf("%s: %s changed (%s) and no test file", p.label, countNoun(nsrc, "source file"), listPaths(src, nsrc))
-		rr.Shortfall = "no test file changed with " + countNoun(nsrc, "source file")
-	}
-	return rr
-}
-
-// reviewStatus summarises the review rules into rolekeeper-review.
-func reviewStatus(rs []RuleResult, team string) Status {
-	st := Status{Key: StatusReview}
-	applies := false
-	var blocked []string
-	var roleOrder []string
-	need := map[string]int{}
-	var approvers []string
-	for i := range rs {
-		r := &rs[i]
-		if r.Kind == string(roles.KindUnitTests) {
-			continue
-		}
-		applies = true
-		if !r.Triggered {
-			continue
-		}
-		for _, n := range r.ApprovedNames {
-			if !containsString(approvers, n) {
-				approvers = append(approvers, n)
-			}
-		}
-		if r.Met {
-			continue
-		}
-		// The same role in two rules: one approval may satisfy both, so
-		// the role needs the larger count, not the sum.
-		if n := r.Required - len(r.ApprovedBy); n > 0 {
-			if _, ok := need[r.Role]; !ok {
-				roleOrder = append(roleOrder, r.Role)
-			}
-			need[r.Role] = max(need[r.Role], n)
-		}
-		if r.Shortfall != "" && strings.HasPrefix(r.Shortfall, "changes requested by ") {
-			b, _, _ := strings.Cut(r.Shortfall, ";")
-			if !containsString(blocked, b) {
-				blocked = append(blocked, b)
-			}
-		}
-	}
-	switch {
-	case !applies:
-		st.State = StateSuccessful
-		st.Description = "no review rule applies to " + team
-	case len(roleOrder) == 0 && len(blocked) == 0:
-		st.State = StateSuccessful
-		if len(approvers) == 0 {
-			st.Description = "no approval required"
-		} else {
-			st.Description = "approved by " + strings.Join(approvers, ", ")
-		}
-	default:
-		st.State = StateInProgress
-		var parts []string
-		parts = append(parts, blocked...)
-		if len(roleOrder) > 0 {
-			var b strings.Builder
-			for i, role := range roleOrder {
-				if i == 0 {
-					b.WriteString("needs " + countNoun(need[role], "approval") + " from " + role)
-				} else {
-					b.WriteString(", " + strconv.Itoa(need[role]) + " from " + role)
-				}
-			}
-			parts = append(parts, b.String())
-		}
-		st.Description = strings.Join(parts, "; ")
-	}
-	st.Description = truncate(st.Description, maxDescription)
-	return st
-}
-
-// testsStatus summarises the unit-tests rules into rolekeeper-tests.
-func testsStatus(rs []RuleResult, team string) Status {
-	st := Status{Key: StatusTests, State: StateSuccessful}
-	applies, triggered := false, false
-	var missing []string
-	for i := range rs {
-		r := &rs[i]
-		if r.Kind != string(roles.KindUnitTests) {
-			continue
-		}
-		applies = true
-		if !r.Triggered {
-			continue
-		}
-		triggered = true
-		if !r.Met {
-			for _, f := range r.MatchedPaths {
-				if !containsString(missing, f) {
-					missing = append(missing, f)
-				}
-			}
-		}
-	}
-	switch {
-	case !applies:
-		st.Description = "no unit-tests rule applies to " + team
-	case !triggered:
-		st.Description = "no source changes"
-	case len(missing) == 0:
-		st.Description = "tests changed with the source"
-	default:
-		st.State = StateFailed
-		st.Description = "source changed without tests: " + listPaths(missing, len(missing))
-	}
-	st.Description = truncate(st.Description, maxDescription)
-	return st
 }
 
 // listPaths names up to maxReasonPaths paths and counts the rest; total is

@@ -238,9 +238,9 @@ func splitRules(rs []RuleResult) (triggered, quiet []RuleResult) {
 
 func verdict(r RuleResult) string {
 	switch {
-	case r.Kind == string(roles.KindUnitTests) && r.Met:
+	case !approves(r.Kind) && r.Met:
 		return "met"
-	case r.Kind == string(roles.KindUnitTests):
+	case !approves(r.Kind):
 		return "failed"
 	case r.Required == 0:
 		return "advisory"
@@ -252,7 +252,7 @@ func verdict(r RuleResult) string {
 
 // approvalLine says where a review rule stands on approvals.
 func approvalLine(r RuleResult) string {
-	if r.Kind == string(roles.KindUnitTests) {
+	if !approves(r.Kind) {
 		return r.Shortfall
 	}
 	var parts []string
@@ -270,26 +270,30 @@ func approvalLine(r RuleResult) string {
 	return strings.Join(parts, "; ")
 }
 
-// commentReason is why a rule applies. The unit-tests rule's own reason is
-// its verdict (which files, tests or not): the comment names the rule and
-// leaves the verdict to rolekeeper-tests.
+// commentReason is why a rule applies. A check's own reason is its verdict
+// (which files, tests or not): the comment names the rule and what it
+// promises (PRKind.Promise), and leaves the verdict to the status.
 func commentReason(r RuleResult) string {
-	if r.Kind != string(roles.KindUnitTests) {
+	if approves(r.Kind) {
 		return r.Reason
+	}
+	promise := ""
+	if k := prKinds[roles.Kind(r.Kind)]; k != nil {
+		promise = k.Promise
 	}
 	end := fmt.Sprintf(": %q)", r.Responsibility)
 	i := strings.Index(r.Reason, end)
 	if i < 0 {
-		return r.RuleID + ": source changes come with a test change"
+		return r.RuleID + ": " + promise
 	}
-	return r.Reason[:i+len(end)] + ": source changes come with a test change"
+	return r.Reason[:i+len(end)] + ": " + promise
 }
 
 // requirementLine says what a review rule asks for, not how far it got
 // (the comment's stable counterpart of approvalLine).
 func requirementLine(r RuleResult) string {
 	switch {
-	case r.Kind == string(roles.KindUnitTests):
+	case !approves(r.Kind):
 		return ""
 	case r.Required == 0:
 		return "advisory: no approval required"

@@ -1,9 +1,6 @@
 package rules
 
-import (
-	"github.com/reloadly/rolekeeper/internal/model"
-	"github.com/reloadly/rolekeeper/internal/roles"
-)
+import "github.com/reloadly/rolekeeper/internal/roles"
 
 // IssueKind is how a registered Jira rule kind evaluates an issue.
 type IssueKind struct {
@@ -32,11 +29,6 @@ type issueCtx struct {
 	claimed map[string]string
 }
 
-// FindingKey is the one key scheme of the findings of Jira rule kinds:
-// "<kind>:<issue key>" (story-points has used it from the start), so that
-// an issue is a finding of a kind once however often it is evaluated.
-func FindingKey(kind string, is model.Issue) string { return kind + ":" + is.Key }
-
 // IssueMarker returns the marker ending the comments of a Jira kind
 // ("(rolekeeper: backlog)"); "" for kinds that do not comment.
 func IssueMarker(kind string) string {
@@ -44,4 +36,16 @@ func IssueMarker(kind string) string {
 		return k.Issue.Marker
 	}
 	return ""
+}
+
+// IssueKinds are the registered kinds that evaluate Jira issues through an
+// IssueKind, in registry order (the Jira audit searches for them).
+func IssueKinds() []roles.Kind {
+	var out []roles.Kind
+	for _, k := range Registry {
+		if k.Issue != nil {
+			out = append(out, k.Kind)
+		}
+	}
+	return out
 }

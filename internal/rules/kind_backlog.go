@@ -68,7 +68,7 @@ func evaluateBacklog(c issueCtx, res *IssueRuleResult) {
 		return
 	}
 	what := strings.Join(missing, " and ")
-	res.Violation, res.FindingKey = true, FindingKey(string(KindBacklog), is)
+	res.Violation, res.FindingKey = true, FindingKey(string(KindBacklog), is.Key)
 	res.Reason = fmt.Sprintf("%s %s (%s: %q)", is.Key, what, res.RoleTitle, c.rule.Responsibility)
 	res.Comment = fmt.Sprintf("%s %s.\n\nManaging and prioritising the backlog is the responsibility of the %s. "+
 		"Please set a priority or triage it; this is listed in the weekly report.", is.Key, what, res.RoleTitle)

@@ -1,8 +1,11 @@
 package rules
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
+	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 )
 
@@ -77,4 +80,34 @@ func hasFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// GlassBreak is a gate opened by break-glass, as the gate recorded it.
+type GlassBreak struct {
+	Gate, RuleID, Team string // RuleID: the deploy-approval rule of the gate
+	Repository, Commit string
+	Environment, URL   string
+	By                 string // account id, or the admin token's name
+	ByName             string // "" when an admin token broke it (no person)
+	Reason             string
+	At, Now            time.Time
+}
+
+// GlassSentence says who broke the glass and why: "break-glass by Raj:
+// hotfix", or "break-glass hotfix" for an admin token.
+func GlassSentence(byName, reason string) string {
+	if byName == "" {
+		return "break-glass " + reason
+	}
+	return "break-glass by " + byName + ": " + reason
+}
+
+// BreakGlassFinding is the finding of a break-glass, once per gate: never
+// held (a gate opened without approval is always followed up).
+func BreakGlassFinding(b GlassBreak) model.Finding {
+	return model.Finding{Key: FindingKey(string(KindBreakGlass), b.Gate), Kind: string(KindBreakGlass), RuleID: b.RuleID, Team: b.Team,
+		Subject: model.SubjectGate, Ref: b.Gate, URL: b.URL,
+		Reason: fmt.Sprintf("%s deployment of %s@%s: %s", b.Environment, b.Repository, shortCommit(b.Commit), GlassSentence(b.ByName, b.Reason)),
+		Held:   false, OccurredAt: b.At, RecordedAt: b.Now, Actor: b.By,
+		Details: fmt.Sprintf("gate %s, rule %s, commit %s", b.Gate, b.RuleID, b.Commit)}
 }

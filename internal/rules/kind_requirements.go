@@ -61,7 +61,7 @@ func evaluateRequirements(c issueCtx, res *IssueRuleResult) {
 		res.Reason = is.Key + " is in progress with acceptance criteria"
 		return
 	}
-	res.Violation, res.FindingKey = true, FindingKey(string(KindRequirements), is)
+	res.Violation, res.FindingKey = true, FindingKey(string(KindRequirements), is.Key)
 	res.Reason = fmt.Sprintf("%s is in progress (%s) without acceptance criteria (%s: %q)", is.Key, orDefault(is.Status, "in progress"), res.RoleTitle, c.rule.Responsibility)
 	res.Comment = fmt.Sprintf("%s is in progress without acceptance criteria in its description.\n\n"+
 		"Defining the requirements of each user story is the responsibility of the %s. "+

@@ -4,17 +4,25 @@ import "github.com/reloadly/rolekeeper/internal/roles"
 
 // KindInfo is one row of the registry of rule kinds: every kind
 // rolekeeper knows, with the line that documents it in the README and in
-// the guide at the top of roles.yaml. Kinds added since the registry
-// exists carry their settings spec (decoded by package roles through it)
-// and, for Jira kinds, their issue evaluation; the older kinds are still
-// decoded in package roles and evaluated by engine.go, deploy.go and
-// issue.go (see docs/architecture.md).
+// the guide at the top of roles.yaml, what to do about its findings, and
+// how it evaluates what it applies to: a pull request (PR), a Jira issue
+// (Issue). Kinds added since the registry exists carry their settings
+// spec (decoded by package roles through it); the older kinds' settings
+// are still decoded in package roles, and the older Jira kinds (test-plan,
+// design-review, story-points) are still evaluated in issue.go (see
+// docs/architecture.md).
 type KindInfo struct {
 	Kind roles.Kind
 	Doc  string // one line: what a rule of the kind does
 	// Action says what to do about a finding of the kind, in the weekly
 	// report's "needs attention" list.
 	Action string
+	// People: a rule of the kind needs a holder of its role to act (a
+	// review, an approval, a sub-task), so the report counts its bus
+	// factor.
+	People bool
+	// PR evaluates a pull request (nil: not a pull-request kind).
+	PR *PRKind
 	// Spec decodes the kind's settings (nil: decoded by package roles).
 	Spec *roles.KindSpec
 	// Issue evaluates a Jira issue (nil: not a Jira kind, or an older one
@@ -25,13 +33,16 @@ type KindInfo struct {
 // Registry lists every rule kind, older kinds first in the contract's
 // order. Adding a kind is adding a row here and a kind_<name>.go file.
 var Registry = []KindInfo{
-	{Kind: roles.KindCodeReview, Doc: "reviewers of the role on every pull request of the team"},
-	{Kind: roles.KindPathReview, Doc: "the same, only when a changed file matches paths"},
-	{Kind: roles.KindUnitTests, Doc: "source changed without a test changed fails rolekeeper-tests"},
-	{Kind: roles.KindDeployApproval, Doc: "deployments to environments wait for an approval of the role"},
-	{Kind: roles.KindTestPlan, Doc: "test-plan sub-tasks on issue_types (default Epic)"},
-	{Kind: roles.KindDesignReview, Doc: "review sub-tasks on issue_types (default Design)"},
-	{Kind: roles.KindStoryPoints, Doc: "stories without points or a user story are flagged"},
+	codeReviewKind,
+	pathReviewKind,
+	unitTestsKind,
+	deployApprovalKind,
+	{Kind: roles.KindTestPlan, Doc: "test-plan sub-tasks on issue_types (default Epic)", People: true,
+		Action: "Finish the test plan, or record why the release went out without it."},
+	{Kind: roles.KindDesignReview, Doc: "review sub-tasks on issue_types (default Design)", People: true,
+		Action: "Hold the design review and record its outcome."},
+	{Kind: roles.KindStoryPoints, Doc: "stories without points or a user story are flagged",
+		Action: "Add the story points and the user story to the issue."},
 	{Kind: roles.KindReport, Doc: "people of the role receive the weekly report"},
 	breakGlassKind,
 	backlogKind,
@@ -54,6 +65,13 @@ func Action(kind string) string {
 		return i.Action
 	}
 	return ""
+}
+
+// NeedsPeople reports whether a rule of the kind needs a holder of its
+// role to act (the report's bus factor).
+func NeedsPeople(k roles.Kind) bool {
+	i, ok := kindInfo(k)
+	return ok && i.People
 }
 
 // kindInfo returns a kind's registry row.

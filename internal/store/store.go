@@ -36,6 +36,7 @@ type Store interface {
 	Inbox
 	Decisions
 	PullRequests
+	ReviewCounts
 	Findings
 	Gates
 	KV
@@ -313,22 +314,64 @@ type PullRequests interface {
 	PRsByCommit(ctx context.Context, repo, commit string) ([]PRRecord, error)
 }
 
+// ReviewCounts keeps the open review requests per account as rows UpsertPR
+// rewrites in the transaction of the record, so that an evaluation counts
+// them with one aggregate instead of listing every open pull request.
+type ReviewCounts interface {
+	// OpenReviews counts per account the open pull requests it is a
+	// reviewer of and has neither approved nor requested changes on
+	// (ReviewLoad's count), leaving out the pull request exceptRepo#exceptID
+	// (the one being evaluated). Accounts with none are absent.
+	OpenReviews(ctx context.Context, exceptRepo string, exceptID int) (map[string]int, error)
+}
+
+// OpenReviews is the review load of every open pull request but
+// exceptRepo#exceptID: through ReviewCounts when prs keeps it, else by
+// listing the open records (a store without the count, as test fakes).
+func OpenReviews(ctx context.Context, prs PullRequests, exceptRepo string, exceptID int) (map[string]int, error) {
+	if rc, ok := prs.(ReviewCounts); ok {
+		return rc.OpenReviews(ctx, exceptRepo, exceptID)
+	}
+	open, err := prs.ListPRs(ctx, PRFilter{State: model.PROpen})
+	if err != nil {
+		return nil, err
+	}
+	others := open[:0]
+	for _, o := range open {
+		if o.Repository != exceptRepo || o.ID != exceptID {
+			others = append(others, o)
+		}
+	}
+	return ReviewLoad(others), nil
+}
+
+// PendingReviewers are the reviewers of pr counted in the review load: all
+// of them on an open pull request but those who approved or requested
+// changes; none on a closed one.
+func PendingReviewers(pr *PRRecord) []string {
+	if pr.State != model.PROpen {
+		return nil
+	}
+	reviewed := make(map[string]bool, len(pr.Approvals))
+	for _, a := range pr.Approvals {
+		reviewed[a.AccountID] = true
+	}
+	var out []string
+	for _, r := range pr.Reviewers {
+		if !reviewed[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // ReviewLoad counts open review requests per account: for every open PR,
 // each reviewer who has not approved or requested changes yet.
 func ReviewLoad(prs []PRRecord) map[string]int {
 	load := make(map[string]int)
-	for _, pr := range prs {
-		if pr.State != model.PROpen {
-			continue
-		}
-		reviewed := make(map[string]bool, len(pr.Approvals))
-		for _, a := range pr.Approvals {
-			reviewed[a.AccountID] = true
-		}
-		for _, r := range pr.Reviewers {
-			if !reviewed[r] {
-				load[r]++
-			}
+	for i := range prs {
+		for _, r := range PendingReviewers(&prs[i]) {
+			load[r]++
 		}
 	}
 	return load

@@ -164,7 +164,12 @@ func (s *Store) UpsertPR(ctx context.Context, pr *store.PRRecord) error {
 			return fmt.Errorf("postgres: upsert pr %s#%d: %w", pr.Repository, pr.ID, err)
 		}
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO pull_requests (`+prCols+`)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: upsert pr %s#%d: %w", pr.Repository, pr.ID, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	_, err = tx.Exec(ctx, `INSERT INTO pull_requests (`+prCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
 		ON CONFLICT (repository, id) DO UPDATE SET
 			team = excluded.team, title = excluded.title, author_account_id = excluded.author_account_id,
@@ -179,10 +184,55 @@ func (s *Store) UpsertPR(ctx context.Context, pr *store.PRRecord) error {
 		pr.Repository, pr.ID, pr.Team, pr.Title, pr.AuthorAccountID, string(pr.State), pr.Draft, pr.SourceCommit,
 		pr.DestinationBranch, pr.MergeCommit, pr.ClosedBy, pr.DiffCommit, enc[0], enc[1], enc[2], enc[3], pr.CommentID, enc[4],
 		pr.ReviewMet, ts(pr.CreatedAt), ts(pr.UpdatedAt), ts(pr.FirstReviewAt), ts(pr.ApprovedAt), ts(pr.ClosedAt), ts(pr.SeenAt))
+	if err == nil {
+		err = writeReviewRequests(ctx, tx, pr)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: upsert pr %s#%d: %w", pr.Repository, pr.ID, err)
 	}
 	return nil
+}
+
+// writeReviewRequests replaces the pull request's rows of the review load
+// (store.ReviewCounts).
+func writeReviewRequests(ctx context.Context, tx pgx.Tx, pr *store.PRRecord) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM pr_review_requests WHERE repository = $1 AND id = $2`, pr.Repository, pr.ID); err != nil {
+		return err
+	}
+	if pending := store.PendingReviewers(pr); len(pending) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO pr_review_requests (repository, id, account_id)
+			SELECT $1, $2, a FROM unnest($3::text[]) AS a`, pr.Repository, pr.ID, pending); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenReviews counts the open review requests per account but those of
+// exceptRepo#exceptID (store.ReviewCounts).
+func (s *Store) OpenReviews(ctx context.Context, exceptRepo string, exceptID int) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT account_id, count(*) FROM pr_review_requests
+		WHERE NOT (repository = $1 AND id = $2) GROUP BY account_id`, exceptRepo, exceptID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open reviews: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("postgres: open reviews: %w", err)
+		}
+		out[id] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: open reviews: %w", err)
+	}
+	return out, nil
 }
 
 // GetPR returns one record; ErrNotFound when missing.

@@ -170,7 +170,12 @@ func (s *Store) UpsertPR(ctx context.Context, pr *store.PRRecord) error {
 			return fmt.Errorf("sqlite: upsert pr %s#%d: %w", pr.Repository, pr.ID, err)
 		}
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO pull_requests (`+prCols+`)
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: upsert pr %s#%d: %w", pr.Repository, pr.ID, err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, `INSERT INTO pull_requests (`+prCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (repository, id) DO UPDATE SET
 			team = excluded.team, title = excluded.title, author_account_id = excluded.author_account_id,
@@ -185,10 +190,55 @@ func (s *Store) UpsertPR(ctx context.Context, pr *store.PRRecord) error {
 		pr.Repository, pr.ID, pr.Team, pr.Title, pr.AuthorAccountID, string(pr.State), b2i(pr.Draft), pr.SourceCommit,
 		pr.DestinationBranch, pr.MergeCommit, pr.ClosedBy, pr.DiffCommit, enc[0], enc[1], enc[2], enc[3], pr.CommentID, enc[4],
 		b2i(pr.ReviewMet), ms(pr.CreatedAt), ms(pr.UpdatedAt), ms(pr.FirstReviewAt), ms(pr.ApprovedAt), ms(pr.ClosedAt), ms(pr.SeenAt))
+	if err == nil {
+		err = writeReviewRequests(ctx, tx, pr)
+	}
+	if err == nil {
+		err = tx.Commit()
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: upsert pr %s#%d: %w", pr.Repository, pr.ID, err)
 	}
 	return nil
+}
+
+// writeReviewRequests replaces the pull request's rows of the review load
+// (store.ReviewCounts).
+func writeReviewRequests(ctx context.Context, tx *sql.Tx, pr *store.PRRecord) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM pr_review_requests WHERE repository = ? AND id = ?`, pr.Repository, pr.ID); err != nil {
+		return err
+	}
+	for _, r := range store.PendingReviewers(pr) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pr_review_requests (repository, id, account_id) VALUES (?, ?, ?)`,
+			pr.Repository, pr.ID, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenReviews counts the open review requests per account but those of
+// exceptRepo#exceptID (store.ReviewCounts).
+func (s *Store) OpenReviews(ctx context.Context, exceptRepo string, exceptID int) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT account_id, count(*) FROM pr_review_requests
+		WHERE NOT (repository = ? AND id = ?) GROUP BY account_id`, exceptRepo, exceptID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open reviews: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("sqlite: open reviews: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: open reviews: %w", err)
+	}
+	return out, nil
 }
 
 // GetPR returns one record; ErrNotFound when missing.

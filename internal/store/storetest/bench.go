@@ -73,6 +73,16 @@ func BenchLists(b *testing.B, s store.Store) {
 			prs, err := s.ListPRs(b.Context(), store.PRFilter{Repository: repo(7)})
 			return len(prs), err
 		}},
+		// The reviewer picker's load: listing the open records (before
+		// migration 0005) against the kept counts.
+		{"ReviewLoad/listing-open-prs", func() (int, error) {
+			prs, err := s.ListPRs(b.Context(), store.PRFilter{State: model.PROpen})
+			return len(store.ReviewLoad(prs)), err
+		}},
+		{"ReviewLoad/OpenReviews", func() (int, error) {
+			load, err := s.OpenReviews(b.Context(), repo(7), 8)
+			return len(load), err
+		}},
 		{"PRsByCommit", func() (int, error) {
 			prs, err := s.PRsByCommit(b.Context(), repo(7), commit(7))
 			return len(prs), err

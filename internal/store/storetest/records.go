@@ -141,6 +141,7 @@ func prTests() []test {
 		{"ListFilters", testListPRs},
 		{"ByCommit", testPRsByCommit},
 		{"ReviewLoad", testReviewLoad},
+		{"OpenReviews", testOpenReviews},
 	}
 }
 
@@ -369,6 +370,57 @@ func testReviewLoad(t *testing.T, s store.Store) {
 		must(t, err, "ListPRs")
 		same(t, "ReviewLoad "+tc.name, store.ReviewLoad(prs), tc.want)
 	}
+}
+
+// OpenReviews is ReviewLoad kept by UpsertPR: the same count without the
+// pull request evaluated, following reviewers, approvals and state as
+// records change.
+func testOpenReviews(t *testing.T, s store.Store) {
+	seed := []store.PRRecord{
+		{Repository: "acme/pay", ID: 1, State: model.PROpen, Reviewers: []string{"mei", "kofi"},
+			Approvals: []model.Approval{{AccountID: "mei", State: model.ReviewApproved, At: base}}},
+		{Repository: "acme/pay", ID: 2, State: model.PROpen, Reviewers: []string{"kofi", "ana"},
+			Approvals: []model.Approval{{AccountID: "ana", State: model.ReviewChangesRequested}}},
+		{Repository: "acme/web", ID: 3, State: model.PROpen, Reviewers: []string{"kofi", "mei"}},
+		{Repository: "acme/web", ID: 4, State: model.PRMerged, Reviewers: []string{"ana", "mei"}},
+		{Repository: "acme/web", ID: 1, State: model.PROpen}, // same id, other repository
+	}
+	for i := range seed {
+		must(t, s.UpsertPR(ctxT(t), &seed[i]), "UpsertPR")
+	}
+	check := func(name, repo string, id int, want map[string]int) {
+		t.Helper()
+		got, err := s.OpenReviews(ctxT(t), repo, id)
+		must(t, err, "OpenReviews")
+		same(t, "OpenReviews "+name, got, want)
+		// The count agrees with listing the records.
+		open, err := s.ListPRs(ctxT(t), store.PRFilter{State: model.PROpen})
+		must(t, err, "ListPRs")
+		var others []store.PRRecord
+		for _, o := range open {
+			if o.Repository != repo || o.ID != id {
+				others = append(others, o)
+			}
+		}
+		same(t, "ReviewLoad "+name, store.ReviewLoad(others), want)
+	}
+	check("all", "", 0, map[string]int{"kofi": 3, "mei": 1})
+	check("without acme/web#3", "acme/web", 3, map[string]int{"kofi": 2})
+	check("without acme/pay#1", "acme/pay", 1, map[string]int{"kofi": 2, "mei": 1})
+
+	// kofi approves #2, ana is added to #3: the count follows.
+	seed[1].Approvals = append(seed[1].Approvals, model.Approval{AccountID: "kofi", State: model.ReviewApproved, At: base})
+	must(t, s.UpsertPR(ctxT(t), &seed[1]), "UpsertPR")
+	seed[2].Reviewers = append(seed[2].Reviewers, "ana")
+	must(t, s.UpsertPR(ctxT(t), &seed[2]), "UpsertPR")
+	check("after approval", "", 0, map[string]int{"kofi": 2, "mei": 1, "ana": 1})
+
+	// #3 merged, #4 (merged) stays out, #1 loses its reviewers.
+	seed[2].State = model.PRMerged
+	must(t, s.UpsertPR(ctxT(t), &seed[2]), "UpsertPR")
+	seed[0].Reviewers = nil
+	must(t, s.UpsertPR(ctxT(t), &seed[0]), "UpsertPR")
+	check("after merge", "", 0, map[string]int{})
 }
 
 func findingTests() []test {
