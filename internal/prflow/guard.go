@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -25,9 +24,6 @@ import (
 // rewrite is recorded as a finding naming who did it. (The merge itself is
 // judged from verified approvals, never from statuses: a merge in the
 // window before the status is back is still a finding.)
-
-// findingStatusOverwritten prefixes the key of a rewritten status finding.
-const findingStatusOverwritten = "status-overwritten:"
 
 // selfReader is the part of the Bitbucket client that names the account
 // rolekeeper acts as (GET /user).
@@ -112,42 +108,19 @@ func (h *Handler) statusWritten(ctx context.Context, ev *model.Event, in input) 
 		if !known {
 			continue // who wrote it cannot be told from rolekeeper: no finding
 		}
-		if err := h.overwrittenFinding(ctx, org, rec, commit, st, ev, who); err != nil {
+		if err := h.overwrittenFinding(ctx, org, rec, commit, st, ev); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// overwrittenFinding records a rewrite of rolekeeper's status, once per
-// commit, key, state and writer.
-func (h *Handler) overwrittenFinding(ctx context.Context, org *roles.Org, rec store.PRRecord, commit string, st *model.CommitStatus, ev *model.Event, who string) error {
-	kind := roles.KindCodeReview
-	if st.Key == rules.StatusTests {
-		kind = roles.KindUnitTests
-	}
-	ruleID := ""
-	for _, r := range org.Rules {
-		if r.Kind == kind && r.AppliesToTeam(rec.Team) {
-			ruleID = r.ID
-			break
-		}
-	}
-	ref := fmt.Sprintf("%s#%d", rec.Repository, rec.ID)
-	f := model.Finding{
-		Key:     fmt.Sprintf("%s%s@%s:%s:%s:%s", findingStatusOverwritten, ref, commit, st.Key, st.State, orElse(ev.Actor.AccountID, ev.Actor.UUID)),
-		Kind:    string(kind),
-		RuleID:  ruleID,
-		Team:    rec.Team,
-		Subject: model.SubjectPullRequest,
-		Ref:     ref,
-		Reason: fmt.Sprintf("%s set %s to %s on %s, which rolekeeper had posted as %s: posted again",
-			who, st.Key, st.State, short(commit), strings.SplitN(rec.Statuses[st.Key], "|", 2)[0]),
-		OccurredAt: occurred(ev.At, h.now()),
-		RecordedAt: h.now(),
-		Actor:      ev.Actor.AccountID,
-		Details:    orElse(st.Description, ""),
-	}
+// overwrittenFinding records a rewrite of rolekeeper's status (the
+// finding is the engine's: rules.RewriteFinding).
+func (h *Handler) overwrittenFinding(ctx context.Context, org *roles.Org, rec store.PRRecord, commit string, st *model.CommitStatus, ev *model.Event) error {
+	was, _, _ := strings.Cut(rec.Statuses[st.Key], "|")
+	f := rules.RewriteFinding(org, rules.Rewrite{Repository: rec.Repository, Number: rec.ID, Team: rec.Team,
+		Commit: commit, Key: st.Key, State: st.State, Was: was, By: ev.Actor, At: ev.At, Now: h.now()})
 	if _, err := h.st.AddFinding(ctx, f); err != nil {
 		return fmt.Errorf("prflow: record finding %s: %w", f.Key, err)
 	}
@@ -168,13 +141,6 @@ func prFromRecord(repo string, rec store.PRRecord, head string) model.PullReques
 		pr.Reviewers = append(pr.Reviewers, model.Actor{AccountID: id})
 	}
 	return pr
-}
-
-func occurred(at, now time.Time) time.Time {
-	if at.IsZero() {
-		return now
-	}
-	return at
 }
 
 func actorName(a model.Actor) string {

@@ -47,7 +47,7 @@ func TestRewrittenStatusIsPostedAgain(t *testing.T) {
 	}
 	var got []model.Finding
 	for _, f := range fs {
-		if strings.HasPrefix(f.Key, findingStatusOverwritten) {
+		if rules.FindingTopic(f.Key) == rules.TopicStatusOverwritten {
 			got = append(got, f)
 		}
 	}
