@@ -426,6 +426,29 @@ func (c *Client) GetCommit(ctx context.Context, repo, commit string) (model.Comm
 	return got, nil
 }
 
+// MainBranch is the repository's main branch (mainbranch.name of
+// GET repositories/{ws}/{slug}). Called through the REST API: go-bitbucket's
+// Repository.Get decodes the whole resource into a struct that drops
+// unknown fields silently, and one field is all that is needed.
+func (c *Client) MainBranch(ctx context.Context, repo string) (string, error) {
+	ws, slug, err := splitRepo(repo)
+	if err != nil {
+		return "", err
+	}
+	var w struct {
+		MainBranch *struct {
+			Name string `json:"name"`
+		} `json:"mainbranch"`
+	}
+	if err := c.call(ctx, http.MethodGet, c.url(nil, "repositories", ws, slug), nil, &w); err != nil {
+		return "", err
+	}
+	if w.MainBranch == nil || w.MainBranch.Name == "" {
+		return "", fmt.Errorf("bitbucket: repository %s names no main branch", repo)
+	}
+	return w.MainBranch.Name, nil
+}
+
 // ResolveCommit expands a short hash to the full 40-hex one Bitbucket
 // knows; a full hash is checked to exist.
 func (c *Client) ResolveCommit(ctx context.Context, repo, commit string) (string, error) {

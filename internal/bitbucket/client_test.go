@@ -966,3 +966,12 @@ func TestNoCredentialsToOtherHosts(t *testing.T) {
 		t.Error("want the next link refused")
 	}
 }
+
+func TestMainBranchFromTheCapturedRepository(t *testing.T) {
+	a := newAPI(t)
+	a.on("GET /repositories/atlassian/stash-example-plugin", fixture(t, "repository_get__go-scm.json"))
+	c := a.client(t, nil)
+	if b, err := c.MainBranch(context.Background(), "atlassian/stash-example-plugin"); err != nil || b != "master" {
+		t.Errorf("main branch %q %v", b, err)
+	}
+}

@@ -167,6 +167,13 @@ func (h *fakeHost) ResolveCommit(ctx context.Context, repo, hash string) (string
 	return h.client.ResolveCommit(ctx, repo, hash)
 }
 
+func (h *fakeHost) MainBranch(ctx context.Context, repo string) (string, error) {
+	if err := h.begin(); err != nil {
+		return "", err
+	}
+	return h.client.MainBranch(ctx, repo)
+}
+
 func (h *fakeHost) ListComments(ctx context.Context, repo string, id int, maxPages int) ([]model.Comment, error) {
 	if err := h.begin(); err != nil {
 		return nil, err

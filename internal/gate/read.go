@@ -12,7 +12,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/reloadly/rolekeeper/internal/glob"
 	"github.com/reloadly/rolekeeper/internal/model"
+	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/upstream"
@@ -31,6 +33,8 @@ type Host interface {
 	// ResolveCommit returns the full hash of a (short) hash; NotFound when
 	// no commit, or more than one, has it.
 	ResolveCommit(ctx context.Context, repo, hash string) (string, error)
+	// MainBranch is the repository's main branch.
+	MainBranch(ctx context.Context, repo string) (string, error)
 	ListComments(ctx context.Context, repo string, id int, maxPages int) ([]model.Comment, error)
 	CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error)
 	SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error
@@ -98,6 +102,14 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 		}
 		if err != nil {
 			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
+		}
+		if why, err := s.throughDeployBranch(ctx, org, g, f.policy, pr); err != nil {
+			return f, err
+		} else if why != "" {
+			if known {
+				f.moved[id] = why
+			}
+			continue
 		}
 		head, err := s.full(ctx, g.Repository, pr.SourceCommit, headStamp(pr))
 		if err == nil && head == "" && pr.SourceCommit != "" {
@@ -300,6 +312,67 @@ func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *mod
 		return "", cs, err
 	}
 	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State))), prCommits{}, nil
+}
+
+// throughDeployBranch says why a pull request's approval cannot count for
+// a deployment ("" when it can): it does not target a branch of the
+// rule's branches (default: the repository's main branch). An approval is
+// of a diff against the destination: a pull request into a branch nobody
+// reviews can show a small diff over unreviewed content.
+func (s *Service) throughDeployBranch(ctx context.Context, org *roles.Org, g *store.Gate, p Policy, pr *model.PullRequest) (string, error) {
+	var branches []string
+	if org != nil {
+		for _, r := range org.Rules {
+			if r.ID == p.Deploy.RuleID {
+				branches = r.Branches
+				break
+			}
+		}
+	}
+	dest := pr.DestinationBranch
+	if len(branches) == 0 {
+		main, err := s.mainBranch(ctx, g.Repository)
+		if err != nil {
+			return "", err
+		}
+		if dest != "" && dest == main {
+			return "", nil
+		}
+		return fmt.Sprintf("pull request #%d targets %s, not %s, the main branch (the deploy-approval rule's branches)", pr.ID, orDefault(dest, "no branch"), main), nil
+	}
+	for _, b := range branches {
+		if gl, err := glob.Compile(b); err == nil && dest != "" && gl.Match(dest) {
+			return "", nil
+		}
+	}
+	return fmt.Sprintf("pull request #%d targets %s, none of the deploy-approval rule's branches (%s)", pr.ID, orDefault(dest, "no branch"), strings.Join(branches, ", ")), nil
+}
+
+// mainBranchTTL is how long a repository's main branch is remembered.
+const mainBranchTTL = time.Hour
+
+// mainBranch is the repository's main branch, read once an hour.
+func (s *Service) mainBranch(ctx context.Context, repo string) (string, error) {
+	now := s.now()
+	s.mu.Lock()
+	m, ok := s.mains[repo]
+	s.mu.Unlock()
+	if ok && now.Sub(m.at) < mainBranchTTL {
+		return m.name, nil
+	}
+	name, err := s.o.Host.MainBranch(ctx, repo)
+	if err != nil {
+		return "", &UpstreamError{fmt.Errorf("main branch of %s: %w", repo, err)}
+	}
+	s.mu.Lock()
+	s.mains[repo] = mainBranchOf{name: name, at: now}
+	s.mu.Unlock()
+	return name, nil
+}
+
+type mainBranchOf struct {
+	name string
+	at   time.Time
 }
 
 // headStamp ties the resolution of a pull request's 12-hex head to the

@@ -66,8 +66,9 @@ type Service struct {
 	log *zap.Logger
 
 	mu          sync.Mutex
-	lastRefresh map[string]time.Time // gate id → last re-read, for pending gates
-	resolved    map[string]string    // "repo@short hash" → full hash
+	lastRefresh map[string]time.Time    // gate id → last re-read, for pending gates
+	resolved    map[string]string       // "repo@short hash" → full hash
+	mains       map[string]mainBranchOf // repository → its main branch, when read
 
 	created prometheus.Counter
 	decided *prometheus.CounterVec
@@ -113,7 +114,7 @@ func New(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	s := &Service{o: o, log: o.Logger, lastRefresh: map[string]time.Time{}, resolved: map[string]string{},
+	s := &Service{o: o, log: o.Logger, lastRefresh: map[string]time.Time{}, resolved: map[string]string{}, mains: map[string]mainBranchOf{},
 		created: prometheus.NewCounter(prometheus.CounterOpts{Name: "rolekeeper_gates_created_total",
 			Help: "Deployment gates created."}),
 		decided: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rolekeeper_gates_decided_total",

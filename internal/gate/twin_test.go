@@ -145,3 +145,49 @@ func TestWalkAroundPushUnderAnUnmappedEmail(t *testing.T) {
 		t.Fatalf("Ana's approval: %v", g)
 	}
 }
+
+// TestWalkAroundApprovalIntoAnUnreviewedBranch: Mei's branch carries a
+// change nobody reviewed. She opens #1 into main (the whole change shows)
+// and #2 into a side branch she prepared with most of it (a small diff);
+// Bo approves #2. Both pull requests have the same head, but an approval
+// is of a diff against its destination: the gate for the head does not
+// open on #2. Bo approving #1 opens it. With `branches: [main,
+// "release/*"]`, a pull request into release/1 counts.
+func TestWalkAroundApprovalIntoAnUnreviewedBranch(t *testing.T) {
+	e := startE2E(t)
+	head := hex40(351)
+	main := e.bb.AddPullRequest(testRepo, bitbuckettest.PR{Title: "Refunds", Author: e.user["mei"], SourceCommit: head})
+	side := e.bb.AddPullRequest(testRepo, bitbuckettest.PR{Title: "Tidy", Author: e.user["mei"], SourceCommit: head, DestinationBranch: "mei/side"})
+	e.clk.add(time.Minute)
+	if err := e.bb.Approve(testRepo, side, e.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	g := e.ask(t, head, "production")
+	id := g["id"].(string)
+	if g["state"] != "pending" {
+		t.Fatalf("an approval into a side branch opened the gate: %v", g)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Approve(testRepo, main, e.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, "pullrequest:approved", e.bb.WebhookBody("pullrequest:approved", testRepo, main, e.user["bo"]))
+	if g = e.gate(t, id); g["state"] != "approved" || g["decided_by"] != "acc-bo" {
+		t.Fatalf("Bo's approval of #%d into main: %v", main, g)
+	}
+
+	// Release branches, declared.
+	org := strings.Replace(orgYAML, "deploy-approval: {environments: [production]}", `deploy-approval: {environments: [production], branches: [main, "release/*"]}`, 1)
+	e2 := startE2EOrg(t, org)
+	h2 := hex40(352)
+	rel := e2.bb.AddPullRequest(testRepo, bitbuckettest.PR{Title: "Hotfix", Author: e2.user["mei"], SourceCommit: h2, DestinationBranch: "release/1"})
+	e2.clk.add(time.Minute)
+	if err := e2.bb.Approve(testRepo, rel, e2.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e2.clk.add(time.Minute)
+	if g := e2.ask(t, h2, "production"); g["state"] != "approved" {
+		t.Fatalf("a pull request into release/1 with branches [main, release/*]: %v", g)
+	}
+}

@@ -54,7 +54,7 @@ func settingKeys(k Kind) []string {
 	case KindUnitTests:
 		return []string{"source_paths", "test_paths", "teams"}
 	case KindDeployApproval:
-		return []string{"environments", "invalidate_on_push", "teams"}
+		return []string{"environments", "branches", "invalidate_on_push", "teams"}
 	case KindTestPlan, KindDesignReview:
 		return []string{"issue_types", "teams"}
 	case KindStoryPoints:
@@ -388,6 +388,9 @@ func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule
 		rule.Environments = values(l.nonEmpty(q, where+": environments", "environment", "like [production]"))
 	} else if k == KindDeployApproval {
 		l.errf(p.key, "%s: missing environments (a list of deployment environments, like [production])", where)
+	}
+	if q, ok := f["branches"]; ok {
+		rule.Branches = l.globs(q.val, where+": branches")
 	}
 	if q, ok := f["issue_types"]; ok {
 		rule.IssueTypes = values(l.nonEmpty(q, where+": issue_types", "issue type", fmt.Sprintf("like %v", defaultIssueTypes(k))))

@@ -106,6 +106,12 @@ type Rule struct {
 
 	// deploy-approval (InvalidateOnPush defaults to true for it)
 	Environments []string
+	// Branches are globs of the destination branches through which a pull
+	// request's approval counts for a deployment (default: the
+	// repository's main branch, as Bitbucket names it). An approval is of
+	// a diff against its destination: a pull request into a branch nobody
+	// reviews shows a small diff over unreviewed content.
+	Branches []string
 
 	// test-plan, design-review, story-points
 	IssueTypes []string // test-plan default [Epic], design-review default [Design], story-points default [Story]

@@ -111,6 +111,11 @@ func (s *Server) repoFull(r *repo) obj {
 	o["website"] = nil
 	o["is_private"] = true
 	o["parent"] = nil
+	main := r.mainBranch
+	if main == "" {
+		main = "main"
+	}
+	o["mainbranch"] = obj{"type": "branch", "name": main}
 	o["owner"] = obj{
 		"display_name": ws,
 		"links": obj{

@@ -72,6 +72,7 @@ type repo struct {
 	environments []*environment                //
 	deployments  []*deployment                 // oldest first
 	statusOrder  map[string][]string           // commit → keys in creation order
+	mainBranch   string                        // the repository's main branch ("" reads as main)
 }
 
 type pullRequest struct {
@@ -268,6 +269,14 @@ func (s *Server) pr(fullName string, id int) (*repo, *pullRequest, error) {
 		return nil, nil, fmt.Errorf("bitbuckettest: no pull request %s#%d", fullName, id)
 	}
 	return r, p, nil
+}
+
+// SetMainBranch sets the repository's main branch (mainbranch.name of the
+// repository resource; "main" until set).
+func (s *Server) SetMainBranch(fullName, branch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repo(fullName, true).mainBranch = branch
 }
 
 // AddPullRequest opens a pull request (creating the repository if needed)

@@ -672,7 +672,7 @@ func TestShapesMatchFixtures(t *testing.T) {
 // commit details in pushes, commit summaries.
 var (
 	repoExtras = []string{".enforced_signed_commits", ".override_settings", ".owner.account_id", ".slug", ".created_on", ".updated_on", ".size", ".language", ".has_issues", ".has_wiki", ".fork_policy",
-		".mainbranch", ".description", ".links.clone", ".links.watchers", ".links.branches", ".links.tags", ".links.commits",
+		".description", ".links.clone", ".links.watchers", ".links.branches", ".links.tags", ".links.commits",
 		".links.downloads", ".links.source", ".links.hooks", ".links.forks", ".links.pullrequests"}
 	pushExtras = []string{".push.changes[].links.html", ".push.changes[].links.diff", ".push.changes[].links.commits",
 		".push.changes[].commits[].summary", ".push.changes[].new.target.summary", ".push.changes[].old.target.summary",

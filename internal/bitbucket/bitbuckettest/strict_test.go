@@ -302,3 +302,21 @@ func TestFakeForcePushOfATwin(t *testing.T) {
 		t.Errorf("%d update entries, want the creation and the push", n)
 	}
 }
+
+// TestFakeMainBranch: the repository resource names its main branch, as
+// the captured repository_get fixture does.
+func TestFakeMainBranch(t *testing.T) {
+	s, _ := newServer(t)
+	c := newClient(t, s, nil)
+	s.AddRepository("acme/payments")
+	if b, err := c.MainBranch(context.Background(), "acme/payments"); err != nil || b != "main" {
+		t.Errorf("main branch %q %v", b, err)
+	}
+	s.SetMainBranch("acme/payments", "master")
+	if b, err := c.MainBranch(context.Background(), "acme/payments"); err != nil || b != "master" {
+		t.Errorf("main branch %q %v", b, err)
+	}
+	if _, err := c.MainBranch(context.Background(), "acme/none"); !upstream.IsNotFound(err) {
+		t.Errorf("unknown repository: %v", err)
+	}
+}
