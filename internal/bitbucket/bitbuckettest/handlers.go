@@ -55,22 +55,28 @@ func (s *Server) handle(r *http.Request, body []byte) reply {
 	defer s.mu.Unlock()
 	escaped := r.URL.EscapedPath()
 	rel, inAPI := strings.CutPrefix(escaped, "/2.0/")
-	s.calls[bitbucket.EndpointTemplate(r.Method, "/"+rel)]++
+	endpoint := bitbucket.EndpointTemplate(r.Method, "/"+rel)
+	s.calls[endpoint]++
 	s.total++
 
 	for _, f := range s.failures {
-		if f.times > 0 && (f.method == "" || f.method == r.Method) && strings.Contains(r.URL.Path, f.path) {
-			f.times--
-			msg := http.StatusText(f.status)
-			if f.status == http.StatusTooManyRequests {
-				msg = "Rate limit for this resource has been exceeded"
-			}
-			rep := fail(f.status, msg)
-			if f.retryAfter != "" {
-				rep.header = map[string]string{"Retry-After": f.retryAfter}
-			}
-			return rep
+		if !f.match(r.Method, r.URL.Path, endpoint) {
+			continue
 		}
+		if f.seen < f.Skip {
+			f.seen++
+			continue
+		}
+		f.Times--
+		msg := http.StatusText(f.Status)
+		if f.Status == http.StatusTooManyRequests {
+			msg = "Rate limit for this resource has been exceeded"
+		}
+		rep := fail(f.Status, msg)
+		if f.RetryAfter != "" {
+			rep.header = map[string]string{"Retry-After": f.RetryAfter}
+		}
+		return rep
 	}
 	if s.auth != nil && !s.authorized(r) {
 		return fail(http.StatusUnauthorized, "Unauthorized")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/upstream"
@@ -256,5 +257,107 @@ func TestFakeDeletedCommentIsA404(t *testing.T) {
 	}
 	if resp.StatusCode != 404 || json.NewDecoder(resp.Body).Decode(&body) != nil || body.Type != "error" || body.Error.Message == "" {
 		t.Errorf("raw 404: %d %+v", resp.StatusCode, body)
+	}
+}
+
+// Edits and reviewer changes are `update` entries too, dated and naming the
+// source head as a 12-hex hash (the same one the pushes name): only
+// entries that name a new head are pushes.
+func TestFakeEditsAndReviewerChangesAreUpdateEntries(t *testing.T) {
+	s, clk := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Description: "Adds refunds.", Author: ana})
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+	head, _ := s.PullRequest(repo, id)
+
+	if _, err := c.SetReviewers(ctx, repo, id, "Refunds", "Adds refunds.", []model.Actor{cai}); err != nil {
+		t.Fatal(err)
+	}
+	putAt := clk.t
+	title, draft := "Refunds (v2)", true
+	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{Title: &title, Draft: &draft, DestinationBranch: "release/1", Reviewers: &[]model.Actor{ben}}); err != nil {
+		t.Fatal(err)
+	}
+	editAt := clk.t
+	pr, _ := s.PullRequest(repo, id)
+	if pr.Title != title || !pr.Draft || pr.DestinationBranch != "release/1" || len(pr.Reviewers) != 1 || pr.Reviewers[0].AccountID != ben.AccountID ||
+		pr.Description != "Adds refunds." || !pr.UpdatedAt.Equal(editAt) {
+		t.Errorf("after the edit: %+v", pr)
+	}
+	acts, err := c.PullRequestActivity(ctx, repo, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acts) != 3 {
+		t.Fatalf("activity %+v: want the opening, the PUT and the edit", acts)
+	}
+	for i, want := range []struct {
+		at time.Time
+		by string
+	}{{editAt, ana.AccountID}, {putAt, s.CurrentUser().AccountID}} {
+		a := acts[i]
+		if a.Kind != model.ActivityUpdate || !a.At.Equal(want.at) || a.User.AccountID != want.by ||
+			a.SourceCommit != head.SourceCommit || len(a.SourceCommit) != 12 {
+			t.Errorf("entry %d = %+v, want an update by %s at %v naming %s", i, a, want.by, want.at, head.SourceCommit)
+		}
+	}
+	// None of them is a push: the head was pushed when the pull request opened.
+	if last, ok := model.LastPush(acts, head.SourceCommit); !ok || !last.Before(putAt) {
+		t.Errorf("last push %v %v, want the opening", last, ok)
+	}
+	// Bitbucket refuses the author as a reviewer in the web interface too.
+	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{Reviewers: &[]model.Actor{ana}}); err == nil {
+		t.Error("the author was made a reviewer")
+	}
+	if acts2, _ := c.PullRequestActivity(ctx, repo, id); len(acts2) != 3 {
+		t.Errorf("a refused edit left an entry: %d", len(acts2))
+	}
+}
+
+// A fault can let requests through first and match one endpoint only, so
+// that a test fails "the second status post" and nothing else.
+func TestFakeFaultSkipsAndMatchesOneEndpoint(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	pr, _ := s.PullRequest(repo, id)
+	var waits []time.Duration
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1,
+		Sleep: func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s.Fail(bitbuckettest.Fault{Endpoint: "POST /repositories/{ws}/{repo}/commit/{hash}/statuses/build", Skip: 1, Times: 1, Status: 429, RetryAfter: "7"})
+	post := func(key string) error {
+		return c.SetCommitStatus(ctx, repo, pr.SourceCommit, model.CommitStatus{Key: key, State: "INPROGRESS", URL: "http://127.0.0.1/d"})
+	}
+	if err := post("first"); err != nil {
+		t.Fatalf("first post: %v", err)
+	}
+	// Another endpoint, and a path that contains the same words, pass.
+	if _, err := c.CreateComment(ctx, repo, id, "statuses/build"); err != nil {
+		t.Fatalf("comment: %v", err)
+	}
+	err = post("second")
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 429 || !e.Temporary() || e.RetryAfter() != 7*time.Second {
+		t.Fatalf("second post: %#v", err)
+	}
+	if err := post("third"); err != nil {
+		t.Fatalf("third post: %v", err)
+	}
+	got := s.Statuses(repo, pr.SourceCommit)
+	if _, ok := got["second"]; ok || len(got) != 2 {
+		t.Errorf("statuses %v", got)
+	}
+	// Path and method matchers together.
+	s.Fail(bitbuckettest.Fault{Method: "put", Path: "/pullrequests/", Times: 1, Status: 400})
+	if _, err := c.SetReviewers(ctx, repo, id, "Refunds", "", nil); !upstream.IsPermanent(err) {
+		t.Errorf("PUT: %v", err)
+	}
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil {
+		t.Errorf("GET after a PUT fault: %v", err)
 	}
 }
