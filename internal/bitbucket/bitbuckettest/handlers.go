@@ -401,6 +401,12 @@ func (s *Server) commitRoute(r *http.Request, body []byte, rp *repo, hash string
 	switch {
 	case rest[0] == "pullrequests" && n == 1:
 		return s.only(r, http.MethodGet, func() reply {
+			switch rp.linkIndex {
+			case IndexBuilding:
+				return reply{status: http.StatusAccepted, body: errorBody("The repository's pull requests are still being indexed.", nil)}
+			case IndexMissing:
+				return fail(http.StatusNotFound, "Either the repository does not exist, or pull request commit links have not yet been indexed.")
+			}
 			var vals []any
 			ids := make([]int, 0, len(rp.prs))
 			for id := range rp.prs {

@@ -89,7 +89,19 @@ type repo struct {
 	environments []*environment                //
 	deployments  []*deployment                 // oldest first
 	statusOrder  map[string][]string           // commit → keys in creation order
+	linkIndex    LinkIndex                     // the pull request commit-links index
 }
+
+// LinkIndex is the state of a repository's pull request commit-links
+// index, which GET commit/{hash}/pullrequests needs: Bitbucket builds it
+// when the API is first asked, and old repositories may lack it.
+type LinkIndex int
+
+const (
+	IndexReady    LinkIndex = iota // the lookup answers (the default)
+	IndexBuilding                  // 202: "still being indexed"
+	IndexMissing                   // 404: "commit links have not yet been indexed"
+)
 
 type pullRequest struct {
 	id                 int
@@ -835,6 +847,20 @@ func (s *Server) AddDeployment(fullName, env, commit, state string) string {
 	}
 	r.deployments = append(r.deployments, d)
 	return d.uuid
+}
+
+// SetLinkIndex sets the state of a repository's commit-links index.
+func (s *Server) SetLinkIndex(fullName string, st LinkIndex) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repo(fullName, true).linkIndex = st
+}
+
+// ClearFaults removes every injected fault (Bitbucket is back).
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
 }
 
 // FailNext makes the next `times` requests whose method matches (""

@@ -361,3 +361,52 @@ func TestFakeFaultSkipsAndMatchesOneEndpoint(t *testing.T) {
 		t.Errorf("GET after a PUT fault: %v", err)
 	}
 }
+
+// The commit-links index: without it Bitbucket cannot say which pull
+// requests hold a commit (404), while it builds it answers 202.
+func TestFakeCommitLinkIndex(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	pr, _ := s.PullRequest(repo, id)
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+	if prs, err := c.CommitPullRequests(ctx, repo, pr.SourceCommit); err != nil || len(prs) != 1 || prs[0].ID != id {
+		t.Fatalf("indexed: %+v %v", prs, err)
+	}
+	s.SetLinkIndex(repo, bitbuckettest.IndexBuilding)
+	_, err := c.CommitPullRequests(ctx, repo, pr.SourceCommit)
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 202 || !e.Temporary() {
+		t.Errorf("building: %#v", err)
+	}
+	s.SetLinkIndex(repo, bitbuckettest.IndexMissing)
+	if _, err := c.CommitPullRequests(ctx, repo, pr.SourceCommit); !upstream.IsNotFound(err) {
+		t.Errorf("missing: %v", err)
+	}
+	// Only that lookup depends on the index.
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil {
+		t.Errorf("pull request read without the index: %v", err)
+	}
+}
+
+// An outage lasts until the faults are cleared.
+func TestFakeClearFaults(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail(bitbuckettest.Fault{Status: 503, Times: 1 << 20})
+	for range 3 {
+		if _, err := c.GetPullRequest(context.Background(), repo, id); err == nil {
+			t.Fatal("answered during the outage")
+		}
+	}
+	s.ClearFaults()
+	if _, err := c.GetPullRequest(context.Background(), repo, id); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+}
