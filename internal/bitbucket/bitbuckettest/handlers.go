@@ -22,6 +22,7 @@ type reply struct {
 	status int
 	header map[string]string
 	body   any
+	html   string // sent as text/html instead of body
 }
 
 func ok(body any) reply                 { return reply{status: http.StatusOK, body: body} }
@@ -35,10 +36,29 @@ func badRequest(msg string, field string) reply {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		s.held.Add(1)
+		select {
+		case <-hold:
+			s.held.Add(-1)
+		case <-r.Context().Done():
+			s.held.Add(-1)
+			return
+		}
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	rep := s.handle(r, body)
 	for k, v := range rep.header {
 		w.Header().Set(k, v)
+	}
+	if rep.html != "" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(rep.status)
+		_, _ = io.WriteString(w, rep.html)
+		return
 	}
 	if rep.body == nil {
 		w.WriteHeader(rep.status)
@@ -68,6 +88,10 @@ func (s *Server) handle(r *http.Request, body []byte) reply {
 			continue
 		}
 		f.Times--
+		s.faulted++
+		if f.HTML {
+			return reply{status: f.Status, html: "<html><body><h1>Bitbucket is down for maintenance</h1></body></html>"}
+		}
 		msg := http.StatusText(f.Status)
 		if f.Status == http.StatusTooManyRequests {
 			msg = "Rate limit for this resource has been exceeded"

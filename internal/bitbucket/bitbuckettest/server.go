@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -48,6 +49,9 @@ type Server struct {
 	calls    map[string]int         // "METHOD /template"
 	total    int                    //
 	failures []*failure             //
+	faulted  int                    // requests answered by a fault
+	hold     chan struct{}          // not nil: requests wait until it closes
+	held     atomic.Int64           // requests waiting on hold
 	auth     *credentials           // nil: anything goes
 	seq      int                    // ids of comments, deployments, uuids
 }
@@ -66,6 +70,13 @@ type Fault struct {
 	Times      int
 	Status     int
 	RetryAfter string
+	// When, if set, limits the fault to the moments it returns true (an
+	// outage window on a test's clock). It runs under the server's lock:
+	// it must not call the server.
+	When func() bool
+	// HTML answers a maintenance page (text/html) instead of Bitbucket's
+	// JSON error, as a proxy in front of Bitbucket does when it is down.
+	HTML bool
 }
 
 type failure struct {
@@ -75,7 +86,7 @@ type failure struct {
 
 func (f *failure) match(method, path, endpoint string) bool {
 	return f.Times > 0 && (f.Method == "" || f.Method == method) && strings.Contains(path, f.Path) &&
-		(f.Endpoint == "" || f.Endpoint == endpoint)
+		(f.Endpoint == "" || f.Endpoint == endpoint) && (f.When == nil || f.When())
 }
 
 type repo struct {
@@ -855,6 +866,37 @@ func (s *Server) SetLinkIndex(fullName string, st LinkIndex) {
 	defer s.mu.Unlock()
 	s.repo(fullName, true).linkIndex = st
 }
+
+// Faulted is how many requests a fault answered.
+func (s *Server) Faulted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faulted
+}
+
+// Hold makes requests wait, unanswered, until Release: a slow or hung
+// Bitbucket with requests in flight. A request whose client gives up
+// returns unanswered.
+func (s *Server) Hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold == nil {
+		s.hold = make(chan struct{})
+	}
+}
+
+// Release answers the held requests and stops holding.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold != nil {
+		close(s.hold)
+		s.hold = nil
+	}
+}
+
+// Held is how many requests are waiting on Hold.
+func (s *Server) Held() int { return int(s.held.Load()) }
 
 // ClearFaults removes every injected fault (Bitbucket is back).
 func (s *Server) ClearFaults() {

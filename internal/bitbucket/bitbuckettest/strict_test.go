@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,6 +240,10 @@ func TestFakeDeletedCommentIsA404(t *testing.T) {
 	if !errors.As(err, &e) || !upstream.IsNotFound(err) || !upstream.IsPermanent(err) || e.Service != "bitbucket" || e.Message == "" {
 		t.Fatalf("edit of a deleted comment: %#v", err)
 	}
+	// A comment that never was answers the same.
+	if err := c.UpdateComment(ctx, repo, id, "999999", "x"); !errors.As(err, &e) || !upstream.IsNotFound(err) || e.Service != "bitbucket" {
+		t.Errorf("edit of an unknown comment: %#v", err)
+	}
 	if list, _ := c.ListComments(ctx, repo, id, 0); len(list) != 0 {
 		t.Errorf("deleted comment listed: %+v", list)
 	}
@@ -408,5 +413,98 @@ func TestFakeClearFaults(t *testing.T) {
 	s.ClearFaults()
 	if _, err := c.GetPullRequest(context.Background(), repo, id); err != nil {
 		t.Errorf("after the outage: %v", err)
+	}
+}
+
+// An outage on a test's clock, answered with a maintenance page as a proxy
+// in front of Bitbucket does: the client reads no JSON error from it.
+func TestFakeOutageWindow(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	s.Fail(bitbuckettest.Fault{Status: 503, Times: 1 << 20, HTML: true, When: down.Load})
+	ctx := context.Background()
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil || s.Faulted() != 0 {
+		t.Fatalf("before the outage: %v, %d faulted", err, s.Faulted())
+	}
+	down.Store(true)
+	_, err = c.GetPullRequest(ctx, repo, id)
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 503 || !e.Temporary() || e.Message != "Service Unavailable" || s.Faulted() != 1 {
+		t.Errorf("during the outage: %#v, %d faulted", err, s.Faulted())
+	}
+	resp, err := http.Get(s.URL() + "/repositories/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("raw answer %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	down.Store(false)
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+}
+
+// Held requests wait unanswered until Release; one whose client gives up
+// leaves the count.
+func TestFakeHoldsRequests(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Hold()
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := c.GetPullRequest(context.Background(), repo, id)
+			done <- err
+		}()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := c.GetPullRequest(ctx, repo, id)
+		gaveUp <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Held() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests held, want 3", s.Held())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a held request was answered: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-gaveUp; err == nil {
+		t.Error("a request whose client gave up was answered")
+	}
+	for s.Held() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests held after one gave up, want 2", s.Held())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Release()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("released request: %v", err)
+		}
+	}
+	if s.Held() != 0 || s.TotalCalls() != 2 {
+		t.Errorf("held %d, answered %d", s.Held(), s.TotalCalls())
 	}
 }
