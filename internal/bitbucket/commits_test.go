@@ -100,7 +100,7 @@ func TestActivityUpdateNamesItsSourceCommit(t *testing.T) {
 	if acts[1].Kind != model.ActivityUpdate || acts[1].SourceCommit != "bbbbbbbbbbbb" || acts[0].User.AccountID != "acc-lead" {
 		t.Errorf("%+v", acts)
 	}
-	at, ok := model.LastPush(acts, strings.Repeat("b", 40))
+	at, ok := model.LastPush(acts, strings.Repeat("b", 40), false)
 	if !ok || !at.Equal(ts("2026-03-01T09:00:00+00:00")) {
 		t.Errorf("last push %v %v", at, ok)
 	}

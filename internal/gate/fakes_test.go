@@ -201,15 +201,15 @@ func (h *fakeHost) push(id int, head string) {
 	h.mu.Lock()
 	author := h.authors[id]
 	h.mu.Unlock()
-	h.pushBy(id, head, author.AccountID)
+	h.pushBy(id, head, author.AccountID, false)
 }
 
 // pushBy pushes head onto the pull request, authored and pushed by who (a
 // colleague pushing onto someone's branch). Approvals survive, as in
 // Bitbucket.
-func (h *fakeHost) pushBy(id int, head, who string) {
+func (h *fakeHost) pushBy(id int, head, who string, force bool) {
 	a := h.user(who)
-	if _, err := h.bb.Push(testRepo, id, bitbuckettest.Commit{Hash: head, Author: a, Pusher: a}); err != nil {
+	if _, err := h.bb.Push(testRepo, id, bitbuckettest.Commit{Hash: head, Author: a, Pusher: a, Force: force}); err != nil {
 		panic(err)
 	}
 }
@@ -394,6 +394,17 @@ func (m *memStore) PRsByCommit(_ context.Context, repo, commit string) ([]store.
 		}
 	}
 	return out, nil
+}
+
+func (m *memStore) GetPR(_ context.Context, repo string, id int) (*store.PRRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.prs {
+		if r.Repository == repo && r.ID == id {
+			return &r, nil
+		}
+	}
+	return nil, store.ErrNotFound
 }
 
 func (m *memStore) AddFinding(_ context.Context, f model.Finding) (bool, error) {

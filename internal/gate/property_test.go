@@ -69,6 +69,7 @@ type prShape struct {
 	state    model.PRState
 	head     string
 	commit   []string  // every head it had, and its merge commit
+	merge    string    // its merge commit, once merged
 	authors  []string  // who pushed its commits (its author first)
 	pushedAt time.Time // its last push (creation counts)
 }
@@ -87,7 +88,8 @@ type propWorld struct {
 	said     []said
 	glass    []glassCall
 	commits  []string
-	events   []*model.Event // delivered, to replay out of order
+	pushedBy map[string]string // commit → who wrote it (the pusher)
+	events   []*model.Event    // delivered, to replay out of order
 
 	stats map[string]int
 }
@@ -109,7 +111,7 @@ func (w *propWorld) contains(pr int, commit string) bool {
 
 func (w *propWorld) carriesAt(pr int, commit string, at time.Time) bool {
 	s := w.shape(pr, at)
-	return (s.state == model.PRMerged && slices.Contains(s.commit, commit)) || (s.state == model.PROpen && s.head == commit)
+	return (s.state == model.PRMerged && (s.head == commit || s.merge == commit)) || (s.state == model.PROpen && s.head == commit)
 }
 
 func (w *propWorld) newHash() string {
@@ -223,6 +225,7 @@ func (w *propWorld) step() string {
 		author, head := propAuthors[rng.Intn(len(propAuthors))], w.newHash()
 		e.host.addPR(id, author, head)
 		w.prs, w.author[id] = append(w.prs, id), author
+		w.pushedBy[head] = author
 		w.shapes[id] = []prShape{{at: now, state: model.PROpen, head: head, commit: []string{head}, authors: []string{author}, pushedAt: now}}
 		w.record(id)
 		return fmt.Sprintf("%s opens #%d at %s", author, id, short(head))
@@ -233,21 +236,37 @@ func (w *propWorld) step() string {
 			if rng.Intn(2) == 0 { // someone else pushes onto the branch
 				pusher = propAuthors[rng.Intn(len(propAuthors))]
 			}
-			e.host.pushBy(pr, head, pusher)
+			force := false
+			if rng.Intn(3) == 0 { // a twin of the head: the activity shows both by the same 12 hex
+				cur := w.shape(pr, now).head
+				head = cur[:12] + head[12:]
+				w.commits[len(w.commits)-1] = head
+				force = rng.Intn(2) == 0 // amended over it, or on top
+			}
+			e.host.pushBy(pr, head, pusher, force)
 			w.reshape(pr, func(s *prShape) {
+				if force && len(s.commit) > 0 && s.commit[len(s.commit)-1] == s.head {
+					s.commit = s.commit[:len(s.commit)-1]
+				}
 				s.head, s.commit, s.pushedAt = head, append(s.commit, head), now
-				if !slices.Contains(s.authors, pusher) {
-					s.authors = append(slices.Clone(s.authors), pusher)
+				// Who wrote the commits the pull request has now: a commit
+				// amended away leaves with its author.
+				w.pushedBy[head] = pusher
+				s.authors = []string{w.author[pr]}
+				for _, c := range s.commit {
+					if who := w.pushedBy[c]; who != "" && !slices.Contains(s.authors, who) {
+						s.authors = append(s.authors, who)
+					}
 				}
 			})
 			w.record(pr)
-			return fmt.Sprintf("%s pushes %s to #%d", pusher, short(head), pr)
+			return fmt.Sprintf("%s pushes %s to #%d (force %v)", pusher, head[:16], pr, force)
 		}
 	case r < 52:
 		if pr, ok := w.pick(w.open()); ok {
 			m := w.newHash()
 			e.host.merge(pr, m)
-			w.reshape(pr, func(s *prShape) { s.state, s.commit = model.PRMerged, append(s.commit, m) })
+			w.reshape(pr, func(s *prShape) { s.state, s.commit, s.merge = model.PRMerged, append(s.commit, m), m })
 			w.record(pr)
 			return fmt.Sprintf("merge #%d as %s", pr, short(m))
 		}
@@ -471,7 +490,7 @@ func (w *propWorld) check(history []string) {
 }
 
 func runProperty(t *testing.T, seed int64, st Store, steps int, stats map[string]int) {
-	w := &propWorld{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), author: map[int]string{}, shapes: map[int][]prShape{}, stats: stats}
+	w := &propWorld{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), author: map[int]string{}, pushedBy: map[string]string{}, shapes: map[int][]prShape{}, stats: stats}
 	w.e = newEnv(t, st, func(o *Options) { o.TTL = time.Duration(1+w.rng.Intn(48)) * time.Hour })
 	// Some repositories lack Bitbucket's commit index: pull requests are
 	// then found only through webhooks (true or not).

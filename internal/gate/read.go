@@ -44,6 +44,9 @@ type prCommits struct {
 	Contains   bool               `json:"contains"`
 	Authorship []rules.Authorship `json:"authorship,omitempty"`
 	Unmapped   []string           `json:"unmapped,omitempty"` // commit authors Bitbucket maps to no account
+	// Twins are the pull request's other commits sharing the head's 12
+	// hex: the activity cannot tell their pushes apart (model.HasTwin).
+	Twins []string `json:"twins,omitempty"`
 }
 
 // facts is what one re-read of Bitbucket found.
@@ -54,6 +57,8 @@ type facts struct {
 	moved       map[int]string             // pull requests that no longer carry it, and why
 	comments    map[int][]model.Comment
 	commits     map[int]prCommits
+	ambiguous   map[int]bool                 // the head's 12 hex name no single commit of the repository
+	heads       map[int][]string             // heads rolekeeper's record of each pull request saw
 	approvedAt  map[int]map[string]time.Time // Bitbucket's date of each current approval
 	pushedAt    map[int]time.Time            // the last push, as the activity dates it
 	pushUnknown map[int]bool                 // the activity does not show the last push
@@ -69,7 +74,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 	now := s.now()
 	d := readDetails(g)
 	f := facts{now: now, prs: map[int]*model.PullRequest{}, moved: map[int]string{}, comments: map[int][]model.Comment{},
-		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}}
+		commits: map[int]prCommits{}, approvedAt: map[int]map[string]time.Time{}, pushedAt: map[int]time.Time{}, pushUnknown: map[int]bool{}, ambiguous: map[int]bool{}, heads: map[int][]string{}}
 	f.policy = s.policy(org, g, authorshipOf(d), now)
 	if !f.policy.Deploy.Gated || !now.Before(g.ExpiresAt) {
 		return f, nil
@@ -94,8 +99,11 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 		if err != nil {
 			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
 		}
-		head, err := s.full(ctx, g.Repository, pr.SourceCommit)
+		head, err := s.full(ctx, g.Repository, pr.SourceCommit, headStamp(pr))
 		if err == nil && head == "" && pr.SourceCommit != "" {
+			// Bitbucket resolves the head's 12 hex to no single commit:
+			// another commit shares them (model.LastPush's twin).
+			f.ambiguous[id] = true
 			head, err = s.headAmongCommits(ctx, g, pr)
 		}
 		if err != nil {
@@ -119,6 +127,17 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			authorship = append(authorship, rules.Authorship{AccountID: a, What: "authored pull request #" + strconv.Itoa(id)})
 		}
 		authorship = append(authorship, cs.Authorship...)
+		rec, err := s.prRecord(ctx, g.Repository, id)
+		if err != nil {
+			return f, err
+		}
+		// Whoever pushed to the branch (a signed repo:push: Bitbucket
+		// authenticated them) wrote the change too, whatever name the
+		// commits carry.
+		for _, p := range rec.Pushers() {
+			authorship = append(authorship, rules.Authorship{AccountID: p, What: "pushed to the branch of pull request #" + strconv.Itoa(id)})
+		}
+		f.heads[id] = rec.Heads()
 		unmapped = append(unmapped, cs.Unmapped...)
 		comments, err := s.o.Host.ListComments(ctx, g.Repository, id, s.o.MaxCommentPages)
 		if err != nil {
@@ -147,7 +166,11 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 			// found (the log is truncated): no approval can be dated after
 			// it, so none counts.
 			f.approvedAt[id] = approvalDates(acts)
-			if at, ok := model.LastPush(acts, orDefault(f.commits[id].Head, pr.SourceCommit)); ok {
+			// Twins of the head: among its commits, or heads rolekeeper's
+			// record saw (from signed pushes and commit lists).
+			head := orDefault(f.commits[id].Head, pr.SourceCommit)
+			known := append(slices.Clone(f.commits[id].Twins), f.heads[id]...)
+			if at, ok := model.LastPush(acts, head, f.ambiguous[id] || model.HasTwin(head, known)); ok {
 				f.pushedAt[id] = at
 			} else {
 				f.pushUnknown[id] = true
@@ -155,6 +178,19 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 		}
 	}
 	return f, nil
+}
+
+// prRecord is rolekeeper's own record of a pull request (nil when it has
+// none): the heads and pushers the review flow saw.
+func (s *Service) prRecord(ctx context.Context, repo string, id int) (*store.PRRecord, error) {
+	rec, err := s.o.Store.GetPR(ctx, repo, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("record of %s#%d: %w", repo, id, err)
+	}
+	return rec, nil
 }
 
 func approvedByEligible(pr *model.PullRequest, p Policy) bool {
@@ -192,6 +228,9 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 	c := prCommits{Head: head}
 	seen := map[string]bool{}
 	for _, cm := range list {
+		if h := strings.ToLower(cm.Hash); model.IsFullCommit(h) && len(head) >= 12 && h[:12] == strings.ToLower(head[:12]) && h != strings.ToLower(head) {
+			c.Twins = append(c.Twins, h)
+		}
 		if model.SameFullCommit(cm.Hash, g.Commit) {
 			c.Contains = true
 		}
@@ -211,46 +250,48 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 
 // headAmongCommits finds the full hash of a pull request's 12-hex head
 // among its own commits, when the repository has another commit sharing the
-// abbreviation (Bitbucket then resolves it to no single commit). Within one
-// pull request the abbreviation names its head (model.SameCommit); two of
-// its own commits sharing it name nothing ("").
+// abbreviation (Bitbucket then resolves it to no single commit). Bitbucket
+// lists a pull request's commits from its head back, as git log does: the
+// first one sharing the abbreviation is the head (a twin below it is one of
+// its ancestors, which the activity cannot tell from it: LastPush's twin).
 func (s *Service) headAmongCommits(ctx context.Context, g *store.Gate, pr *model.PullRequest) (string, error) {
 	list, err := s.o.Host.PullRequestCommits(ctx, g.Repository, pr.ID)
 	if err != nil {
 		return "", &UpstreamError{fmt.Errorf("commits of %s#%d: %w", g.Repository, pr.ID, err)}
 	}
-	head := ""
 	for _, cm := range list {
 		if h := strings.ToLower(cm.Hash); model.IsFullCommit(h) && model.SameCommit(h, pr.SourceCommit) {
-			if head != "" && head != h {
-				return "", nil
-			}
-			head = h
+			return h, nil
 		}
 	}
-	return head, nil
+	return "", nil
 }
 
 // carries says why a pull request does not carry the gate's commit ("" when
 // it does), comparing full hashes only, and returns its commits when it
-// does. A merged one carries it when it is the merge commit, the head or
-// one of its commits; an open one while it is its head, so that a newer
-// commit needs its own approval. Commits are read only when needed.
+// does. A merged one carries it when it is the merge commit or the final
+// head (never a commit on the way there); an open one while it is its
+// head, so that a newer commit needs its own approval. Commits are read
+// only when needed.
 func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *model.PullRequest, head string) (string, prCommits, error) {
 	switch pr.State {
 	case model.PRMerged:
-		merge, err := s.full(ctx, g.Repository, pr.MergeCommit)
+		merge, err := s.full(ctx, g.Repository, pr.MergeCommit, "")
 		if err != nil {
 			return "", prCommits{}, err
+		}
+		// Only what was approved as a whole is carried: the merge commit
+		// and the final head. A commit on the way there (pushed, then
+		// reverted before the approval) was never a state anyone approved
+		// for deployment.
+		if !model.SameFullCommit(merge, g.Commit) && !model.SameFullCommit(head, g.Commit) {
+			return fmt.Sprintf("pull request #%d did not end at commit %s (its merge commit or final head)", pr.ID, short(g.Commit)), prCommits{}, nil
 		}
 		cs, err := s.commitsOf(ctx, g, d, pr, head)
 		if err != nil {
 			return "", prCommits{}, err
 		}
-		if model.SameFullCommit(merge, g.Commit) || model.SameFullCommit(head, g.Commit) || cs.Contains {
-			return "", cs, nil
-		}
-		return fmt.Sprintf("pull request #%d did not bring commit %s", pr.ID, short(g.Commit)), prCommits{}, nil
+		return "", cs, nil
 	case model.PROpen:
 		if !model.SameFullCommit(head, g.Commit) {
 			return fmt.Sprintf("pull request #%d moved on to commit %s", pr.ID, short(orDefault(head, pr.SourceCommit))), prCommits{}, nil
@@ -261,19 +302,28 @@ func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *mod
 	return fmt.Sprintf("pull request #%d is %s", pr.ID, strings.ToLower(string(pr.State))), prCommits{}, nil
 }
 
+// headStamp ties the resolution of a pull request's 12-hex head to the
+// pull request as it was then: a push (of a twin sharing those 12 hex,
+// say) moves updated_on, and the abbreviation is resolved again.
+func headStamp(pr *model.PullRequest) string {
+	return "#" + strconv.Itoa(pr.ID) + "@" + strconv.FormatInt(pr.UpdatedAt.UnixNano(), 10)
+}
+
 // maxResolved bounds the cache of resolved hashes.
 const maxResolved = 4096
 
 // full returns the full hash of a commit hash from Bitbucket ("" for none,
 // or a hash Bitbucket resolves to no single commit). A full hash is used as
-// is; a short one is resolved through the API once and remembered (a
-// commit's hash never changes).
-func (s *Service) full(ctx context.Context, repo, hash string) (string, error) {
+// is; a short one is resolved through the API and remembered under stamp. A
+// merge commit's abbreviation (stamp "") keeps naming what it named once
+// resolved; a head's can come to name a twin pushed later, so its stamp
+// (headStamp) changes with the pull request.
+func (s *Service) full(ctx context.Context, repo, hash, stamp string) (string, error) {
 	hash = strings.ToLower(strings.TrimSpace(hash))
 	if hash == "" || model.IsFullCommit(hash) {
 		return hash, nil
 	}
-	key := repo + "@" + hash
+	key := repo + "@" + hash + stamp
 	s.mu.Lock()
 	full, ok := s.resolved[key]
 	s.mu.Unlock()

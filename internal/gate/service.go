@@ -30,6 +30,7 @@ import (
 type Store interface {
 	store.Gates
 	PRsByCommit(ctx context.Context, repo, commit string) ([]store.PRRecord, error)
+	GetPR(ctx context.Context, repo string, id int) (*store.PRRecord, error)
 	AddFinding(ctx context.Context, f model.Finding) (bool, error)
 	SaveDecision(ctx context.Context, d *store.DecisionRecord) (int64, error)
 }
@@ -483,8 +484,12 @@ func (s *Service) Handle(ctx context.Context, ev *model.Event) error {
 			}
 			if !resolved {
 				resolved = true
-				for _, h := range []string{pr.MergeCommit, pr.SourceCommit} {
-					full, err := s.full(ctx, strings.ToLower(ev.Repository), h)
+				for i, h := range []string{pr.MergeCommit, pr.SourceCommit} {
+					stamp := ""
+					if i == 1 {
+						stamp = headStamp(pr)
+					}
+					full, err := s.full(ctx, strings.ToLower(ev.Repository), h, stamp)
 					if err != nil {
 						errs = append(errs, err)
 					} else if full != "" {

@@ -4,6 +4,7 @@
 package model
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -356,11 +357,17 @@ type PRActivity struct {
 
 // LastPush is when head became the pull request's source commit: the oldest
 // of the newest run of update entries whose source commit is head (acts
-// newest first, as Bitbucket lists them; hashes compared by their common
-// prefix, since activity entries carry 12 hex). ok is false when no update
-// entry shows head (the log is truncated or the head is unknown): callers
-// then treat every approval as possibly stale.
-func LastPush(acts []PRActivity, head string) (at time.Time, ok bool) {
+// newest first, as Bitbucket lists them). Activity entries carry 12 hex,
+// and every edit (title, description, reviewers) adds an update entry with
+// the same source commit, so a run normally means one push and its edits.
+// twin says another commit shares head's 12 hex (HasTwin, or Bitbucket
+// resolving the abbreviation to no single commit): a push of head then
+// cannot be told from an edit made while the twin was the head, and the
+// newest entry of the run counts as the push, so an edit may make an
+// approval look stale, never a stale one look fresh. ok is false when no
+// update entry shows head (the log is truncated or the head is unknown):
+// callers then treat every approval as possibly stale.
+func LastPush(acts []PRActivity, head string, twin bool) (at time.Time, ok bool) {
 	for _, a := range acts {
 		if a.Kind != ActivityUpdate || a.SourceCommit == "" {
 			continue
@@ -372,8 +379,37 @@ func LastPush(acts []PRActivity, head string) (at time.Time, ok bool) {
 			continue // a newer head than the one asked about: skip
 		}
 		at, ok = a.At, true
+		if twin {
+			return at, true
+		}
 	}
 	return at, ok
+}
+
+// HasTwin reports whether known holds a full hash other than head that
+// shares head's first 12 hex, the abbreviation Bitbucket's activity and
+// pull request bodies use: such a pair cannot be told apart there. A head
+// shorter than 40 hex has a twin when two distinct known hashes match it.
+func HasTwin(head string, known []string) bool {
+	if len(head) < 12 {
+		return false
+	}
+	prefix := strings.ToLower(head[:12])
+	var seen []string
+	if IsFullCommit(head) {
+		seen = append(seen, strings.ToLower(head))
+	}
+	for _, k := range known {
+		k = strings.ToLower(k)
+		if !IsFullCommit(k) || k[:12] != prefix || slices.Contains(seen, k) {
+			continue
+		}
+		seen = append(seen, k)
+		if len(seen) > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // SameCommit reports whether two hashes name the same commit: equal, or one

@@ -112,7 +112,7 @@ func (p *pass) toAdd() []rules.Pick {
 func (p *pass) statuses(ctx context.Context) error {
 	var todo []rules.Status
 	for _, s := range p.d.Statuses {
-		if p.rec.Statuses[s.Key] == statusValue(s) {
+		if p.rec.Statuses[s.Key] == statusValue(s) && s.Key != p.in.repost {
 			p.h.m.action(actionStatus, outcomeSkipped)
 			continue
 		}

@@ -78,6 +78,7 @@ type Handler struct {
 	log          *zap.Logger
 	now          func() time.Time
 	m            metrics
+	me           self // rolekeeper's own account, once read
 
 	engine atomic.Pointer[compiled]
 	locks  [64]sync.Mutex // striped per pull request
@@ -160,6 +161,7 @@ type input struct {
 	review     bool              // an approval or change request event: always verified
 	fromRecord bool              // built from the record for a branch push: no state of its own
 	pushed     *model.PushChange // the branch push that triggered the pass (its signed commit list)
+	repost     string            // a status key someone else rewrote: posted again whatever the record says
 }
 
 // Handle processes one event. Events it does not handle are ignored.
@@ -200,6 +202,8 @@ func (h *Handler) Handle(ctx context.Context, ev *model.Event) error {
 		return err
 	case model.EventRepoPush:
 		return h.push(ctx, ev, in)
+	case model.EventCommitStatus:
+		return h.statusWritten(ctx, ev, in)
 	}
 	return nil
 }
@@ -290,14 +294,7 @@ func (h *Handler) push(ctx context.Context, ev *model.Event, in input) error {
 			done[rec.ID] = true
 			// The record stands in for the pull request; the pass reads it
 			// when the record holds approvals the push may have reset.
-			pr := model.PullRequest{
-				Repository: repo, ID: rec.ID, Title: rec.Title, State: model.PROpen, Draft: rec.Draft,
-				Author: model.Actor{AccountID: rec.AuthorAccountID}, SourceCommit: c.NewCommit,
-				DestinationBranch: rec.DestinationBranch, CreatedAt: rec.CreatedAt,
-			}
-			for _, id := range rec.Reviewers {
-				pr.Reviewers = append(pr.Reviewers, model.Actor{AccountID: id})
-			}
+			pr := prFromRecord(repo, rec, c.NewCommit)
 			pin := in
 			pin.fromRecord = true
 			pin.pushed = &c

@@ -63,7 +63,7 @@ func (p *pass) gather(ctx context.Context) error {
 		p.facts = append([]model.Approval(nil), p.rec.Approvals...)
 	}
 	for {
-		if err := p.know(ctx); err != nil {
+		if err := p.knowAuthors(ctx); err != nil {
 			return err
 		}
 		files, err := p.files(ctx)
@@ -123,12 +123,35 @@ func (p *pass) adopt(pr *model.PullRequest) {
 	}
 }
 
+// knowAuthors sets who wrote the change: the commit authors (know) and
+// everyone who pushed to the branch while rolekeeper knew the pull request.
+// A commit's author is whatever its committer typed (an email Bitbucket
+// maps to no account escapes the commit list); the actor of a signed
+// repo:push is whom Bitbucket authenticated.
+func (p *pass) knowAuthors(ctx context.Context) error {
+	if c := p.in.pushed; c != nil {
+		// A signed push names both heads in full: what later tells a
+		// push of a twin from an edit (model.HasTwin).
+		p.rec.AddHeads(c.OldCommit, c.NewCommit)
+		p.rec.AddPusher(p.in.actor.AccountID)
+	}
+	if err := p.know(ctx); err != nil {
+		return err
+	}
+	for _, id := range p.rec.Pushers() {
+		if !slices.ContainsFunc(p.authors, func(a model.Actor) bool { return a.AccountID == id }) {
+			p.authors = append(p.authors, model.Actor{AccountID: id})
+		}
+	}
+	return nil
+}
+
 // know sets the commit authors of the head and its full hash: from the
 // record when it read them for this head, else from the signed push that
 // moved the head when its commit list is complete, else from the pull
 // request's commits (one read), else by resolving the hash (one read).
 func (p *pass) know(ctx context.Context) error {
-	if full, ids, ok := cachedFor(p.rec.Statuses[authorsKey], p.commit); ok {
+	if full, ids, ok := p.cached(authorsKey); ok {
 		p.commit = full
 		p.setAuthors(ids)
 		return nil
@@ -180,6 +203,14 @@ func (p *pass) know(ctx context.Context) error {
 		p.upgradeCommit(full)
 		p.commit = full
 		p.rec.Statuses[authorsKey] = full + "|" + strings.Join(ids, ",")
+		// Commits sharing the head's 12 hex are twins the activity cannot
+		// tell apart from it: remember them with the head.
+		for _, c := range commits {
+			if model.IsFullCommit(c.Hash) && model.SameCommit(c.Hash[:12], full) && !model.SameFullCommit(c.Hash, full) {
+				p.rec.AddHeads(c.Hash)
+			}
+		}
+		p.rec.AddHeads(full)
 	}
 	return nil
 }
@@ -232,7 +263,7 @@ func (p *pass) pushTime(ctx context.Context) error {
 	if !p.invalidating() || !hasApproval(p.facts) {
 		return nil
 	}
-	if _, at, ok := cachedFor(p.rec.Statuses[pushedKey], p.commit); ok && !p.read {
+	if _, at, ok := p.cached(pushedKey); ok && !p.read {
 		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
 			p.lastPush = t
 			return nil
@@ -244,7 +275,7 @@ func (p *pass) pushTime(ctx context.Context) error {
 		return fmt.Errorf("prflow: activity of %s#%d: %w", p.pr.Repository, p.pr.ID, err)
 	}
 	p.lastPush = time.Time{}
-	if at, ok := model.LastPush(acts, p.commit); ok {
+	if at, ok := model.LastPush(acts, p.commit, model.HasTwin(p.commit, p.rec.Heads())); ok {
 		p.lastPush = at
 		p.rec.Statuses[pushedKey] = p.commit + "|" + at.UTC().Format(time.RFC3339Nano)
 	}
@@ -285,6 +316,16 @@ func hasApproval(as []model.Approval) bool {
 		}
 	}
 	return false
+}
+
+// cached reads the record's memory under key for the pass's head. A head
+// known by 12 hex only is not matched to a remembered full hash when the
+// record knows a twin of it: which of the two it is takes a read.
+func (p *pass) cached(key string) (full, value string, ok bool) {
+	if !model.IsFullCommit(p.commit) && model.HasTwin(p.commit, p.rec.Heads()) {
+		return "", "", false
+	}
+	return cachedFor(p.rec.Statuses[key], p.commit)
 }
 
 // cachedFor reads "<full head>|<value>" and returns them when the head is

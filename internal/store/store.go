@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -218,6 +220,72 @@ type PRRecord struct {
 	ApprovedAt    time.Time // when the required approvals were first all in
 	ClosedAt      time.Time // merged or declined
 	SeenAt        time.Time // last time rolekeeper refreshed this record
+}
+
+// HeadsKey is the PRRecord.Statuses entry that lists, newest first, the full
+// hashes rolekeeper saw as the pull request's head (from its commits and
+// from signed pushes). Bitbucket's activity names heads by 12 hex only: two
+// known heads sharing those 12 hex mean an activity entry cannot tell a push
+// of one from an edit made while the other was the head.
+const HeadsKey = "heads"
+
+// PushersKey is the PRRecord.Statuses entry that lists, newest first, the
+// accounts that pushed to the pull request's branch while rolekeeper knew
+// it (the actor of a signed repo:push, whom Bitbucket authenticated). A
+// commit's author is what its committer typed; whoever pushed it did not
+// type their identity: separation of duties counts both.
+const PushersKey = "pushers"
+
+// maxListed bounds the lists kept under HeadsKey and PushersKey; older
+// entries fall off.
+const maxListed = 32
+
+// Heads returns the full hashes recorded under HeadsKey, newest first.
+func (r *PRRecord) Heads() []string { return r.list(HeadsKey) }
+
+// AddHeads records full hashes as heads the pull request had (newest last
+// in the arguments); anything but a 40-hex hash is ignored.
+func (r *PRRecord) AddHeads(hashes ...string) {
+	for _, h := range hashes {
+		if model.IsFullCommit(h) {
+			r.push(HeadsKey, strings.ToLower(h))
+		}
+	}
+}
+
+// Pushers returns the account ids recorded under PushersKey, newest first.
+func (r *PRRecord) Pushers() []string { return r.list(PushersKey) }
+
+// AddPusher records an account that pushed to the pull request's branch.
+func (r *PRRecord) AddPusher(accountID string) {
+	if accountID != "" && !strings.ContainsAny(accountID, ", ") {
+		r.push(PushersKey, accountID)
+	}
+}
+
+func (r *PRRecord) list(key string) []string {
+	if r == nil || r.Statuses[key] == "" {
+		return nil
+	}
+	return strings.Split(r.Statuses[key], ",")
+}
+
+// push puts v first in the list under key, once.
+func (r *PRRecord) push(key, v string) {
+	l := r.list(key)
+	if i := slices.Index(l, v); i == 0 {
+		return
+	} else if i > 0 {
+		l = slices.Delete(l, i, i+1)
+	}
+	l = slices.Insert(l, 0, v)
+	if len(l) > maxListed {
+		l = l[:maxListed]
+	}
+	if r.Statuses == nil {
+		r.Statuses = map[string]string{}
+	}
+	r.Statuses[key] = strings.Join(l, ",")
 }
 
 // PRFilter selects pull-request records; zero fields do not filter. Ordered

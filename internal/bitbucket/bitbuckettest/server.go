@@ -540,6 +540,10 @@ type Commit struct {
 	Date      time.Time           // the commit's own date, chosen by its author (default: now)
 	Pusher    model.Actor         // who pushed (default: the pull request's author)
 	Files     []model.ChangedFile // not nil: the pull request's changed files after the push
+	// Force replaces the head (an amend pushed with --force): the old head
+	// leaves the pull request's commits but stays a commit of the
+	// repository, as Bitbucket keeps it until garbage collection.
+	Force bool
 }
 
 // Push pushes a commit onto an open pull request's source branch, as
@@ -583,6 +587,9 @@ func (s *Server) Push(fullName string, id int, c Commit) (string, error) {
 	pusher := p.author
 	if c.Pusher != (model.Actor{}) {
 		pusher = s.addUser(c.Pusher)
+	}
+	if c.Force && len(p.commits) > 0 && p.commits[len(p.commits)-1] == p.srcCommit {
+		p.commits = p.commits[:len(p.commits)-1]
 	}
 	p.srcCommit, p.updated = hash, now
 	p.commits = append(p.commits, hash)

@@ -147,12 +147,12 @@ func TestFakeApprovalsSurvivePushesAndActivityDatesThem(t *testing.T) {
 	if acts[0].Kind != model.ActivityUpdate || acts[0].User.AccountID != ben.AccountID || !model.SameCommit(acts[0].SourceCommit, hash) {
 		t.Errorf("newest entry %+v: want ben's push of %s", acts[0], hash)
 	}
-	last, ok := model.LastPush(acts, hash)
+	last, ok := model.LastPush(acts, hash, false)
 	if !ok || !last.Equal(pushedAt) || !approvalAt.Before(last) {
 		t.Errorf("last push %v (%v), approval %v, pushed at %v", last, ok, approvalAt, pushedAt)
 	}
 	// The first head is still named by the older update entry.
-	if first, ok := model.LastPush(acts, acts[len(acts)-1].SourceCommit); !ok || !first.Before(last) {
+	if first, ok := model.LastPush(acts, acts[len(acts)-1].SourceCommit, false); !ok || !first.Before(last) {
 		t.Errorf("first head pushed %v %v", first, ok)
 	}
 
@@ -265,6 +265,50 @@ func TestFakeDeletedCommentIsA404(t *testing.T) {
 	}
 }
 
+// TestFakeForcePushOfATwin: an amend force-pushed over the head leaves the
+// pull request's commits, stays a commit of the repository, and the
+// activity names both heads by the same 12 hex (what makes a twin of an
+// approved head look like an edit of it).
+func TestFakeForcePushOfATwin(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	a := "0123456789ab" + strings.Repeat("a", 28)
+	twin := "0123456789ab" + strings.Repeat("b", 28)
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana, SourceCommit: a})
+	if _, err := s.Push(repo, id, bitbuckettest.Commit{Hash: twin, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+	commits, err := c.PullRequestCommits(ctx, repo, id)
+	if err != nil || len(commits) != 1 || commits[0].Hash != twin {
+		t.Fatalf("commits after the force push %+v %v: want the twin alone", commits, err)
+	}
+	// Both are commits of the repository: their 12 hex name no single one.
+	if _, err := c.ResolveCommit(ctx, repo, a[:12]); !upstream.IsNotFound(err) {
+		t.Errorf("resolve the shared 12 hex: %v, want 404", err)
+	}
+	if full, err := c.ResolveCommit(ctx, repo, a); err != nil || full != a {
+		t.Errorf("the force-pushed-over head is gone from the repository: %q %v", full, err)
+	}
+	acts, err := c.PullRequestActivity(ctx, repo, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range acts {
+		if e.Kind == model.ActivityUpdate {
+			n++
+			if e.SourceCommit != a[:12] {
+				t.Errorf("update entry names %q, want the 12 hex %q", e.SourceCommit, a[:12])
+			}
+		}
+	}
+	if n < 2 {
+		t.Errorf("%d update entries, want the creation and the push", n)
+	}
+}
+
 // Edits and reviewer changes are `update` entries too, dated and naming the
 // source head as a 12-hex hash (the same one the pushes name): only
 // entries that name a new head are pushes.
@@ -308,7 +352,7 @@ func TestFakeEditsAndReviewerChangesAreUpdateEntries(t *testing.T) {
 		}
 	}
 	// None of them is a push: the head was pushed when the pull request opened.
-	if last, ok := model.LastPush(acts, head.SourceCommit); !ok || !last.Before(putAt) {
+	if last, ok := model.LastPush(acts, head.SourceCommit, false); !ok || !last.Before(putAt) {
 		t.Errorf("last push %v %v, want the opening", last, ok)
 	}
 	// Bitbucket refuses the author as a reviewer in the web interface too.
