@@ -10,81 +10,111 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket"
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
-// fakeUpstream answers like Bitbucket would and counts every request: a
-// list is one call per page of 100, a PR read one call, deployments one call.
-type fakeUpstream struct {
-	mu    sync.Mutex
-	prs   map[string][]model.PullRequest
-	deps  map[string][]model.Deployment
-	calls int64
-	fail  error
+// bbUpstream is the shared fake Bitbucket Cloud (bitbuckettest) read
+// through the real client, as internal/app's adapter reads it for the
+// audit: a list is one call per page, a pull request read one call, the
+// deployments one call (two when their environments must be named).
+type bbUpstream struct {
+	srv *bitbuckettest.Server
+	c   *bitbucket.Client
+
+	mu  sync.Mutex
+	now time.Time // Bitbucket's clock: everything happens at it
 }
 
-func (f *fakeUpstream) UpdatedPullRequests(_ context.Context, repo string, since time.Time) ([]model.PullRequest, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return nil, f.fail
+func newUpstream(t *testing.T) *bbUpstream {
+	t.Helper()
+	u := &bbUpstream{srv: bitbuckettest.New(), now: t0}
+	t.Cleanup(u.srv.Close)
+	u.srv.SetClock(func() time.Time { u.mu.Lock(); defer u.mu.Unlock(); return u.now })
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: u.srv.URL(), MaxRetries: -1,
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	var out []model.PullRequest
-	for _, pr := range f.prs[repo] {
-		if !pr.UpdatedAt.Before(since) {
-			lite := pr
-			lite.Participants = nil // list objects carry no participants
-			out = append(out, lite)
-		}
+	u.c = c
+	for _, repo := range []string{"reloadly/payments-api", "reloadly/checkout-web"} {
+		u.srv.AddRepository(repo)
 	}
-	f.calls += int64(1 + len(out)/100)
-	sort.Slice(out, func(i, j int) bool { return out[i].UpdatedAt.After(out[j].UpdatedAt) }) // sort=-updated_on
-	return out, nil
+	return u
 }
 
-func (f *fakeUpstream) PullRequest(_ context.Context, repo string, id int) (*model.PullRequest, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	for _, pr := range f.prs[repo] {
-		if pr.ID == id {
-			cp := pr
-			return &cp, nil
-		}
+// at sets Bitbucket's clock.
+func (u *bbUpstream) at(t time.Time) { u.mu.Lock(); u.now = t; u.mu.Unlock() }
+
+func (u *bbUpstream) UpdatedPullRequests(ctx context.Context, repo string, since time.Time) ([]model.PullRequest, error) {
+	return u.c.ListPullRequests(ctx, repo, bitbucket.ListOptions{
+		States:       []model.PRState{model.PROpen, model.PRMerged, model.PRDeclined},
+		UpdatedSince: since,
+	})
+}
+
+func (u *bbUpstream) PullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error) {
+	return u.c.GetPullRequest(ctx, repo, id)
+}
+
+func (u *bbUpstream) Deployments(ctx context.Context, repo string) ([]model.Deployment, error) {
+	return u.c.ListDeployments(ctx, repo, 2)
+}
+
+func (u *bbUpstream) Calls() int64 { return u.c.Calls() }
+
+var (
+	lena = model.Actor{AccountID: "acc-lena", DisplayName: "Lena Berg"}
+	ana  = model.Actor{AccountID: "acc-ana", DisplayName: "Ana Souza"}
+)
+
+// open puts pull request id on Bitbucket, updated last at `updated` (with
+// Bitbucket's microseconds) in the given state, approved by Ana so that a
+// full read shows a participant the list objects lack.
+func (u *bbUpstream) open(t *testing.T, repo string, id int, updated time.Time, state model.PRState) {
+	t.Helper()
+	u.at(updated.Add(123456 * time.Nanosecond).Truncate(time.Microsecond))
+	u.srv.AddPullRequest(repo, bitbuckettest.PR{ID: id, Author: lena, SourceCommit: strings.Repeat(fmt.Sprintf("%02x", id), 20)})
+	if err := u.srv.Approve(repo, id, ana); err != nil {
+		t.Fatal(err)
 	}
-	return nil, errors.New("404")
+	var err error
+	switch state {
+	case model.PRMerged:
+		err = u.srv.Merge(repo, id, ana, "")
+	case model.PRDeclined:
+		err = u.srv.Decline(repo, id, ana)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
-func (f *fakeUpstream) Deployments(_ context.Context, repo string) ([]model.Deployment, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	return f.deps[repo], nil
-}
-
-func (f *fakeUpstream) Calls() int64 { f.mu.Lock(); defer f.mu.Unlock(); return f.calls }
-
-// fakeReconciler stands for prflow: it records what it saw and stores the
-// PR record the way prflow does, so the next pass finds it unchanged.
+// fakeReconciler stands for prflow: it records what it saw, makes two
+// requests (e.g. a status repaired) and stores the PR record the way
+// prflow does, so the next pass finds it unchanged.
 type fakeReconciler struct {
 	st   *memStore
 	seen []string
-	up   *fakeUpstream
+	up   *bbUpstream
 }
 
-func (r *fakeReconciler) Reconcile(_ context.Context, pr model.PullRequest, trigger string) error {
+func (r *fakeReconciler) Reconcile(ctx context.Context, pr model.PullRequest, trigger string) error {
 	if trigger != "audit" {
 		return fmt.Errorf("trigger %q", trigger)
 	}
-	if pr.Participants == nil {
+	if len(pr.Participants) == 0 {
 		return errors.New("reconciled a list object without participants")
 	}
 	r.seen = append(r.seen, fmt.Sprintf("%s#%d", pr.Repository, pr.ID))
-	r.up.mu.Lock()
-	r.up.calls += 2 // e.g. a status repaired and a reviewer added
-	r.up.mu.Unlock()
+	for _, key := range []string{"rolekeeper-review", "rolekeeper-tests"} {
+		if err := r.up.c.SetCommitStatus(ctx, pr.Repository, pr.SourceCommit, model.CommitStatus{Key: key, State: "SUCCESSFUL", URL: "http://127.0.0.1/d"}); err != nil {
+			return err
+		}
+	}
 	r.st.mu.Lock()
 	r.st.prs[fmt.Sprintf("%s#%d", pr.Repository, pr.ID)] = &store.PRRecord{Repository: pr.Repository, ID: pr.ID,
 		State: pr.State, SourceCommit: pr.SourceCommit, UpdatedAt: pr.UpdatedAt.Truncate(time.Millisecond)} // the store keeps milliseconds
@@ -190,14 +220,8 @@ func testOrg() *roles.Org {
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-func pr(repo string, id int, updated time.Time, state model.PRState) model.PullRequest {
-	// Bitbucket's updated_on carries microseconds.
-	return model.PullRequest{Repository: repo, ID: id, State: state, SourceCommit: fmt.Sprintf("%040d", id), UpdatedAt: updated.Add(123456 * time.Nanosecond).Truncate(time.Microsecond),
-		Participants: []model.Participant{}}
-}
-
-func setup() (*Auditor, *fakeUpstream, *fakeReconciler, *memStore, *time.Time) {
-	up := &fakeUpstream{prs: map[string][]model.PullRequest{}, deps: map[string][]model.Deployment{}}
+func setup(t *testing.T) (*Auditor, *bbUpstream, *fakeReconciler, *memStore, *time.Time) {
+	up := newUpstream(t)
 	st := newMemStore()
 	rec := &fakeReconciler{st: st, up: up}
 	now := t0
@@ -207,12 +231,10 @@ func setup() (*Auditor, *fakeUpstream, *fakeReconciler, *memStore, *time.Time) {
 }
 
 func TestIncrementalUnchangedCostsNothing(t *testing.T) {
-	a, up, rec, _, now := setup()
-	up.prs["reloadly/payments-api"] = []model.PullRequest{
-		pr("reloadly/payments-api", 1, t0.Add(-3*time.Hour), model.PROpen),
-		pr("reloadly/payments-api", 2, t0.Add(-2*time.Hour), model.PRMerged),
-	}
-	up.prs["reloadly/checkout-web"] = []model.PullRequest{pr("reloadly/checkout-web", 5, t0.Add(-time.Hour), model.PROpen)}
+	a, up, rec, _, now := setup(t)
+	up.open(t, "reloadly/payments-api", 1, t0.Add(-3*time.Hour), model.PROpen)
+	up.open(t, "reloadly/payments-api", 2, t0.Add(-2*time.Hour), model.PRMerged)
+	up.open(t, "reloadly/checkout-web", 5, t0.Add(-time.Hour), model.PROpen)
 	res, err := a.Run(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -235,8 +257,10 @@ func TestIncrementalUnchangedCostsNothing(t *testing.T) {
 		t.Errorf("second pass spent %d calls, want 4 (2 lists + 2 deployment lists)", got)
 	}
 	// A missed webhook: PR 1 changed upstream. Only it is re-read.
-	up.prs["reloadly/payments-api"][0].UpdatedAt = t0.Add(90 * time.Minute)
-	up.prs["reloadly/payments-api"][0].SourceCommit = strings.Repeat("a", 40)
+	up.at(t0.Add(90 * time.Minute))
+	if _, err := up.srv.Push("reloadly/payments-api", 1, bitbuckettest.Commit{Hash: strings.Repeat("a", 40)}); err != nil {
+		t.Fatal(err)
+	}
 	*now = t0.Add(2 * time.Hour)
 	res, err = a.Run(context.Background(), nil)
 	if err != nil {
@@ -248,10 +272,10 @@ func TestIncrementalUnchangedCostsNothing(t *testing.T) {
 }
 
 func TestBudgetStopsAndResumes(t *testing.T) {
-	a, up, rec, st, now := setup()
+	a, up, rec, st, now := setup(t)
 	a.o.HourlyBudget = 12
 	for i := 1; i <= 6; i++ {
-		up.prs["reloadly/payments-api"] = append(up.prs["reloadly/payments-api"], pr("reloadly/payments-api", i, t0.Add(time.Duration(-10+i)*time.Minute), model.PROpen))
+		up.open(t, "reloadly/payments-api", i, t0.Add(time.Duration(-10+i)*time.Minute), model.PROpen)
 	}
 	res, err := a.Run(context.Background(), nil)
 	if err != nil {
@@ -296,14 +320,17 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 }
 
 func TestDeploymentsWithoutGateAreFindings(t *testing.T) {
-	a, up, _, st, _ := setup()
+	a, up, _, st, _ := setup(t)
 	commit := strings.Repeat("c", 40)
-	up.deps["reloadly/payments-api"] = []model.Deployment{
-		{UUID: "{d1}", Environment: "production", Commit: commit, State: "COMPLETED", Status: "SUCCESSFUL", At: t0.Add(-time.Hour)},
-		{UUID: "{d2}", Environment: "production", Commit: strings.Repeat("d", 40), State: "COMPLETED", At: t0.Add(-30 * time.Minute)},
-		{UUID: "{d3}", Environment: "staging", Commit: commit, State: "COMPLETED", At: t0.Add(-20 * time.Minute)},
-		{UUID: "{d4}", Environment: "production", Commit: strings.Repeat("e", 40), State: "UNDEPLOYED", At: t0.Add(-10 * time.Minute)},
+	deploy := func(at time.Time, env, commit, state string) string {
+		up.at(at)
+		return up.srv.AddDeployment("reloadly/payments-api", env, commit, state)
 	}
+	d1 := deploy(t0.Add(-time.Hour), "production", commit, "SUCCESSFUL")
+	d2 := deploy(t0.Add(-30*time.Minute), "production", strings.Repeat("d", 40), "SUCCESSFUL")
+	deploy(t0.Add(-20*time.Minute), "staging", commit, "SUCCESSFUL")
+	deploy(t0.Add(-10*time.Minute), "production", strings.Repeat("e", 40), "UNDEPLOYED")
+	up.at(t0)
 	st.gates = []store.Gate{{ID: "g1", Repository: "reloadly/payments-api", Commit: commit, Environment: "production",
 		State: store.GateApproved, DecidedBy: "acc-ana"}}
 	res, err := a.Run(context.Background(), nil)
@@ -313,11 +340,11 @@ func TestDeploymentsWithoutGateAreFindings(t *testing.T) {
 	if res.Deployments != 2 || res.Findings != 2 {
 		t.Fatalf("res = %+v", res)
 	}
-	held := st.findings["deploy:reloadly/payments-api:{d1}"]
+	held := st.findings["deploy:reloadly/payments-api:"+d1]
 	if !held.Held || !strings.Contains(held.Reason, "Ana Souza") {
 		t.Errorf("gated deployment: %+v", held)
 	}
-	bad := st.findings["deploy:reloadly/payments-api:{d2}"]
+	bad := st.findings["deploy:reloadly/payments-api:"+d2]
 	if bad.Held || bad.RuleID != "product-owner/deploy-approval" || bad.Team != "payments" || !strings.Contains(bad.Reason, "no approved gate") {
 		t.Errorf("ungated deployment: %+v", bad)
 	}
@@ -333,7 +360,7 @@ type fakeJira struct{ runs int }
 func (f *fakeJira) AuditIssues(context.Context) error { f.runs++; return nil }
 
 func TestJiraAndProgressAndErrors(t *testing.T) {
-	a, up, _, _, _ := setup()
+	a, up, _, _, _ := setup(t)
 	j := &fakeJira{}
 	a.o.Jira = j
 	var last Progress
@@ -343,7 +370,7 @@ func TestJiraAndProgressAndErrors(t *testing.T) {
 	if j.runs != 1 || last.ReposDone != 2 || last.ReposTotal != 2 || last.Jira != "done" {
 		t.Errorf("progress = %+v, jira runs %d", last, j.runs)
 	}
-	up.fail = errors.New("503 from upstream")
+	up.srv.Fail(bitbuckettest.Fault{Status: 503, Times: 1 << 20})
 	if _, err := a.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("upstream failure not reported: %v", err)
 	}

@@ -1,19 +1,11 @@
 package faulttest
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,48 +56,12 @@ func TestBitbucketOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Bitbucket behind a switch: while down, every request gets 503 and
-	// never reaches the fake (so the fake counts only what it carried out).
+	// Bitbucket down for a minute of the daemon's clock: every request gets
+	// a 503 maintenance page and changes nothing on the fake.
 	outageStart := clk.Now().Add(20 * time.Second)
 	outageEnd := outageStart.Add(time.Minute)
 	down := func() bool { now := clk.Now(); return !now.Before(outageStart) && now.Before(outageEnd) }
-	var refused atomic.Int64
-	target, err := url.Parse(strings.TrimSuffix(bb.URL(), "/2.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	front := httptest.NewUnstartedServer(nil)
-	// The fake writes its own address in links and redirects: they must
-	// name the switch, or the client (rightly) refuses to follow them.
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		from, to := target.Host, front.Listener.Addr().String()
-		if loc := resp.Header.Get("Location"); loc != "" {
-			resp.Header.Set("Location", strings.ReplaceAll(loc, from, to))
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		b = []byte(strings.ReplaceAll(string(b), from, to))
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		resp.ContentLength = int64(len(b))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
-		return nil
-	}
-	front.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down() {
-			refused.Add(1)
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("<html><body>Bitbucket is down for maintenance</body></html>"))
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	})
-	front.Start()
-	defer front.Close()
+	bb.Fail(bitbuckettest.Fault{Status: http.StatusServiceUnavailable, Times: 1 << 30, HTML: true, When: down})
 
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "roles.yaml"), rolekeeper.RolesYAML, 0o644); err != nil {
@@ -113,7 +69,7 @@ func TestBitbucketOutage(t *testing.T) {
 	}
 	cfgYAML := "listen: 127.0.0.1:0\npublic_url: https://rk.example.com\nroles: roles.yaml\n" +
 		"store: {driver: sqlite, dsn: data/rk.db}\n" +
-		"bitbucket: {base_url: " + front.URL + "/2.0, workspace: reloadly}\n" +
+		"bitbucket: {base_url: " + bb.URL() + ", workspace: reloadly}\n" +
 		"schedule: {audit: \"\", weekly_report: \"\"}\n" +
 		"inbox: {workers: 4}\n" // the shipped backoff and attempts
 	cfgPath := filepath.Join(dir, "rolekeeper.yaml")
@@ -165,7 +121,7 @@ func TestBitbucketOutage(t *testing.T) {
 		time.Sleep(400 * time.Millisecond)
 		clk.advance(2 * time.Second)
 	}
-	if refused.Load() == 0 {
+	if bb.Faulted() == 0 {
 		t.Fatal("the outage refused nothing: the test tested nothing")
 	}
 
@@ -213,5 +169,5 @@ func TestBitbucketOutage(t *testing.T) {
 		t.Errorf("%d pull requests: without exactly one reviewer %v; reviewers not set exactly once %v", len(prs), missing, twice)
 	}
 	t.Logf("%d pull requests, %d requests refused during the outage, %v deliveries retried through the inbox, simulated %s",
-		len(prs), refused.Load(), retried, clk.Now().Sub(outageStart.Add(-20*time.Second)).Round(time.Second))
+		len(prs), bb.Faulted(), retried, clk.Now().Sub(outageStart.Add(-20*time.Second)).Round(time.Second))
 }

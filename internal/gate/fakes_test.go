@@ -16,7 +16,6 @@ import (
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/store"
-	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 const testRepo = "reloadly/payments-api"
@@ -78,17 +77,15 @@ func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 // fakeHost is the shared fake Bitbucket Cloud (bitbuckettest) behind the
 // real client, as the gate's Host, with the helpers these tests act through
-// (people acting in Bitbucket) and two faults injected at the client
-// boundary: failAll (every call fails with it) and noIndex (no pull request
-// commit-links index: commit lookups answer 404). It counts the Host calls.
+// (people acting in Bitbucket). It counts the Host calls and answers
+// nothing itself: outages and a missing commit-links index are the fake's
+// (bb.Fail, bb.SetLinkIndex).
 type fakeHost struct {
 	bb     *bitbuckettest.Server
 	client *bitbucket.Client
 
 	mu       sync.Mutex
 	calls    int
-	failAll  error // every call fails with it while set
-	noIndex  bool
 	resolves int                 // ResolveCommit calls
 	posted   []postedComment     // comments rolekeeper posted
 	commits  map[string]bool     // commits rolekeeper posted statuses on
@@ -115,52 +112,35 @@ func newFakeHost(t testing.TB, now func() time.Time) *fakeHost {
 	return &fakeHost{bb: bb, client: client, commits: map[string]bool{}, authors: map[int]model.Actor{}, users: map[string]model.Actor{}}
 }
 
-// begin counts a call and says whether it fails.
-func (h *fakeHost) begin() error {
+// begin counts a call.
+func (h *fakeHost) begin() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.calls++
-	return h.failAll
 }
 
 func (h *fakeHost) CommitPullRequests(ctx context.Context, repo, commit string) ([]model.PullRequest, error) {
-	if err := h.begin(); err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	noIndex := h.noIndex
-	h.mu.Unlock()
-	if noIndex {
-		return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
-	}
+	h.begin()
 	return h.client.CommitPullRequests(ctx, repo, commit)
 }
 
 func (h *fakeHost) GetPullRequest(ctx context.Context, repo string, id int) (*model.PullRequest, error) {
-	if err := h.begin(); err != nil {
-		return nil, err
-	}
+	h.begin()
 	return h.client.GetPullRequest(ctx, repo, id)
 }
 
 func (h *fakeHost) PullRequestCommits(ctx context.Context, repo string, id int) ([]model.Commit, error) {
-	if err := h.begin(); err != nil {
-		return nil, err
-	}
+	h.begin()
 	return h.client.PullRequestCommits(ctx, repo, id)
 }
 
 func (h *fakeHost) PullRequestActivity(ctx context.Context, repo string, id int) ([]model.PRActivity, error) {
-	if err := h.begin(); err != nil {
-		return nil, err
-	}
+	h.begin()
 	return h.client.PullRequestActivity(ctx, repo, id)
 }
 
 func (h *fakeHost) ResolveCommit(ctx context.Context, repo, hash string) (string, error) {
-	if err := h.begin(); err != nil {
-		return "", err
-	}
+	h.begin()
 	h.mu.Lock()
 	h.resolves++
 	h.mu.Unlock()
@@ -168,23 +148,17 @@ func (h *fakeHost) ResolveCommit(ctx context.Context, repo, hash string) (string
 }
 
 func (h *fakeHost) MainBranch(ctx context.Context, repo string) (string, error) {
-	if err := h.begin(); err != nil {
-		return "", err
-	}
+	h.begin()
 	return h.client.MainBranch(ctx, repo)
 }
 
 func (h *fakeHost) ListComments(ctx context.Context, repo string, id int, maxPages int) ([]model.Comment, error) {
-	if err := h.begin(); err != nil {
-		return nil, err
-	}
+	h.begin()
 	return h.client.ListComments(ctx, repo, id, maxPages)
 }
 
 func (h *fakeHost) CreateComment(ctx context.Context, repo string, id int, body string) (model.Comment, error) {
-	if err := h.begin(); err != nil {
-		return model.Comment{}, err
-	}
+	h.begin()
 	c, err := h.client.CreateComment(ctx, repo, id, body)
 	if err == nil {
 		h.mu.Lock()
@@ -195,9 +169,7 @@ func (h *fakeHost) CreateComment(ctx context.Context, repo string, id int, body 
 }
 
 func (h *fakeHost) SetCommitStatus(ctx context.Context, repo, commit string, st model.CommitStatus) error {
-	if err := h.begin(); err != nil {
-		return err
-	}
+	h.begin()
 	err := h.client.SetCommitStatus(ctx, repo, commit, st)
 	if err == nil {
 		h.mu.Lock()

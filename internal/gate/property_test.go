@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
@@ -493,7 +494,9 @@ func runProperty(t *testing.T, seed int64, st Store, steps int, stats map[string
 	w.e = newEnv(t, st, func(o *Options) { o.TTL = time.Duration(1+w.rng.Intn(48)) * time.Hour })
 	// Some repositories lack Bitbucket's commit index: pull requests are
 	// then found only through webhooks (true or not).
-	w.e.host.noIndex = w.rng.Intn(4) == 0
+	if w.rng.Intn(4) == 0 {
+		w.e.host.bb.SetLinkIndex(testRepo, bitbuckettest.IndexMissing)
+	}
 	var history []string
 	for i := 0; i < steps; i++ {
 		history = append(history, w.step())

@@ -12,11 +12,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
-	"github.com/reloadly/rolekeeper/internal/upstream"
 )
 
 func openStore(t testing.TB) *sqlite.Store {
@@ -389,21 +389,12 @@ func TestServiceNewCommitNeedsItsOwnApproval(t *testing.T) {
 	}
 }
 
-// notIndexed answers as Bitbucket does for a repository without the
-// pull request commit-links index.
-type notIndexed struct{ *fakeHost }
-
-func (notIndexed) CommitPullRequests(context.Context, string, string) ([]model.PullRequest, error) {
-	return nil, &upstream.Error{Service: "bitbucket", StatusCode: 404, Method: "GET", Endpoint: "commit/{hash}/pullrequests", Message: "not found"}
-}
-
 func TestServiceFindsPullRequests(t *testing.T) {
 	ctx := context.Background()
 	t.Run("rolekeeper's record of merge commits", func(t *testing.T) {
 		st := openStore(t)
 		e := newEnv(t, st, nil)
-		e.opt.Host = notIndexed{e.host}
-		e.restart()
+		e.host.bb.SetLinkIndex(testRepo, bitbuckettest.IndexMissing) // no commit-links index: lookups answer 404
 		merge := hex40(21)
 		e.host.addPR(12, "acc-ana", hex40(120))
 		e.host.merge(12, merge)
@@ -420,8 +411,7 @@ func TestServiceFindsPullRequests(t *testing.T) {
 	})
 	t.Run("a merge webhook after the ask", func(t *testing.T) {
 		e := newEnv(t, newMemStore(), nil)
-		e.opt.Host = notIndexed{e.host}
-		e.restart()
+		e.host.bb.SetLinkIndex(testRepo, bitbuckettest.IndexMissing) // no commit-links index: lookups answer 404
 		merge := hex40(22)
 		g := mustAsk(t, e, ask(merge, "production"), true)
 		if g.State != store.GatePending || len(g.PRs) != 0 || g.Notified {
@@ -464,7 +454,7 @@ func TestServiceUpstreamTrouble(t *testing.T) {
 	merge := hex40(5)
 	e.host.addPR(6, "acc-tom", hex40(60))
 	e.host.merge(6, merge)
-	e.host.failAll = &upstream.Error{Service: "bitbucket", StatusCode: 503, Method: "GET", Endpoint: "x", Message: "unavailable"}
+	e.host.bb.Fail(bitbuckettest.Fault{Status: 503, Times: 1 << 20}) // Bitbucket is down
 
 	g := mustAsk(t, e, ask(merge, "production"), true) // stored, though Bitbucket is down
 	if g.State != store.GatePending || len(readDetails(g).History) == 0 {
@@ -483,7 +473,7 @@ func TestServiceUpstreamTrouble(t *testing.T) {
 	}
 	// Bitbucket is back: the next read finds the pull request, mentions, and
 	// posts the status that failed.
-	e.host.failAll = nil
+	e.host.bb.ClearFaults()
 	e.clk.add(time.Minute)
 	g, _ = e.svc.Get(ctx, g.ID)
 	if len(g.PRs) != 1 || len(e.host.postedTo(6)) != 1 || e.host.status(merge, "production").State != "INPROGRESS" {

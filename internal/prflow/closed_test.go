@@ -64,6 +64,7 @@ func TestMerge(t *testing.T) {
 			hs := newHarness(t)
 			pr := newPR()
 			hs.upstream(pr, tt.files...)
+			wantURL := hs.current(repoPay, 7).URL // the pull request's page on Bitbucket
 			if tt.known {
 				hs.mustHandle(event(model.EventPRCreated, pr, lena))
 				pr = hs.current(repoPay, 7)
@@ -90,7 +91,7 @@ func TestMerge(t *testing.T) {
 					continue
 				}
 				if f.Key != prefix+"reloadly/payments-api#7" || f.Held != held || f.Team != "payments" ||
-					f.Subject != model.SubjectPullRequest || f.Ref != "reloadly/payments-api#7" || f.URL != pr.URL ||
+					f.Subject != model.SubjectPullRequest || f.Ref != "reloadly/payments-api#7" || f.URL != wantURL ||
 					!f.OccurredAt.Equal(at) || f.Actor != accKofi || f.RuleID == "" || f.Reason == "" {
 					t.Errorf("finding = %+v", f)
 				}
@@ -168,9 +169,12 @@ func TestAuditFindsMerge(t *testing.T) {
 	pr := newPR()
 	hs.upstream(pr, goodFiles...)
 	hs.mustHandle(event(model.EventPRCreated, pr, lena))
-	cur := hs.host.pr(repoPay, 7)
 	closedAt := t0.Add(2 * time.Hour)
-	cur.State, cur.MergeCommit, cur.ClosedBy, cur.UpdatedAt = model.PRMerged, mergeCommit, &mei, closedAt
+	hs.at(closedAt)
+	if err := hs.srv.Merge(repoPay, 7, mei, mergeFull(mergeCommit)); err != nil {
+		t.Fatal(err)
+	}
+	cur := hs.current(repoPay, 7)
 	hs.now = t0.Add(24 * time.Hour)
 	res, err := hs.h.Reconcile(context.Background(), cur, "audit")
 	if err != nil {

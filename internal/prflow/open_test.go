@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket"
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
@@ -21,7 +23,6 @@ func TestNewPullRequest(t *testing.T) {
 		name       string
 		pr         func(*model.PullRequest)
 		files      []string
-		abbreviate bool
 		wantCalls  []string
 		wantReview string // state of rolekeeper-review
 		wantTests  string
@@ -30,6 +31,8 @@ func TestNewPullRequest(t *testing.T) {
 		commit     string // where the statuses must be
 	}{
 		{
+			// Bitbucket answers 12-hex hashes: the statuses go on the full
+			// one from the commits (hs.status finds only those).
 			name:       "asks one lead, posts both statuses on the full hash, comments once",
 			files:      goodFiles,
 			wantCalls:  all,
@@ -83,19 +86,10 @@ func TestNewPullRequest(t *testing.T) {
 			reviewers: []string{accMei},
 			commit:    fullA,
 		},
-		{
-			name:       "Bitbucket answers abbreviated hashes: statuses go on the full one from the commits",
-			files:      goodFiles,
-			abbreviate: true,
-			wantCalls:  all,
-			wantReview: rules.StateInProgress, wantTests: rules.StateSuccessful,
-			commit: fullA,
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hs := newHarness(t)
-			hs.host.abbreviate = tt.abbreviate
 			pr := newPR()
 			if tt.pr != nil {
 				tt.pr(&pr)
@@ -105,7 +99,7 @@ func TestNewPullRequest(t *testing.T) {
 			wantCalls(t, calls, tt.wantCalls...)
 			t.Logf("upstream calls for a new pull request: %d %q", len(calls), calls)
 
-			got := hs.host.reviewerIDs(pr.Repository, pr.ID)
+			got := hs.reviewerIDs(pr.Repository, pr.ID)
 			if tt.reviewers != nil {
 				if !slices.Equal(got, tt.reviewers) {
 					t.Errorf("reviewers = %q, want %q", got, tt.reviewers)
@@ -114,7 +108,7 @@ func TestNewPullRequest(t *testing.T) {
 				t.Errorf("reviewers = %q, want one of the leads", got)
 			}
 			for key, want := range map[string]string{rules.StatusReview: tt.wantReview, rules.StatusTests: tt.wantTests} {
-				st, ok := hs.host.status(pr.Repository, tt.commit, key)
+				st, ok := hs.status(pr.Repository, tt.commit, key)
 				if !ok {
 					t.Fatalf("no %s status on %s", key, tt.commit)
 				}
@@ -126,12 +120,12 @@ func TestNewPullRequest(t *testing.T) {
 				}
 			}
 			if tt.testsDesc != "" {
-				st, _ := hs.host.status(pr.Repository, tt.commit, rules.StatusTests)
+				st, _ := hs.status(pr.Repository, tt.commit, rules.StatusTests)
 				if !strings.Contains(st.Description, tt.testsDesc) {
 					t.Errorf("tests description %q lacks %q", st.Description, tt.testsDesc)
 				}
 			}
-			cs := hs.host.commentsOn(pr.Repository, pr.ID)
+			cs := hs.srv.Comments(pr.Repository, pr.ID)
 			if len(cs) != 1 || !strings.Contains(cs[0].Body, "rolekeeper") {
 				t.Fatalf("comments = %+v, want one explaining comment", cs)
 			}
@@ -165,7 +159,7 @@ func TestDecisionRecord(t *testing.T) {
 	if !strings.HasPrefix(d.Summary, "reloadly/payments-api#7") || strings.Contains(d.Summary, "\n") {
 		t.Errorf("summary = %q", d.Summary)
 	}
-	picked := hs.host.reviewerIDs(repoPay, 7)[0]
+	picked := hs.reviewerIDs(repoPay, 7)[0]
 	handle := map[string]string{accMei: "mei", accKofi: "kofi"}[picked]
 	for _, part := range []string{"asked " + handle, "review INPROGRESS", "tests SUCCESSFUL", "comment created"} {
 		if !strings.Contains(d.Outcome, part) {
@@ -212,16 +206,16 @@ func TestRedelivery(t *testing.T) {
 		{"updated rendered before the reviewers PUT, after the load moved", func(hs *harness) []*model.Event {
 			// The lead asked now has more open reviews than the other: a
 			// stale reviewer list must not make rolekeeper swap them.
-			lead := hs.host.reviewerIDs(repoPay, 7)[0]
+			lead := hs.reviewerIDs(repoPay, 7)[0]
 			for id := 100; id < 104; id++ {
 				hs.st.UpsertPR(context.Background(), &store.PRRecord{Repository: repoPay, ID: id, State: model.PROpen, Reviewers: []string{lead}})
 			}
 			return []*model.Event{event(model.EventPRUpdated, newPR(), lena)}
 		}},
 		{"title edited", func(hs *harness) []*model.Event {
-			pr := hs.current(repoPay, 7)
-			pr.Title, pr.UpdatedAt = "Add refunds (v2)", pr.UpdatedAt.Add(time.Hour)
-			return []*model.Event{event(model.EventPRUpdated, pr, lena)}
+			title := "Add refunds (v2)"
+			hs.edit(7, t0.Add(time.Hour), bitbuckettest.Edit{Title: &title})
+			return []*model.Event{event(model.EventPRUpdated, hs.current(repoPay, 7), lena)}
 		}},
 		{"approval by someone outside the role redelivered", func(hs *harness) []*model.Event {
 			pr := hs.current(repoPay, 7)
@@ -231,7 +225,7 @@ func TestRedelivery(t *testing.T) {
 		}},
 		{"approval by the lead redelivered: statuses unchanged", func(hs *harness) []*model.Event {
 			pr := hs.current(repoPay, 7)
-			lead := actor(hs.host.reviewerIDs(repoPay, 7)[0], "")
+			lead := actor(hs.reviewerIDs(repoPay, 7)[0], "")
 			ev := approvalEvent(pr, lead, t0.Add(2*time.Hour))
 			calls := hs.mustHandle(ev)
 			wantCalls(hs.t, calls, "GetPullRequest", "SetCommitStatus")
@@ -255,7 +249,7 @@ func TestRedelivery(t *testing.T) {
 					}
 				}
 			}
-			if n := len(hs.host.commentsOn(repoPay, 7)); n != 1 {
+			if n := len(hs.srv.Comments(repoPay, 7)); n != 1 {
 				t.Errorf("%d comments, want 1", n)
 			}
 		})
@@ -272,7 +266,7 @@ func TestReviewerPolicy(t *testing.T) {
 		if count(calls, "SetReviewers") != 1 {
 			t.Fatalf("calls %q", calls)
 		}
-		got := hs.host.reviewerIDs(repoPay, 7)
+		got := hs.reviewerIDs(repoPay, 7)
 		if len(got) != 2 || got[0] != accPaul {
 			t.Errorf("reviewers = %q, want paul kept and one lead added", got)
 		}
@@ -283,7 +277,7 @@ func TestReviewerPolicy(t *testing.T) {
 		pr.Author = mei // a lead authoring: the other lead is asked
 		hs.upstream(pr, goodFiles...)
 		hs.mustHandle(event(model.EventPRCreated, pr, mei))
-		if got := hs.host.reviewerIDs(repoPay, 7); !slices.Equal(got, []string{accKofi}) {
+		if got := hs.reviewerIDs(repoPay, 7); !slices.Equal(got, []string{accKofi}) {
 			t.Errorf("reviewers = %q, want kofi only", got)
 		}
 	})
@@ -292,10 +286,8 @@ func TestReviewerPolicy(t *testing.T) {
 		pr := newPR()
 		hs.upstream(pr, goodFiles...)
 		hs.mustHandle(event(model.EventPRCreated, pr, lena))
-		cur := hs.current(repoPay, 7)
-		cur.Reviewers, cur.UpdatedAt = nil, cur.UpdatedAt.Add(time.Hour)
-		hs.host.add(cur, goodFiles...)
-		calls := hs.mustHandle(event(model.EventPRUpdated, cur, lena))
+		hs.edit(7, t0.Add(time.Hour), bitbuckettest.Edit{Reviewers: &[]model.Actor{}})
+		calls := hs.mustHandle(event(model.EventPRUpdated, hs.current(repoPay, 7), lena))
 		if count(calls, "SetReviewers") != 0 {
 			t.Errorf("calls %q: rolekeeper fought the person who removed the reviewer", calls)
 		}
@@ -305,7 +297,7 @@ func TestReviewerPolicy(t *testing.T) {
 		pr := newPR()
 		hs.upstream(pr, goodFiles...)
 		hs.mustHandle(event(model.EventPRCreated, pr, lena))
-		first := hs.host.reviewerIDs(repoPay, 7)
+		first := hs.reviewerIDs(repoPay, 7)
 		cur := hs.current(repoPay, 7)
 		cur.UpdatedAt = cur.UpdatedAt.Add(time.Hour)
 		// Another pull request makes the asked lead busier: still kept.
@@ -315,7 +307,7 @@ func TestReviewerPolicy(t *testing.T) {
 		hs.mustHandle(event(model.EventPRCreated, other, lena))
 		calls := hs.mustHandle(event(model.EventPRUpdated, cur, lena))
 		wantCalls(t, calls)
-		if got := hs.host.reviewerIDs(repoPay, 7); !slices.Equal(got, first) {
+		if got := hs.reviewerIDs(repoPay, 7); !slices.Equal(got, first) {
 			t.Errorf("reviewers = %q, want %q", got, first)
 		}
 	})
@@ -329,19 +321,18 @@ func TestDraft(t *testing.T) {
 		hs.upstream(pr, goodFiles...)
 		calls := hs.mustHandle(event(model.EventPRCreated, pr, lena))
 		wantCalls(t, calls, "PullRequestCommits", "PullRequestDiffStat", "SetCommitStatus", "SetCommitStatus")
-		if got := hs.host.reviewerIDs(repoPay, 7); len(got) != 0 {
+		if got := hs.reviewerIDs(repoPay, 7); len(got) != 0 {
 			t.Errorf("draft got reviewers %q", got)
 		}
-		if st, ok := hs.host.status(repoPay, fullA, rules.StatusReview); !ok || st.State != rules.StateInProgress {
+		if st, ok := hs.status(repoPay, fullA, rules.StatusReview); !ok || st.State != rules.StateInProgress {
 			t.Errorf("review status %+v %v", st, ok)
 		}
 
-		ready := hs.current(repoPay, 7)
-		ready.Draft, ready.UpdatedAt = false, ready.UpdatedAt.Add(time.Hour)
-		hs.host.add(ready, goodFiles...)
-		calls = hs.mustHandle(event(model.EventPRUpdated, ready, lena))
+		draft := false
+		hs.edit(7, t0.Add(time.Hour), bitbuckettest.Edit{Draft: &draft})
+		calls = hs.mustHandle(event(model.EventPRUpdated, hs.current(repoPay, 7), lena))
 		wantCalls(t, calls, "GetPullRequest", "SetReviewers", "CreateComment")
-		if got := hs.host.reviewerIDs(repoPay, 7); len(got) != 1 {
+		if got := hs.reviewerIDs(repoPay, 7); len(got) != 1 {
 			t.Errorf("ready pull request reviewers %q", got)
 		}
 	})
@@ -396,6 +387,7 @@ func TestApprovals(t *testing.T) {
 				un := event(model.EventPRUnapproved, approvedBy(pr, lead, at), lead)
 				un.Approval = &model.Approval{AccountID: lead.AccountID, At: at.Add(time.Minute)}
 				un.At = at.Add(time.Minute)
+				un.PullRequest.UpdatedAt = un.At // Bitbucket's body: updated_on is the withdrawal
 				return []*model.Event{ev, un}
 			},
 			wantReview: rules.StateInProgress, statusPosts: 1, firstReview: true, approved: true,
@@ -417,7 +409,7 @@ func TestApprovals(t *testing.T) {
 			pr := newPR()
 			hs.upstream(pr, goodFiles...)
 			hs.mustHandle(event(model.EventPRCreated, pr, lena))
-			lead := model.Actor{AccountID: hs.host.reviewerIDs(repoPay, 7)[0]}
+			lead := model.Actor{AccountID: hs.reviewerIDs(repoPay, 7)[0]}
 			var calls []string
 			for _, ev := range tt.events(hs.current(repoPay, 7), lead) {
 				calls = hs.mustHandle(ev)
@@ -428,7 +420,7 @@ func TestApprovals(t *testing.T) {
 			if count(calls, "PullRequestDiffStat")+count(calls, "CreateComment")+count(calls, "SetReviewers") != 0 {
 				t.Errorf("calls %q: an approval needs no diffstat, no new comment, no PUT", calls)
 			}
-			st, _ := hs.host.status(repoPay, fullA, rules.StatusReview)
+			st, _ := hs.status(repoPay, fullA, rules.StatusReview)
 			if st.State != tt.wantReview || !strings.Contains(st.Description, tt.descHas) {
 				t.Errorf("review = %s %q, want %s containing %q", st.State, st.Description, tt.wantReview, tt.descHas)
 			}
@@ -446,7 +438,7 @@ func TestApprovals(t *testing.T) {
 			if rec.ReviewMet != (tt.wantReview == rules.StateSuccessful) {
 				t.Errorf("ReviewMet = %v", rec.ReviewMet)
 			}
-			if n := len(hs.host.commentsOn(repoPay, 7)); n != 1 {
+			if n := len(hs.srv.Comments(repoPay, 7)); n != 1 {
 				t.Errorf("%d comments", n)
 			}
 		})
@@ -460,9 +452,8 @@ func TestPush(t *testing.T) {
 	hs.mustHandle(event(model.EventPRCreated, pr, lena))
 
 	// Lena pushes a commit without a test: the head moves from A to B.
-	moved := hs.current(repoPay, 7)
-	moved.SourceCommit, moved.UpdatedAt = fullB, moved.UpdatedAt.Add(time.Hour)
-	hs.host.add(moved, "internal/refund/refund.go", "internal/refund/fees.go")
+	hs.at(t0.Add(time.Hour))
+	hs.must(hs.srv.PushCommit(repoPay, 7, fullB, changed("internal/refund/refund.go", "internal/refund/fees.go")))
 	push := &model.Event{
 		Source: model.SourceBitbucket, Kind: model.EventRepoPush, Repository: repoPay, Actor: lena,
 		Push: &model.Push{Changes: []model.PushChange{
@@ -480,7 +471,7 @@ func TestPush(t *testing.T) {
 	if count(calls, "SetReviewers") != 0 || count(calls, "CreateComment") != 0 {
 		t.Errorf("calls %q: the push re-asked or re-commented", calls)
 	}
-	st, ok := hs.host.status(repoPay, fullB, rules.StatusTests)
+	st, ok := hs.status(repoPay, fullB, rules.StatusTests)
 	if !ok || st.State != rules.StateFailed {
 		t.Errorf("tests status on the full pushed hash = %+v %v", st, ok)
 	}
@@ -489,8 +480,10 @@ func TestPush(t *testing.T) {
 		t.Errorf("record commit %q diff %q", rec.SourceCommit, rec.DiffCommit)
 	}
 	// The pullrequest:updated Bitbucket sends for the same push: nothing left to do.
-	upd := moved
-	upd.SourceCommit = fullB[:12]
+	upd := hs.current(repoPay, 7)
+	if upd.SourceCommit != fullB[:12] {
+		t.Fatalf("head %s", upd.SourceCommit)
+	}
 	wantCalls(t, hs.mustHandle(event(model.EventPRUpdated, upd, lena)))
 }
 
@@ -533,7 +526,7 @@ func TestIgnoredEvents(t *testing.T) {
 			t.Errorf("Handle(%v) = %v", ev, err)
 		}
 	}
-	wantCalls(t, hs.host.takeCalls())
+	wantCalls(t, hs.host.take())
 	err := hs.h.Handle(context.Background(), &model.Event{Source: model.SourceBitbucket, Kind: model.EventPRCreated})
 	if !permanent(err) {
 		t.Errorf("event without a pull request: %v, want a permanent error", err)
@@ -544,7 +537,7 @@ func TestReconcileAudit(t *testing.T) {
 	hs := newHarness(t)
 	pr := newPR()
 	hs.upstream(pr, goodFiles...)
-	cur := hs.host.pr(repoPay, 7) // what the audit reads: full hash here
+	cur := hs.current(repoPay, 7) // what the audit reads: a 12-hex head
 	res, err := hs.h.Reconcile(context.Background(), cur, "audit")
 	if err != nil {
 		t.Fatal(err)
@@ -555,12 +548,12 @@ func TestReconcileAudit(t *testing.T) {
 	if d := hs.st.lastDecision(); d.Trigger != "audit" || d.DeliveryID != "" {
 		t.Errorf("decision trigger %q delivery %q", d.Trigger, d.DeliveryID)
 	}
-	hs.host.takeCalls()
-	res, err = hs.h.Reconcile(context.Background(), hs.host.pr(repoPay, 7), "audit")
+	hs.host.take()
+	res, err = hs.h.Reconcile(context.Background(), hs.current(repoPay, 7), "audit")
 	if err != nil || res.Changed || res.Calls != 0 || res.Outcome != "nothing to change" {
 		t.Errorf("second audit = %+v, %v", res, err)
 	}
-	wantCalls(t, hs.host.takeCalls())
+	wantCalls(t, hs.host.take())
 }
 
 func TestConcurrentEventsOfOnePullRequest(t *testing.T) {
@@ -582,17 +575,21 @@ func TestConcurrentEventsOfOnePullRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	calls := hs.host.takeCalls()
+	calls := hs.host.take()
 	if count(calls, "CreateComment") != 1 || count(calls, "SetReviewers") != 1 || count(calls, "PullRequestDiffStat") != 1 {
 		t.Errorf("calls %q: want one diffstat, one PUT, one comment", calls)
 	}
-	if n := len(hs.host.commentsOn(repoPay, 7)); n != 1 {
+	if n := len(hs.srv.Comments(repoPay, 7)); n != 1 {
 		t.Errorf("%d comments", n)
 	}
 }
 
 func TestNewOptions(t *testing.T) {
-	ok := Options{Host: newFakeHost(), Store: newMemStore(), Roles: nil, PublicURL: "http://x"}
+	client, err := bitbucket.New(bitbucket.Options{BaseURL: "http://127.0.0.1:1/2.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := Options{Host: client, Store: newMemStore(), Roles: nil, PublicURL: "http://x"}
 	tests := []struct {
 		name   string
 		mutate func(*Options)
@@ -649,14 +646,12 @@ func TestRetargetRereadsTheDiff(t *testing.T) {
 	pr := newPR()
 	hs.upstream(pr, goodFiles...)
 	hs.mustHandle(event(model.EventPRCreated, pr, lena))
-	cur := hs.current(repoPay, 7)
-	cur.DestinationBranch, cur.UpdatedAt = "release/1.2", cur.UpdatedAt.Add(time.Hour)
-	hs.host.add(cur, "internal/refund/refund.go", "helm/values.yaml")
-	calls := hs.mustHandle(event(model.EventPRUpdated, cur, lena))
+	hs.edit(7, t0.Add(time.Hour), bitbuckettest.Edit{DestinationBranch: "release/1.2", Files: changed("internal/refund/refund.go", "helm/values.yaml")})
+	calls := hs.mustHandle(event(model.EventPRUpdated, hs.current(repoPay, 7), lena))
 	if count(calls, "PullRequestDiffStat") != 1 {
 		t.Fatalf("calls %q: a retargeted pull request needs its diff again", calls)
 	}
-	if st, _ := hs.host.status(repoPay, fullA, rules.StatusTests); st.State != rules.StateFailed {
+	if st, _ := hs.status(repoPay, fullA, rules.StatusTests); st.State != rules.StateFailed {
 		t.Errorf("tests after retarget %+v", st)
 	}
 }
@@ -671,14 +666,14 @@ func BenchmarkRedelivery(b *testing.B) {
 		b.Fatal(err)
 	}
 	ev := event(model.EventPRUpdated, hs.current(repoPay, 7), lena)
-	hs.host.takeCalls()
+	hs.host.take()
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := hs.h.Handle(context.Background(), ev); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if n := len(hs.host.takeCalls()); n != 0 {
+	if n := len(hs.host.take()); n != 0 {
 		b.Fatalf("%d upstream calls", n)
 	}
 }

@@ -9,10 +9,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
+
+// statusPost fails the build status post after `skip` of them went through.
+func statusPost(skip, status int) bitbuckettest.Fault {
+	return bitbuckettest.Fault{Endpoint: "POST /repositories/{ws}/{repo}/commit/{hash}/statuses/build", Skip: skip, Times: 1, Status: status}
+}
 
 func storeFilter() store.FindingFilter { return store.FindingFilter{} }
 
@@ -33,19 +39,21 @@ func TestRetries(t *testing.T) {
 	}{
 		{
 			name:       "status post fails after the PUT: the retry does not PUT again",
-			inject:     func(hs *harness) { hs.host.failNext("SetCommitStatus", &fakeErr{503}) },
+			inject:     func(hs *harness) { hs.srv.Fail(statusPost(0, 503)) },
 			wantErr:    temporary,
 			retryCalls: []string{"SetCommitStatus", "SetCommitStatus", "CreateComment"},
 		},
 		{
 			name:       "second status fails: the retry posts only that one",
-			inject:     func(hs *harness) { hs.host.failNext("SetCommitStatus", nil, &fakeErr{429}) },
+			inject:     func(hs *harness) { hs.srv.Fail(statusPost(1, 429)) },
 			wantErr:    temporary,
 			retryCalls: []string{"SetCommitStatus", "CreateComment"},
 		},
 		{
-			name:       "comment post fails: the retry creates exactly one",
-			inject:     func(hs *harness) { hs.host.failNext("CreateComment", &fakeErr{500}) },
+			name: "comment post fails: the retry creates exactly one",
+			inject: func(hs *harness) {
+				hs.srv.Fail(bitbuckettest.Fault{Endpoint: "POST /repositories/{ws}/{repo}/pullrequests/{id}/comments", Times: 1, Status: 500})
+			},
 			wantErr:    temporary,
 			retryCalls: []string{"CreateComment"},
 		},
@@ -71,14 +79,18 @@ func TestRetries(t *testing.T) {
 			retryCalls: nil,
 		},
 		{
-			name:       "diffstat fails: nothing else happens, the retry does it all",
-			inject:     func(hs *harness) { hs.host.failNext("PullRequestDiffStat", &fakeErr{502}) },
+			name: "diffstat fails: nothing else happens, the retry does it all",
+			inject: func(hs *harness) {
+				hs.srv.Fail(bitbuckettest.Fault{Method: "GET", Path: "/diffstat", Times: 1, Status: 502})
+			},
 			wantErr:    temporary,
 			retryCalls: []string{"PullRequestCommits", "PullRequestDiffStat", "GetPullRequest", "SetReviewers", "SetCommitStatus", "SetCommitStatus", "CreateComment"},
 		},
 		{
-			name:       "reviewers refused for good: statuses and comment still posted",
-			inject:     func(hs *harness) { hs.host.failNext("SetReviewers", &fakeErr{400}) },
+			name: "reviewers refused for good: statuses and comment still posted",
+			inject: func(hs *harness) {
+				hs.srv.Fail(bitbuckettest.Fault{Endpoint: "PUT /repositories/{ws}/{repo}/pullrequests/{id}", Times: 1, Status: 400})
+			},
 			wantErr:    permanent,
 			retryCalls: []string{"GetPullRequest", "SetReviewers"},
 		},
@@ -97,24 +109,27 @@ func TestRetries(t *testing.T) {
 			if d := hs.st.lastDecision(); d.ID != 0 && !strings.Contains(d.Outcome, "error") && !errors.Is(err, errDB) {
 				t.Errorf("failed decision outcome %q", d.Outcome)
 			}
-			hs.host.takeCalls()
+			hs.host.take()
+			// The inbox retries later: after a 429 the client sends
+			// nothing until Bitbucket's window opens again.
+			hs.now = hs.now.Add(time.Hour)
 			calls := hs.mustHandle(ev)
 			wantCalls(t, calls, tt.retryCalls...)
 
-			if n := len(hs.host.commentsOn(repoPay, 7)); n != 1 {
+			if n := len(hs.srv.Comments(repoPay, 7)); n != 1 {
 				t.Errorf("%d comments after the retry, want 1", n)
 			}
-			if got := hs.host.reviewerIDs(repoPay, 7); len(got) != 1 {
+			if got := hs.reviewerIDs(repoPay, 7); len(got) != 1 {
 				t.Errorf("reviewers after the retry %q", got)
 			}
 			for _, key := range []string{rules.StatusReview, rules.StatusTests} {
-				if _, ok := hs.host.status(repoPay, fullA, key); !ok {
+				if _, ok := hs.status(repoPay, fullA, key); !ok {
 					t.Errorf("no %s after the retry", key)
 				}
 			}
 			// An approval that counts explains nothing new (the status
 			// says it): the comment stays.
-			lead := model.Actor{AccountID: hs.host.reviewerIDs(repoPay, 7)[0]}
+			lead := model.Actor{AccountID: hs.reviewerIDs(repoPay, 7)[0]}
 			calls = hs.mustHandle(approvalEvent(hs.current(repoPay, 7), lead, t0.Add(time.Hour)))
 			if count(calls, "CreateComment") != 0 || count(calls, "UpdateComment") != 0 {
 				t.Errorf("approval calls %q, want no comment call", calls)
@@ -134,7 +149,7 @@ func TestCommentDeletedUpstream(t *testing.T) {
 	pr := newPR()
 	hs.upstream(pr, goodFiles...)
 	hs.mustHandle(event(model.EventPRCreated, pr, lena))
-	hs.host.deleteComments(repoPay, 7)
+	hs.deleteComments(repoPay, 7)
 	// Paul's approval does not count, and the comment says why: the edit
 	// finds it gone (404) and the explanation is posted again.
 	paul := actor(accPaul, "Paul Kim")
@@ -143,7 +158,7 @@ func TestCommentDeletedUpstream(t *testing.T) {
 	if out := hs.st.lastDecision().Outcome; !strings.Contains(out, "comment posted again") {
 		t.Errorf("outcome %q", out)
 	}
-	cs := hs.host.commentsOn(repoPay, 7)
+	cs := hs.srv.Comments(repoPay, 7)
 	if len(cs) != 1 {
 		t.Fatalf("%d comments", len(cs))
 	}
@@ -152,7 +167,7 @@ func TestCommentDeletedUpstream(t *testing.T) {
 	un.Approval = &model.Approval{AccountID: paul.AccountID, State: model.ReviewNone}
 	calls = hs.mustHandle(un)
 	wantCalls(t, calls, "GetPullRequest", "UpdateComment")
-	if got := hs.host.commentsOn(repoPay, 7); len(got) != 1 || got[0].ID != cs[0].ID {
+	if got := hs.srv.Comments(repoPay, 7); len(got) != 1 || got[0].ID != cs[0].ID {
 		t.Errorf("comments %+v", got)
 	}
 }
@@ -169,7 +184,7 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("outcome %q lacks %q", d.Outcome, part)
 		}
 	}
-	if got := hs.host.reviewerIDs(repoPay, 7); len(got) != 0 {
+	if got := hs.reviewerIDs(repoPay, 7); len(got) != 0 {
 		t.Errorf("dry-run set reviewers %q", got)
 	}
 	rec, _ := hs.st.rec(repoPay, 7)
@@ -197,9 +212,9 @@ func TestMetrics(t *testing.T) {
 	pr := newPR()
 	hs.upstream(pr, goodFiles...)
 	hs.mustHandle(event(model.EventPRCreated, pr, lena))
-	edited := hs.current(repoPay, 7)
-	edited.Title, edited.UpdatedAt = "Add refunds (v2)", edited.UpdatedAt.Add(time.Hour)
-	hs.mustHandle(event(model.EventPRUpdated, edited, lena))
+	title := "Add refunds (v2)"
+	hs.edit(7, t0.Add(time.Hour), bitbuckettest.Edit{Title: &title})
+	hs.mustHandle(event(model.EventPRUpdated, hs.current(repoPay, 7), lena))
 
 	decisions := map[[2]string]float64{
 		{"technical-lead/code-review", "unmet"}:         2,

@@ -1,19 +1,10 @@
 package replicatest
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,101 +15,23 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
 )
 
-// gate sits between the daemons and the fake Bitbucket: while held, every
-// request waits (a slow upstream), so deliveries are in flight when a
-// process is killed.
-type gate struct {
-	mu      sync.Mutex
-	open    chan struct{}
-	waiting atomic.Int64
-	srv     *httptest.Server
-
-	from, to []byte // the fake's address, the gate's
-}
-
-func newGate(t *testing.T, upstream string) *gate {
-	u, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "" // the daemon's requests carry /2.0 already
-	g := &gate{open: make(chan struct{})}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		direct(r)
-		r.Header.Del("Accept-Encoding") // plain bodies, to rewrite their links
-	}
-	proxy.ErrorLog = log.New(io.Discard, "", 0) // a killed daemon's requests end in errors: expected
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.mu.Lock()
-		open := g.open
-		g.mu.Unlock()
-		g.waiting.Add(1)
-		select {
-		case <-open:
-		case <-r.Context().Done(): // the daemon died
-			g.waiting.Add(-1)
-			return
-		}
-		g.waiting.Add(-1)
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(g.srv.Close)
-	// The fake writes its own address into links (pagination, diffstat),
-	// which the client follows only on the API host: point them at the gate.
-	from, to := []byte("http://"+u.Host), []byte(g.srv.URL)
-	g.from, g.to = from, to
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		if loc := resp.Header.Get("Location"); loc != "" {
-			resp.Header.Set("Location", string(bytes.ReplaceAll([]byte(loc), from, to)))
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		b = bytes.ReplaceAll(b, from, to)
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		resp.ContentLength = int64(len(b))
-		resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
-		return nil
-	}
-	return g
-}
-
-func (g *gate) hold() {
-	g.mu.Lock()
-	g.open = make(chan struct{})
-	g.mu.Unlock()
-}
-
-func (g *gate) release() {
-	g.mu.Lock()
-	close(g.open)
-	g.mu.Unlock()
-}
-
-func (g *gate) URL() string { return g.srv.URL + "/2.0" }
-
-// inFlight sends n pull requests to p with upstream held and waits until
-// n requests of theirs are waiting on the gate.
-func inFlight(ctx context.Context, t *testing.T, bb *bitbuckettest.Server, g *gate, p *Process, n int) {
+// inFlight sends n pull requests to p with Bitbucket holding every
+// request (a slow upstream), and waits until n requests of theirs are
+// held, so that deliveries are in flight when a process is killed.
+func inFlight(ctx context.Context, t *testing.T, bb *bitbuckettest.Server, p *Process, n int) {
 	t.Helper()
-	g.hold()
+	bb.Hold()
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i := range n {
 		d := Event(bb, secret, "pullrequest:created", OpenPR(bb, 1000+i))
-		d.Body = bytes.ReplaceAll(d.Body, g.from, g.to) // its links lead through the gate
-		d.Signature = bitbuckettest.Sign(secret, d.Body)
 		code, err := Post(ctx, client, p.URL()+"/webhooks/bitbucket", d)
 		if err != nil || code != http.StatusAccepted {
 			t.Fatalf("delivery %d: %d, %v", i, code, err)
 		}
 	}
-	for g.waiting.Load() < int64(n) {
+	for bb.Held() < n {
 		if ctx.Err() != nil {
-			t.Fatalf("only %d requests in flight, want %d", g.waiting.Load(), n)
+			t.Fatalf("only %d requests in flight, want %d", bb.Held(), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -168,20 +81,19 @@ func TestRecoveryAfterKillSQLite(t *testing.T) {
 	if err := AddPeople(bb); err != nil {
 		t.Fatal(err)
 	}
-	g := newGate(t, bb.URL())
-	opts := Options{Binary: bin, Dir: filepath.Join(dir, "rk"), Name: "first", BitbucketURL: g.URL(), WebhookSecret: secret, Extra: recoveryExtra}
+	opts := Options{Binary: bin, Dir: filepath.Join(dir, "rk"), Name: "first", BitbucketURL: bb.URL(), WebhookSecret: secret, Extra: recoveryExtra}
 	first, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = first.Kill() })
 	const n = 4
-	inFlight(ctx, t, bb, g, first, n)
+	inFlight(ctx, t, bb, first, n)
 	if err := first.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
-	g.release()
+	bb.Release()
 
 	opts.Name = "second"
 	second, err := Start(ctx, opts)
@@ -258,10 +170,9 @@ func TestRecoveryAfterKillPostgres(t *testing.T) {
 	if err := AddPeople(bb); err != nil {
 		t.Fatal(err)
 	}
-	g := newGate(t, bb.URL())
 	start := func(name string) *Process {
 		p, err := Start(ctx, Options{Binary: bin, Dir: filepath.Join(dir, name), Name: name, Store: "postgres", DSN: schema.DSN,
-			BitbucketURL: g.URL(), WebhookSecret: secret, Extra: recoveryExtra})
+			BitbucketURL: bb.URL(), WebhookSecret: secret, Extra: recoveryExtra})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +181,7 @@ func TestRecoveryAfterKillPostgres(t *testing.T) {
 	victim := start("victim")
 	t.Cleanup(func() { _ = victim.Kill() })
 	const n = 4
-	inFlight(ctx, t, bb, g, victim, n) // before the survivor exists: the victim holds them all
+	inFlight(ctx, t, bb, victim, n) // before the survivor exists: the victim holds them all
 	survivor := start("survivor")
 	t.Cleanup(func() {
 		_ = survivor.Stop(10 * time.Second)
@@ -282,7 +193,7 @@ func TestRecoveryAfterKillPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	killedAt := time.Now()
-	g.release()
+	bb.Release()
 
 	st, err := postgres.Open(ctx, schema.DSN)
 	if err != nil {

@@ -22,6 +22,7 @@ type reply struct {
 	status int
 	header map[string]string
 	body   any
+	html   string // sent as text/html instead of body
 }
 
 func ok(body any) reply                 { return reply{status: http.StatusOK, body: body} }
@@ -35,10 +36,29 @@ func badRequest(msg string, field string) reply {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		s.held.Add(1)
+		select {
+		case <-hold:
+			s.held.Add(-1)
+		case <-r.Context().Done():
+			s.held.Add(-1)
+			return
+		}
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	rep := s.handle(r, body)
 	for k, v := range rep.header {
 		w.Header().Set(k, v)
+	}
+	if rep.html != "" {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(rep.status)
+		_, _ = io.WriteString(w, rep.html)
+		return
 	}
 	if rep.body == nil {
 		w.WriteHeader(rep.status)
@@ -55,22 +75,32 @@ func (s *Server) handle(r *http.Request, body []byte) reply {
 	defer s.mu.Unlock()
 	escaped := r.URL.EscapedPath()
 	rel, inAPI := strings.CutPrefix(escaped, "/2.0/")
-	s.calls[bitbucket.EndpointTemplate(r.Method, "/"+rel)]++
+	endpoint := bitbucket.EndpointTemplate(r.Method, "/"+rel)
+	s.calls[endpoint]++
 	s.total++
 
 	for _, f := range s.failures {
-		if f.times > 0 && (f.method == "" || f.method == r.Method) && strings.Contains(r.URL.Path, f.path) {
-			f.times--
-			msg := http.StatusText(f.status)
-			if f.status == http.StatusTooManyRequests {
-				msg = "Rate limit for this resource has been exceeded"
-			}
-			rep := fail(f.status, msg)
-			if f.retryAfter != "" {
-				rep.header = map[string]string{"Retry-After": f.retryAfter}
-			}
-			return rep
+		if !f.match(r.Method, r.URL.Path, endpoint) {
+			continue
 		}
+		if f.seen < f.Skip {
+			f.seen++
+			continue
+		}
+		f.Times--
+		s.faulted++
+		if f.HTML {
+			return reply{status: f.Status, html: "<html><body><h1>Bitbucket is down for maintenance</h1></body></html>"}
+		}
+		msg := http.StatusText(f.Status)
+		if f.Status == http.StatusTooManyRequests {
+			msg = "Rate limit for this resource has been exceeded"
+		}
+		rep := fail(f.Status, msg)
+		if f.RetryAfter != "" {
+			rep.header = map[string]string{"Retry-After": f.RetryAfter}
+		}
+		return rep
 	}
 	if s.auth != nil && !s.authorized(r) {
 		return fail(http.StatusUnauthorized, "Unauthorized")
@@ -395,6 +425,12 @@ func (s *Server) commitRoute(r *http.Request, body []byte, rp *repo, hash string
 	switch {
 	case rest[0] == "pullrequests" && n == 1:
 		return s.only(r, http.MethodGet, func() reply {
+			switch rp.linkIndex {
+			case IndexBuilding:
+				return reply{status: http.StatusAccepted, body: errorBody("The repository's pull requests are still being indexed.", nil)}
+			case IndexMissing:
+				return fail(http.StatusNotFound, "Either the repository does not exist, or pull request commit links have not yet been indexed.")
+			}
 			var vals []any
 			ids := make([]int, 0, len(rp.prs))
 			for id := range rp.prs {

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/model"
@@ -48,17 +49,44 @@ type Server struct {
 	calls    map[string]int         // "METHOD /template"
 	total    int                    //
 	failures []*failure             //
+	faulted  int                    // requests answered by a fault
+	hold     chan struct{}          // not nil: requests wait until it closes
+	held     atomic.Int64           // requests waiting on hold
 	auth     *credentials           // nil: anything goes
 	seq      int                    // ids of comments, deployments, uuids
 }
 
 type credentials struct{ user, token string }
 
+// Fault is an injected failure: once Skip matching requests went through,
+// the next Times matching requests answer Status with Bitbucket's error
+// body (and Retry-After when set), before any other check. Empty matchers
+// match everything.
+type Fault struct {
+	Method     string // "GET", "PUT", …
+	Path       string // a substring of the request path
+	Endpoint   string // exactly as Calls names it: "PUT /repositories/{ws}/{repo}/pullrequests/{id}"
+	Skip       int
+	Times      int
+	Status     int
+	RetryAfter string
+	// When, if set, limits the fault to the moments it returns true (an
+	// outage window on a test's clock). It runs under the server's lock:
+	// it must not call the server.
+	When func() bool
+	// HTML answers a maintenance page (text/html) instead of Bitbucket's
+	// JSON error, as a proxy in front of Bitbucket does when it is down.
+	HTML bool
+}
+
 type failure struct {
-	method, path string
-	status       int
-	times        int
-	retryAfter   string
+	Fault
+	seen int // matching requests let through so far
+}
+
+func (f *failure) match(method, path, endpoint string) bool {
+	return f.Times > 0 && (f.Method == "" || f.Method == method) && strings.Contains(path, f.Path) &&
+		(f.Endpoint == "" || f.Endpoint == endpoint) && (f.When == nil || f.When())
 }
 
 type repo struct {
@@ -73,7 +101,19 @@ type repo struct {
 	deployments  []*deployment                 // oldest first
 	statusOrder  map[string][]string           // commit → keys in creation order
 	mainBranch   string                        // the repository's main branch ("" reads as main)
+	linkIndex    LinkIndex                     // the pull request commit-links index
 }
+
+// LinkIndex is the state of a repository's pull request commit-links
+// index, which GET commit/{hash}/pullrequests needs: Bitbucket builds it
+// when the API is first asked, and old repositories may lack it.
+type LinkIndex int
+
+const (
+	IndexReady    LinkIndex = iota // the lookup answers (the default)
+	IndexBuilding                  // 202: "still being indexed"
+	IndexMissing                   // 404: "commit links have not yet been indexed"
+)
 
 type pullRequest struct {
 	id                 int
@@ -571,6 +611,65 @@ func (s *Server) Push(fullName string, id int, c Commit) (string, error) {
 	return hash, nil
 }
 
+// Edit is a change a person makes to an open pull request in the web
+// interface; nil fields and an empty DestinationBranch stay as they are.
+type Edit struct {
+	Title, Description *string
+	Draft              *bool
+	DestinationBranch  string              // retarget
+	Reviewers          *[]model.Actor      // the whole new list
+	Files              []model.ChangedFile // not nil: the changed files against the new destination
+}
+
+// Edit applies an edit by `by`, as Bitbucket records one: updated_on moves
+// and the activity gets a dated `update` entry naming the unchanged source
+// head. Reviewers must be known users, the author excepted.
+func (s *Server) Edit(fullName string, id int, by model.Actor, e Edit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, p, err := s.pr(fullName, id)
+	if err != nil {
+		return err
+	}
+	if p.state != model.PROpen {
+		return fmt.Errorf("bitbuckettest: %s#%d is %s", fullName, id, p.state)
+	}
+	var reviewers []model.Actor
+	if e.Reviewers != nil {
+		for _, a := range *e.Reviewers {
+			if sameActor(a, p.author) {
+				return fmt.Errorf("bitbuckettest: %s is the author and cannot be included as a reviewer", a.DisplayName)
+			}
+			reviewers = append(reviewers, s.addUser(a))
+		}
+	}
+	if e.Title != nil {
+		if strings.TrimSpace(*e.Title) == "" {
+			return fmt.Errorf("bitbuckettest: a pull request needs a title")
+		}
+		p.title = *e.Title
+	}
+	if e.Description != nil {
+		p.description = *e.Description
+	}
+	if e.Draft != nil {
+		p.draft = *e.Draft
+	}
+	if e.DestinationBranch != "" {
+		p.dstBranch = e.DestinationBranch
+	}
+	if e.Reviewers != nil {
+		p.reviewers = reviewers
+	}
+	if e.Files != nil {
+		p.files = append([]model.ChangedFile(nil), e.Files...)
+	}
+	now := s.now()
+	p.updated = now
+	p.activity = append(p.activity, activity{kind: "update", user: s.addUser(by), at: now, state: p.state, commit: p.srcCommit})
+	return nil
+}
+
 // DeleteComment deletes a comment as a person would in the web interface:
 // it disappears from lists, and reading or editing it answers 404.
 func (s *Server) DeleteComment(fullName string, id int, commentID string) error {
@@ -777,13 +876,65 @@ func (s *Server) AddDeployment(fullName, env, commit, state string) string {
 	return d.uuid
 }
 
+// SetLinkIndex sets the state of a repository's commit-links index.
+func (s *Server) SetLinkIndex(fullName string, st LinkIndex) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repo(fullName, true).linkIndex = st
+}
+
+// Faulted is how many requests a fault answered.
+func (s *Server) Faulted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faulted
+}
+
+// Hold makes requests wait, unanswered, until Release: a slow or hung
+// Bitbucket with requests in flight. A request whose client gives up
+// returns unanswered.
+func (s *Server) Hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold == nil {
+		s.hold = make(chan struct{})
+	}
+}
+
+// Release answers the held requests and stops holding.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold != nil {
+		close(s.hold)
+		s.hold = nil
+	}
+}
+
+// Held is how many requests are waiting on Hold.
+func (s *Server) Held() int { return int(s.held.Load()) }
+
+// ClearFaults removes every injected fault (Bitbucket is back).
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
+}
+
 // FailNext makes the next `times` requests whose method matches (""
 // matches any) and whose path contains pathSubstring answer status with a
 // Bitbucket error body, and Retry-After when retryAfter is not empty.
 func (s *Server) FailNext(method, pathSubstring string, status, times int, retryAfter string) {
+	s.Fail(Fault{Method: method, Path: pathSubstring, Status: status, Times: times, RetryAfter: retryAfter})
+}
+
+// Fail injects a fault (see Fault): a failure part-way through a sequence
+// of calls ("the second status post answers 429") or on one endpoint only.
+func (s *Server) Fail(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failures = append(s.failures, &failure{method: strings.ToUpper(method), path: pathSubstring, status: status, times: times, retryAfter: retryAfter})
+	f.Method = strings.ToUpper(f.Method)
+	s.failures = append(s.failures, &failure{Fault: f})
 }
 
 // Calls counts requests received, by "METHOD /normalised/path" (the

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/upstream"
@@ -238,6 +240,10 @@ func TestFakeDeletedCommentIsA404(t *testing.T) {
 	if !errors.As(err, &e) || !upstream.IsNotFound(err) || !upstream.IsPermanent(err) || e.Service != "bitbucket" || e.Message == "" {
 		t.Fatalf("edit of a deleted comment: %#v", err)
 	}
+	// A comment that never was answers the same.
+	if err := c.UpdateComment(ctx, repo, id, "999999", "x"); !errors.As(err, &e) || !upstream.IsNotFound(err) || e.Service != "bitbucket" {
+		t.Errorf("edit of an unknown comment: %#v", err)
+	}
 	if list, _ := c.ListComments(ctx, repo, id, 0); len(list) != 0 {
 		t.Errorf("deleted comment listed: %+v", list)
 	}
@@ -318,5 +324,249 @@ func TestFakeMainBranch(t *testing.T) {
 	}
 	if _, err := c.MainBranch(context.Background(), "acme/none"); !upstream.IsNotFound(err) {
 		t.Errorf("unknown repository: %v", err)
+	}
+}
+
+// Edits and reviewer changes are `update` entries too, dated and naming the
+// source head as a 12-hex hash (the same one the pushes name): only
+// entries that name a new head are pushes.
+func TestFakeEditsAndReviewerChangesAreUpdateEntries(t *testing.T) {
+	s, clk := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Description: "Adds refunds.", Author: ana})
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+	head, _ := s.PullRequest(repo, id)
+
+	if _, err := c.SetReviewers(ctx, repo, id, "Refunds", "Adds refunds.", []model.Actor{cai}); err != nil {
+		t.Fatal(err)
+	}
+	putAt := clk.t
+	title, draft := "Refunds (v2)", true
+	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{Title: &title, Draft: &draft, DestinationBranch: "release/1", Reviewers: &[]model.Actor{ben}}); err != nil {
+		t.Fatal(err)
+	}
+	editAt := clk.t
+	pr, _ := s.PullRequest(repo, id)
+	if pr.Title != title || !pr.Draft || pr.DestinationBranch != "release/1" || len(pr.Reviewers) != 1 || pr.Reviewers[0].AccountID != ben.AccountID ||
+		pr.Description != "Adds refunds." || !pr.UpdatedAt.Equal(editAt) {
+		t.Errorf("after the edit: %+v", pr)
+	}
+	acts, err := c.PullRequestActivity(ctx, repo, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acts) != 3 {
+		t.Fatalf("activity %+v: want the opening, the PUT and the edit", acts)
+	}
+	for i, want := range []struct {
+		at time.Time
+		by string
+	}{{editAt, ana.AccountID}, {putAt, s.CurrentUser().AccountID}} {
+		a := acts[i]
+		if a.Kind != model.ActivityUpdate || !a.At.Equal(want.at) || a.User.AccountID != want.by ||
+			a.SourceCommit != head.SourceCommit || len(a.SourceCommit) != 12 {
+			t.Errorf("entry %d = %+v, want an update by %s at %v naming %s", i, a, want.by, want.at, head.SourceCommit)
+		}
+	}
+	// None of them is a push: the head was pushed when the pull request opened.
+	if last, ok := model.LastPush(acts, head.SourceCommit, false); !ok || !last.Before(putAt) {
+		t.Errorf("last push %v %v, want the opening", last, ok)
+	}
+	// Bitbucket refuses the author as a reviewer in the web interface too.
+	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{Reviewers: &[]model.Actor{ana}}); err == nil {
+		t.Error("the author was made a reviewer")
+	}
+	if acts2, _ := c.PullRequestActivity(ctx, repo, id); len(acts2) != 3 {
+		t.Errorf("a refused edit left an entry: %d", len(acts2))
+	}
+}
+
+// A fault can let requests through first and match one endpoint only, so
+// that a test fails "the second status post" and nothing else.
+func TestFakeFaultSkipsAndMatchesOneEndpoint(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	pr, _ := s.PullRequest(repo, id)
+	var waits []time.Duration
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1,
+		Sleep: func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s.Fail(bitbuckettest.Fault{Endpoint: "POST /repositories/{ws}/{repo}/commit/{hash}/statuses/build", Skip: 1, Times: 1, Status: 429, RetryAfter: "7"})
+	post := func(key string) error {
+		return c.SetCommitStatus(ctx, repo, pr.SourceCommit, model.CommitStatus{Key: key, State: "INPROGRESS", URL: "http://127.0.0.1/d"})
+	}
+	if err := post("first"); err != nil {
+		t.Fatalf("first post: %v", err)
+	}
+	// Another endpoint, and a path that contains the same words, pass.
+	if _, err := c.CreateComment(ctx, repo, id, "statuses/build"); err != nil {
+		t.Fatalf("comment: %v", err)
+	}
+	err = post("second")
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 429 || !e.Temporary() || e.RetryAfter() != 7*time.Second {
+		t.Fatalf("second post: %#v", err)
+	}
+	if err := post("third"); err != nil {
+		t.Fatalf("third post: %v", err)
+	}
+	got := s.Statuses(repo, pr.SourceCommit)
+	if _, ok := got["second"]; ok || len(got) != 2 {
+		t.Errorf("statuses %v", got)
+	}
+	// Path and method matchers together.
+	s.Fail(bitbuckettest.Fault{Method: "put", Path: "/pullrequests/", Times: 1, Status: 400})
+	if _, err := c.SetReviewers(ctx, repo, id, "Refunds", "", nil); !upstream.IsPermanent(err) {
+		t.Errorf("PUT: %v", err)
+	}
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil {
+		t.Errorf("GET after a PUT fault: %v", err)
+	}
+}
+
+// The commit-links index: without it Bitbucket cannot say which pull
+// requests hold a commit (404), while it builds it answers 202.
+func TestFakeCommitLinkIndex(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	pr, _ := s.PullRequest(repo, id)
+	c := newClient(t, s, nil)
+	ctx := context.Background()
+	if prs, err := c.CommitPullRequests(ctx, repo, pr.SourceCommit); err != nil || len(prs) != 1 || prs[0].ID != id {
+		t.Fatalf("indexed: %+v %v", prs, err)
+	}
+	s.SetLinkIndex(repo, bitbuckettest.IndexBuilding)
+	_, err := c.CommitPullRequests(ctx, repo, pr.SourceCommit)
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 202 || !e.Temporary() {
+		t.Errorf("building: %#v", err)
+	}
+	s.SetLinkIndex(repo, bitbuckettest.IndexMissing)
+	if _, err := c.CommitPullRequests(ctx, repo, pr.SourceCommit); !upstream.IsNotFound(err) {
+		t.Errorf("missing: %v", err)
+	}
+	// Only that lookup depends on the index.
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil {
+		t.Errorf("pull request read without the index: %v", err)
+	}
+}
+
+// An outage lasts until the faults are cleared.
+func TestFakeClearFaults(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Fail(bitbuckettest.Fault{Status: 503, Times: 1 << 20})
+	for range 3 {
+		if _, err := c.GetPullRequest(context.Background(), repo, id); err == nil {
+			t.Fatal("answered during the outage")
+		}
+	}
+	s.ClearFaults()
+	if _, err := c.GetPullRequest(context.Background(), repo, id); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+}
+
+// An outage on a test's clock, answered with a maintenance page as a proxy
+// in front of Bitbucket does: the client reads no JSON error from it.
+func TestFakeOutageWindow(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	s.Fail(bitbuckettest.Fault{Status: 503, Times: 1 << 20, HTML: true, When: down.Load})
+	ctx := context.Background()
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil || s.Faulted() != 0 {
+		t.Fatalf("before the outage: %v, %d faulted", err, s.Faulted())
+	}
+	down.Store(true)
+	_, err = c.GetPullRequest(ctx, repo, id)
+	var e *upstream.Error
+	if !errors.As(err, &e) || e.StatusCode != 503 || !e.Temporary() || e.Message != "Service Unavailable" || s.Faulted() != 1 {
+		t.Errorf("during the outage: %#v, %d faulted", err, s.Faulted())
+	}
+	resp, err := http.Get(s.URL() + "/repositories/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("raw answer %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	down.Store(false)
+	if _, err := c.GetPullRequest(ctx, repo, id); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+}
+
+// Held requests wait unanswered until Release; one whose client gives up
+// leaves the count.
+func TestFakeHoldsRequests(t *testing.T) {
+	s, _ := newServer(t)
+	const repo = "acme/payments"
+	id := s.AddPullRequest(repo, bitbuckettest.PR{Title: "Refunds", Author: ana})
+	c, err := bitbucket.New(bitbucket.Options{BaseURL: s.URL(), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Hold()
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := c.GetPullRequest(context.Background(), repo, id)
+			done <- err
+		}()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := c.GetPullRequest(ctx, repo, id)
+		gaveUp <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Held() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests held, want 3", s.Held())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("a held request was answered: %v", err)
+	default:
+	}
+	cancel()
+	if err := <-gaveUp; err == nil {
+		t.Error("a request whose client gave up was answered")
+	}
+	for s.Held() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests held after one gave up, want 2", s.Held())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Release()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("released request: %v", err)
+		}
+	}
+	if s.Held() != 0 || s.TotalCalls() != 2 {
+		t.Errorf("held %d, answered %d", s.Held(), s.TotalCalls())
 	}
 }
