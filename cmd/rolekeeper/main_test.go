@@ -103,6 +103,11 @@ func TestValidate(t *testing.T) {
 		t.Fatal("the shipped roles.yaml has no break-glass follow_up")
 	}
 	badGlassFile := writeFile(t, dir, "glass.yaml", badGlass)
+	// Where the error must point: the line of the follow_up, its column.
+	before, _, _ := strings.Cut(badGlass, "follow_up: product-owners}")
+	glassLine := strings.Count(before, "\n") + 1
+	glassCol := len(before) - strings.LastIndex(before, "\n") + len("follow_up: ")
+	glassErr := fmt.Sprintf(`glass.yaml:%d:%d: role cto: break-glass: follow_up: undefined role "product-owners"`, glassLine, glassCol)
 	tests := []struct {
 		name   string
 		args   []string
@@ -119,7 +124,7 @@ func TestValidate(t *testing.T) {
 			`testdata/roles_bad.yaml:16:13: person kofi: undefined role "technical-leed"`}, 2},
 		{"missing roles file", []string{"--roles", "testdata/nope.yaml"}, 1, nil, []string{"nope.yaml"}, -1},
 		{"break-glass naming an unknown role", []string{"--roles", badGlassFile}, 1, nil, []string{
-			`glass.yaml:81:64: role cto: break-glass: follow_up: undefined role "product-owners"`}, 1},
+			glassErr}, 1},
 		{"config and its roles", []string{"--config", goodCfg}, 0, []string{goodCfg + ": valid", "roles.yaml: valid"}, nil, 0},
 		{"bad config", []string{"--config", badCfg}, 1, nil, []string{badCfg + `:2:1: unknown key "token"`, badCfg + `:3:17: store.driver: "mysql"`}, 2},
 		{"config naming bad roles", []string{"--config", badRolesCfg}, 1, nil, []string{"roles_bad.yaml:9:11: "}, 2},
