@@ -2,7 +2,6 @@ package roles
 
 import (
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -11,59 +10,6 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/glob"
 )
-
-// DefaultUserStoryPattern is the story-points rule's default test for a
-// user story ("As a …, I want …, so that …").
-const DefaultUserStoryPattern = `(?is)\bas an? .+?\bI want\b.+?\bso that\b`
-
-// DefaultSourcePaths are the unit-tests rule's default source-file globs.
-func DefaultSourcePaths() []string {
-	return []string{"**/*.go", "**/*.java", "**/*.kt", "**/*.ts", "**/*.tsx", "**/*.js", "**/*.jsx",
-		"**/*.py", "**/*.rb", "**/*.cs", "**/*.php", "**/*.swift", "**/*.scala"}
-}
-
-// DefaultTestPaths are the unit-tests rule's default test-file globs.
-func DefaultTestPaths() []string {
-	return []string{"**/*_test.go", "**/*Test.java", "**/*Tests.java", "**/*Test.kt",
-		"**/*.test.ts", "**/*.test.tsx", "**/*.spec.ts", "**/*.spec.tsx", "**/*.test.js", "**/*.spec.js",
-		"**/test_*.py", "**/*_test.py", "**/*_spec.rb", "**/*Tests.cs", "**/*Test.php", "**/*Tests.swift",
-		"**/*Spec.scala", "**/test/**", "**/tests/**", "**/__tests__/**", "**/src/test/**"}
-}
-
-// defaultIssueTypes are the issue types a Jira rule kind looks at when the
-// file names none.
-func defaultIssueTypes(k Kind) []string {
-	switch k {
-	case KindTestPlan:
-		return []string{"Epic"}
-	case KindDesignReview:
-		return []string{"Design"}
-	case KindStoryPoints:
-		return []string{"Story"}
-	}
-	return nil
-}
-
-// settingKeys lists the settings each rule kind accepts.
-func settingKeys(k Kind) []string {
-	switch k {
-	case KindCodeReview:
-		return []string{"reviewers", "approvals", "invalidate_on_push", "teams"}
-	case KindPathReview:
-		return []string{"paths", "reviewers", "approvals", "invalidate_on_push", "teams"}
-	case KindUnitTests:
-		return []string{"source_paths", "test_paths", "teams"}
-	case KindDeployApproval:
-		return []string{"environments", "branches", "invalidate_on_push", "teams"}
-	case KindTestPlan, KindDesignReview:
-		return []string{"issue_types", "teams"}
-	case KindStoryPoints:
-		return []string{"issue_types", "user_story_pattern", "teams"}
-	case KindReport:
-		return []string{"project"}
-	}
-	return nil
-}
 
 func kindNames() string {
 	specMu.RLock()
@@ -332,89 +278,13 @@ func (l *loader) decodeEnforce(n *yaml.Node, r *Role, resp *Responsibility, org 
 	}
 }
 
-// decodeRule decodes one rule's settings over the kind's defaults.
+// decodeRule decodes one rule's settings through its kind's spec
+// (registered by package rules): the keys it accepts, their defaults and
+// their checks all live there.
 func (l *loader) decodeRule(k Kind, p pair, r *Role, resp *Responsibility) *Rule {
-	rule := &Rule{Kind: k, Role: r.ID, Responsibility: resp.Text, Line: p.key.Line, Col: p.key.Column,
-		IssueTypes: defaultIssueTypes(k)}
+	rule := &Rule{Kind: k, Role: r.ID, Responsibility: resp.Text, Line: p.key.Line, Col: p.key.Column}
 	if spec, ok := Spec(k); ok {
 		l.decodeSpec(spec, rule, p, r)
-		return rule
-	}
-	switch k {
-	case KindCodeReview, KindPathReview:
-		rule.Reviewers, rule.Approvals = 1, 1
-	case KindUnitTests:
-		rule.SourcePaths, rule.TestPaths = DefaultSourcePaths(), DefaultTestPaths()
-	case KindStoryPoints:
-		rule.UserStoryPattern = DefaultUserStoryPattern
-	case KindDeployApproval:
-		rule.InvalidateOnPush = true // an approval belongs to the commit it saw
-	}
-	where := fmt.Sprintf("role %s: %s", r.ID, k)
-	f := l.fields(p.val, where, where+" settings must be a mapping", settingKeys(k)...)
-
-	if q, ok := f["reviewers"]; ok {
-		if v, ok := l.integer(q.val, where+": reviewers", 1); ok {
-			rule.Reviewers = v
-		}
-	}
-	if q, ok := f["approvals"]; ok {
-		if v, ok := l.integer(q.val, where+": approvals", 0); ok {
-			rule.Approvals = v
-		}
-	}
-	if q, ok := f["invalidate_on_push"]; ok {
-		if v, ok := l.boolean(q.val, where+": invalidate_on_push"); ok {
-			rule.InvalidateOnPush = v
-		}
-	}
-	if (k == KindCodeReview || k == KindPathReview) && rule.Approvals > rule.Reviewers {
-		at := f["approvals"].key
-		l.warnf(at, "%s: approvals (%d) exceed reviewers (%d): the rule asks %d but waits for approvals from %d of the role",
-			where, rule.Approvals, rule.Reviewers, rule.Reviewers, rule.Approvals)
-	}
-	if q, ok := f["paths"]; ok {
-		rule.Paths = l.globs(q.val, where+": paths")
-	} else if k == KindPathReview {
-		l.errf(p.key, "%s: missing paths (a list of globs, like [\"helm/**\", \"**/Dockerfile\"])", where)
-	}
-	if q, ok := f["source_paths"]; ok {
-		rule.SourcePaths = l.globs(q.val, where+": source_paths")
-	}
-	if q, ok := f["test_paths"]; ok {
-		rule.TestPaths = l.globs(q.val, where+": test_paths")
-	}
-	if q, ok := f["environments"]; ok {
-		rule.Environments = values(l.nonEmpty(q, where+": environments", "environment", "like [production]"))
-	} else if k == KindDeployApproval {
-		l.errf(p.key, "%s: missing environments (a list of deployment environments, like [production])", where)
-	}
-	if q, ok := f["branches"]; ok {
-		rule.Branches = l.globs(q.val, where+": branches")
-	}
-	if q, ok := f["issue_types"]; ok {
-		rule.IssueTypes = values(l.nonEmpty(q, where+": issue_types", "issue type", fmt.Sprintf("like %v", defaultIssueTypes(k))))
-	}
-	if q, ok := f["user_story_pattern"]; ok {
-		if s, ok := l.text(q.val, where+": user_story_pattern"); ok {
-			if _, err := regexp.Compile(s); err != nil {
-				l.errf(q.val, "%s: user_story_pattern is not a valid regular expression (Go syntax): %v", where, err)
-			} else {
-				rule.UserStoryPattern = s
-			}
-		}
-	}
-	if q, ok := f["project"]; ok {
-		if s, ok := l.text(q.val, where+": project"); ok {
-			if isProjectKey(s) {
-				rule.Project = s
-			} else {
-				l.errf(q.val, "%s: project %q must be a Jira project key: %s", where, s, keyRule)
-			}
-		}
-	}
-	if q, ok := f["teams"]; ok {
-		rule.Teams = l.ruleTeams(q, where)
 	}
 	return rule
 }

@@ -146,66 +146,6 @@ func TestGoodFilesLoadCleanly(t *testing.T) {
 	}
 }
 
-func TestDefaults(t *testing.T) {
-	org, err := LoadAt("testdata/good/defaults.yaml", judged)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if org.Version != 1 || org.Organization != "Example" {
-		t.Errorf("Version, Organization = %d, %q", org.Version, org.Organization)
-	}
-	byID := make(map[string]*Rule)
-	for _, r := range org.Rules {
-		byID[r.ID] = r
-	}
-	tests := []struct {
-		id   string
-		want Rule
-	}{
-		{"lead/code-review", Rule{Kind: KindCodeReview, Reviewers: 1, Approvals: 1, Line: 10, Col: 11}},
-		{"lead/path-review", Rule{Kind: KindPathReview, Reviewers: 1, Approvals: 1, Paths: []string{"**/*.go"}, Line: 11, Col: 11}},
-		{"lead/unit-tests", Rule{Kind: KindUnitTests, SourcePaths: DefaultSourcePaths(), TestPaths: DefaultTestPaths(), Line: 12, Col: 11}},
-		{"lead/deploy-approval", Rule{Kind: KindDeployApproval, Environments: []string{"production"}, InvalidateOnPush: true, Line: 13, Col: 11}},
-		{"lead/test-plan", Rule{Kind: KindTestPlan, IssueTypes: []string{"Epic"}, Line: 14, Col: 11}},
-		{"lead/design-review", Rule{Kind: KindDesignReview, IssueTypes: []string{"Design"}, Line: 15, Col: 11}},
-		{"lead/story-points", Rule{Kind: KindStoryPoints, IssueTypes: []string{"Story"}, UserStoryPattern: DefaultUserStoryPattern, Line: 16, Col: 11}},
-		{"lead/report", Rule{Kind: KindReport, Line: 17, Col: 11}},
-	}
-	if len(org.Rules) != len(tests) {
-		t.Fatalf("%d rules, want %d", len(org.Rules), len(tests))
-	}
-	for i, tt := range tests {
-		got := byID[tt.id]
-		if got == nil {
-			t.Errorf("no rule %s", tt.id)
-			continue
-		}
-		if org.Rules[i] != got {
-			t.Errorf("rule %d is %s, want %s (file order)", i, org.Rules[i].ID, tt.id)
-		}
-		want := tt.want
-		want.ID, want.Role, want.Responsibility = tt.id, "lead", "Everything at once"
-		if !reflect.DeepEqual(*got, want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", tt.id, *got, want)
-		}
-	}
-	role := org.Role("lead")
-	if role.Scope != ScopeTeam {
-		t.Errorf("scope %q, want team by default", role.Scope)
-	}
-	if len(role.Responsibilities) != 3 || role.Responsibilities[0].Manual() || !role.Responsibilities[1].Manual() || !role.Responsibilities[2].Manual() {
-		t.Errorf("responsibilities: want one enforced then two manual")
-	}
-	for i, resp := range role.Responsibilities {
-		if resp.Index != i || resp.Role != "lead" {
-			t.Errorf("responsibility %d: Index %d Role %q", i, resp.Index, resp.Role)
-		}
-	}
-	if len(role.Responsibilities[0].Rules) != 8 {
-		t.Errorf("first responsibility has %d rules, want 8", len(role.Responsibilities[0].Rules))
-	}
-}
-
 func TestAnchorsAndNumbering(t *testing.T) {
 	org, err := LoadAt("testdata/good/anchors.yaml", judged)
 	if err != nil {

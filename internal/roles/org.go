@@ -27,9 +27,11 @@ const (
 	KindReport         Kind = "report"
 )
 
-// Kinds lists every rule kind, in the order the contract gives them.
-var Kinds = []Kind{KindCodeReview, KindPathReview, KindUnitTests, KindDeployApproval,
-	KindTestPlan, KindDesignReview, KindStoryPoints, KindReport}
+// Kinds lists every registered rule kind, in the order package rules
+// registers them (its Registry: the contract's order, then the kinds
+// added since). Empty until package rules is linked in: without it no
+// kind is known, and a file enforcing any is refused, never half-read.
+var Kinds []Kind
 
 // Scope says whether a role is held per team or across the organisation.
 type Scope string
@@ -117,7 +119,7 @@ type Rule struct {
 	IssueTypes []string // test-plan default [Epic], design-review default [Design], story-points default [Story]
 
 	// story-points
-	UserStoryPattern string // regular expression; default DefaultUserStoryPattern
+	UserStoryPattern string // regular expression; default rules.DefaultUserStoryPattern
 
 	// report
 	Project string // Jira project key the weekly report issue is filed in ("" = none)
@@ -125,8 +127,9 @@ type Rule struct {
 	// Teams restricts the rule to some teams; empty means every team.
 	Teams []string
 
-	// Settings are the compiled settings of a kind registered by package
-	// rules (RegisterKind); nil for the kinds decoded here.
+	// Settings are the compiled settings of a kind whose spec has Decode
+	// (the kinds added since the registry); nil for the older kinds, whose
+	// spec's Apply fills the typed fields above.
 	Settings any
 
 	Line, Col int // where the rule was declared, for explain output

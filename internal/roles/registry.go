@@ -8,20 +8,25 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// KindSpec declares a rule kind whose settings, evaluation and findings
-// live in package rules (one file per kind there): this package only
-// decodes the settings through the spec, so that every problem still
-// names FILE:LINE:COL. Package rules registers its kinds when it is
-// linked in; a binary that loads roles.yaml without it refuses them as
-// unknown kinds rather than ignoring them.
+// KindSpec declares a rule kind: its settings, evaluation and findings
+// live in package rules (one file per kind there), every kind included:
+// this package only decodes the settings through the spec, so that every
+// problem still names FILE:LINE:COL. Package rules registers its kinds
+// when it is linked in; a binary that loads roles.yaml without it refuses
+// every kind as unknown rather than ignoring them (see Kinds).
 type KindSpec struct {
 	Kind Kind
-	// Settings are the keys the kind accepts; "teams" is added for kinds
-	// that are not organisation-only.
+	// Settings are the keys the kind accepts, in the order an unknown
+	// key's error lists them; "teams" is added for kinds that are not
+	// organisation-only.
 	Settings []string
 	// Decode reads the settings (s) and returns the kind's compiled
 	// settings, kept in Rule.Settings.
 	Decode func(s *Settings) any
+	// Apply reads the settings (s) into the rule's typed fields
+	// (Reviewers, Paths, Environments, IssueTypes …), defaults included:
+	// the older kinds keep them there because every reader uses them.
+	Apply func(s *Settings, r *Rule)
 	// OrgOnly: the rule applies across the organisation (no teams key).
 	OrgOnly bool
 	// NeedsHolder: a warning when nobody in the organisation holds the
@@ -40,7 +45,7 @@ var (
 func RegisterKind(s KindSpec) {
 	specMu.Lock()
 	defer specMu.Unlock()
-	if _, dup := specs[s.Kind]; dup || knownBuiltin(s.Kind) {
+	if _, dup := specs[s.Kind]; dup {
 		panic("roles: rule kind " + string(s.Kind) + " registered twice")
 	}
 	specs[s.Kind] = s
@@ -53,14 +58,6 @@ func Spec(k Kind) (KindSpec, bool) {
 	defer specMu.RUnlock()
 	s, ok := specs[k]
 	return s, ok
-}
-
-func knownBuiltin(k Kind) bool {
-	switch k {
-	case KindCodeReview, KindPathReview, KindUnitTests, KindDeployApproval, KindTestPlan, KindDesignReview, KindStoryPoints, KindReport:
-		return true
-	}
-	return false
 }
 
 // Settings is the decoder a KindSpec reads its settings with. Every
@@ -133,6 +130,33 @@ func (s *Settings) Globs(name string, def []string) []string {
 	return def
 }
 
+// Required reports a setting the kind cannot do without, at the kind,
+// when it is not written: "missing <name> (<what>)".
+func (s *Settings) Required(name, what string) bool {
+	if s.Has(name) {
+		return true
+	}
+	s.l.errf(s.key, "%s: missing %s (%s)", s.where, name, what)
+	return false
+}
+
+// ProjectKey reads a Jira project key such as PAY.
+func (s *Settings) ProjectKey(name, def string) string {
+	p, ok := s.f[name]
+	if !ok {
+		return def
+	}
+	v, ok := s.l.text(p.val, s.where+": "+name)
+	if !ok {
+		return def
+	}
+	if !isProjectKey(v) {
+		s.l.errf(p.val, "%s: %s %q must be a Jira project key: %s", s.where, name, v, keyRule)
+		return def
+	}
+	return v
+}
+
 // Regexp reads a regular expression (Go syntax) that must compile.
 func (s *Settings) Regexp(name, def string) string {
 	p, ok := s.f[name]
@@ -178,6 +202,16 @@ func (s *Settings) Errorf(name, format string, args ...any) {
 	s.l.errf(n, "%s: %s", s.where, fmt.Sprintf(format, args...))
 }
 
+// Warnf warns at the setting's key (or at the kind when it is not
+// written): the file loads, the warning names what the rule will do.
+func (s *Settings) Warnf(name, format string, args ...any) {
+	n := s.key
+	if p, ok := s.f[name]; ok {
+		n = p.key
+	}
+	s.l.warnf(n, "%s: %s", s.where, fmt.Sprintf(format, args...))
+}
+
 // roleRef is a role named by a setting, checked after all roles are read.
 type roleRef struct {
 	node  *yaml.Node
@@ -202,6 +236,9 @@ func (l *loader) decodeSpec(spec KindSpec, rule *Rule, p pair, r *Role) {
 	}
 	f := l.fields(p.val, where, where+" settings must be a mapping", keys...)
 	s := &Settings{l: l, where: where, key: p.key, f: f, Role: r.ID}
+	if spec.Apply != nil {
+		spec.Apply(s, rule)
+	}
 	if spec.Decode != nil {
 		rule.Settings = spec.Decode(s)
 	}

@@ -242,6 +242,18 @@ var deployApprovalKind = KindInfo{
 	Kind:   roles.KindDeployApproval,
 	Doc:    "deployments to environments wait for an approval of the role",
 	Action: "Review the deployment that went out without approval.",
+	Spec: &roles.KindSpec{
+		Kind:     roles.KindDeployApproval,
+		Settings: []string{"environments", "branches", "invalidate_on_push"},
+		Apply: func(s *roles.Settings, r *roles.Rule) {
+			if s.Required("environments", "a list of deployment environments, like [production]") {
+				r.Environments = s.List("environments", nil, false, "environment", "like [production]")
+			}
+			r.Branches = s.Globs("branches", nil)
+			// An approval belongs to the commit it saw.
+			r.InvalidateOnPush = s.Bool("invalidate_on_push", true)
+		},
+	},
 }
 
 // DeployRule returns the deploy-approval rule deciding a team's

@@ -11,8 +11,8 @@ import (
 
 // Default unit-tests globs, as the roles loader fills them in.
 var (
-	genSourcePaths = roles.DefaultSourcePaths()
-	genTestPaths   = roles.DefaultTestPaths()
+	genSourcePaths = DefaultSourcePaths()
+	genTestPaths   = DefaultTestPaths()
 )
 
 // genSpec shapes a generated organisation.

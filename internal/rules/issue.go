@@ -290,7 +290,7 @@ func evaluateStoryPoints(r *roles.Rule, s IssueSnapshot, res *IssueRuleResult) {
 	res.MissingPoints = s.StoryPointsField && is.StoryPoints == nil
 	pattern := r.UserStoryPattern
 	if pattern == "" {
-		pattern = roles.DefaultUserStoryPattern
+		pattern = DefaultUserStoryPattern
 	}
 	var notes []string
 	if re, err := regexp.Compile(pattern); err != nil {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,11 @@ var codeReviewKind = KindInfo{
 	Kind:   roles.KindCodeReview,
 	Doc:    "reviewers of the role on every pull request of the team",
 	Action: "Review the change after the fact and record the outcome on the pull request.",
+	Spec: &roles.KindSpec{
+		Kind:     roles.KindCodeReview,
+		Settings: []string{"reviewers", "approvals", "invalidate_on_push"},
+		Apply:    applyReview,
+	},
 	PR: &PRKind{
 		Status:   StatusReview,
 		PushTime: true,
@@ -33,6 +39,16 @@ var pathReviewKind = KindInfo{
 	Kind:   roles.KindPathReview,
 	Doc:    "the same, only when a changed file matches paths",
 	Action: "Review the change to the guarded paths after the fact and record the outcome.",
+	Spec: &roles.KindSpec{
+		Kind:     roles.KindPathReview,
+		Settings: []string{"paths", "reviewers", "approvals", "invalidate_on_push"},
+		Apply: func(s *roles.Settings, r *roles.Rule) {
+			if s.Required("paths", `a list of globs, like ["helm/**", "**/Dockerfile"]`) {
+				r.Paths = s.Globs("paths", nil)
+			}
+			applyReview(s, r)
+		},
+	},
 	PR: &PRKind{
 		Status:   StatusReview,
 		Files:    true,
@@ -40,6 +56,20 @@ var pathReviewKind = KindInfo{
 		Merge:    approvalsAtMerge,
 		evaluate: (*evaluation).pathReview,
 	},
+}
+
+// applyReview reads a review rule's settings: reviewers asked (default
+// 1), approvals required of the role (default 1; 0 is advisory) and
+// invalidate_on_push (default false, as Bitbucket). Asking fewer people
+// than the approvals it waits for loads, with a warning.
+func applyReview(s *roles.Settings, r *roles.Rule) {
+	r.Reviewers = s.Int("reviewers", 1, 1, math.MaxInt)
+	r.Approvals = s.Int("approvals", 1, 0, math.MaxInt)
+	r.InvalidateOnPush = s.Bool("invalidate_on_push", false)
+	if r.Approvals > r.Reviewers {
+		s.Warnf("approvals", "approvals (%d) exceed reviewers (%d): the rule asks %d but waits for approvals from %d of the role",
+			r.Approvals, r.Reviewers, r.Reviewers, r.Approvals)
+	}
 }
 
 // reviewResult is a review rule's result before it is judged.

@@ -13,6 +13,14 @@ var unitTestsKind = KindInfo{
 	Kind:   roles.KindUnitTests,
 	Doc:    "source changed without a test changed fails rolekeeper-tests",
 	Action: "Add the missing tests, or record on the pull request why none are needed.",
+	Spec: &roles.KindSpec{
+		Kind:     roles.KindUnitTests,
+		Settings: []string{"source_paths", "test_paths"},
+		Apply: func(s *roles.Settings, r *roles.Rule) {
+			r.SourcePaths = s.Globs("source_paths", DefaultSourcePaths())
+			r.TestPaths = s.Globs("test_paths", DefaultTestPaths())
+		},
+	},
 	PR: &PRKind{
 		Status:   StatusTests,
 		Files:    true,
@@ -20,6 +28,20 @@ var unitTestsKind = KindInfo{
 		Merge:    testsAtMerge,
 		evaluate: (*evaluation).unitTests,
 	},
+}
+
+// DefaultSourcePaths are the unit-tests rule's default source-file globs.
+func DefaultSourcePaths() []string {
+	return []string{"**/*.go", "**/*.java", "**/*.kt", "**/*.ts", "**/*.tsx", "**/*.js", "**/*.jsx",
+		"**/*.py", "**/*.rb", "**/*.cs", "**/*.php", "**/*.swift", "**/*.scala"}
+}
+
+// DefaultTestPaths are the unit-tests rule's default test-file globs.
+func DefaultTestPaths() []string {
+	return []string{"**/*_test.go", "**/*Test.java", "**/*Tests.java", "**/*Test.kt",
+		"**/*.test.ts", "**/*.test.tsx", "**/*.spec.ts", "**/*.spec.tsx", "**/*.test.js", "**/*.spec.js",
+		"**/test_*.py", "**/*_test.py", "**/*_spec.rb", "**/*Tests.cs", "**/*Test.php", "**/*Tests.swift",
+		"**/*Spec.scala", "**/test/**", "**/tests/**", "**/__tests__/**", "**/src/test/**"}
 }
 
 // unitTests evaluates a unit-tests rule: source changed with no test

@@ -6,11 +6,10 @@ import "github.com/reloadly/rolekeeper/internal/roles"
 // rolekeeper knows, with the line that documents it in the README and in
 // the guide at the top of roles.yaml, what to do about its findings, and
 // how it evaluates what it applies to: a pull request (PR), a Jira issue
-// (Issue). Kinds added since the registry exists carry their settings
-// spec (decoded by package roles through it); the older kinds' settings
-// are still decoded in package roles, and the older Jira kinds (test-plan,
-// design-review, story-points) are still evaluated in issue.go (see
-// docs/architecture.md).
+// (Issue). Every kind carries its settings spec (package roles decodes a
+// rule's settings through it, with FILE:LINE:COL errors); the older Jira
+// kinds (test-plan, design-review, story-points) are still evaluated in
+// issue.go (see docs/architecture.md).
 type KindInfo struct {
 	Kind roles.Kind
 	Doc  string // one line: what a rule of the kind does
@@ -23,7 +22,8 @@ type KindInfo struct {
 	People bool
 	// PR evaluates a pull request (nil: not a pull-request kind).
 	PR *PRKind
-	// Spec decodes the kind's settings (nil: decoded by package roles).
+	// Spec declares the kind's settings: the keys, their defaults and
+	// checks (registered with package roles, which decodes through it).
 	Spec *roles.KindSpec
 	// Issue evaluates a Jira issue (nil: not a Jira kind, or an older one
 	// evaluated in issue.go).
@@ -37,24 +37,25 @@ var Registry = []KindInfo{
 	pathReviewKind,
 	unitTestsKind,
 	deployApprovalKind,
-	{Kind: roles.KindTestPlan, Doc: "test-plan sub-tasks on issue_types (default Epic)", People: true,
-		Action: "Finish the test plan, or record why the release went out without it."},
-	{Kind: roles.KindDesignReview, Doc: "review sub-tasks on issue_types (default Design)", People: true,
-		Action: "Hold the design review and record its outcome."},
-	{Kind: roles.KindStoryPoints, Doc: "stories without points or a user story are flagged",
-		Action: "Add the story points and the user story to the issue."},
-	{Kind: roles.KindReport, Doc: "people of the role receive the weekly report"},
+	testPlanKind,
+	designReviewKind,
+	storyPointsKind,
+	reportKind,
 	breakGlassKind,
 	backlogKind,
 	analysisKind,
 	requirementsKind,
 }
 
+// init registers every kind's spec with package roles, in Registry order
+// (the order roles.Kinds and its "allowed kinds" list keep). A row without
+// a spec is a programming error: roles.yaml could not name the kind.
 func init() {
 	for _, k := range Registry {
-		if k.Spec != nil {
-			roles.RegisterKind(*k.Spec)
+		if k.Spec == nil || k.Spec.Kind != k.Kind {
+			panic("rules: rule kind " + string(k.Kind) + " has no settings spec of its own")
 		}
+		roles.RegisterKind(*k.Spec)
 	}
 }
 
