@@ -29,6 +29,12 @@ type KindSpec struct {
 	Apply func(s *Settings, r *Rule)
 	// OrgOnly: the rule applies across the organisation (no teams key).
 	OrgOnly bool
+	// TeamHolders: people of the role act on every pull request or
+	// deployment of a team (a review, an approval), so each team the rule
+	// applies to needs a holder (an error without), enough of them to
+	// approve a change by one of them (Rule.Approvals), and not all away
+	// (warnings).
+	TeamHolders bool
 	// NeedsHolder: a warning when nobody in the organisation holds the
 	// rule's role (Effect names what is lost, "has nobody to …").
 	NeedsHolder bool

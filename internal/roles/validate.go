@@ -6,19 +6,21 @@ import (
 	"time"
 )
 
-// checkCoverage asks whether the people can satisfy the rules: every
-// review and approval rule needs someone of its role for each team it
-// applies to (an error otherwise), enough of them to approve a change by
-// one of them, and not all of them away today (warnings). Jira and report
-// rules only need someone in the organisation (a warning).
+// checkCoverage asks whether the people can satisfy the rules, as each
+// kind's spec says: a review or approval rule (TeamHolders) needs someone
+// of its role for each team it applies to (an error otherwise), enough of
+// them to approve a change by one of them, and not all of them away today
+// (warnings); a rule that NeedsHolder only needs someone in the
+// organisation (a warning).
 func (l *loader) checkCoverage(o *Org) {
 	for _, rule := range o.Rules {
 		role := o.Role(rule.Role)
-		if role == nil {
+		spec, ok := Spec(rule.Kind)
+		if role == nil || !ok {
 			continue
 		}
-		switch rule.Kind {
-		case KindCodeReview, KindPathReview, KindDeployApproval:
+		switch {
+		case spec.TeamHolders:
 			if role.Scope == ScopeOrganization {
 				l.checkHolders(rule, "", o.Holders(rule.Role, ""))
 				continue
@@ -28,31 +30,11 @@ func (l *loader) checkCoverage(o *Org) {
 					l.checkHolders(rule, t.ID, o.Holders(rule.Role, t.ID))
 				}
 			}
-		case KindTestPlan, KindDesignReview, KindReport:
-			if !anyoneHolds(o, rule.Role) {
-				l.warnAt(rule.Line, rule.Col, "nobody in the organisation holds %s, so %s %s; add a person with role %s",
-					rule.Role, rule.ID, orphanEffect(rule.Kind), rule.Role)
-			}
-		default:
-			if spec, ok := Spec(rule.Kind); ok && spec.NeedsHolder && !anyoneHolds(o, rule.Role) {
-				l.warnAt(rule.Line, rule.Col, "nobody in the organisation holds %s, so %s %s; add a person with role %s",
-					rule.Role, rule.ID, orphanEffect(rule.Kind), rule.Role)
-			}
+		case spec.NeedsHolder && !anyoneHolds(o, rule.Role):
+			l.warnAt(rule.Line, rule.Col, "nobody in the organisation holds %s, so %s %s; add a person with role %s",
+				rule.Role, rule.ID, spec.Effect, rule.Role)
 		}
 	}
-}
-
-func orphanEffect(k Kind) string {
-	if spec, ok := Spec(k); ok && spec.Effect != "" {
-		return spec.Effect
-	}
-	switch k {
-	case KindTestPlan:
-		return "has nobody to assign test plans to"
-	case KindDesignReview:
-		return "has nobody to assign design reviews to"
-	}
-	return "has nobody to send the weekly report to"
 }
 
 func anyoneHolds(o *Org, role string) bool {
@@ -80,7 +62,7 @@ func (l *loader) checkHolders(rule *Rule, team string, holders []*Person) {
 		}
 		return
 	}
-	if (rule.Kind == KindCodeReview || rule.Kind == KindPathReview) && rule.Approvals > 0 {
+	if rule.Approvals > 0 { // set by the review kinds only
 		switch n := len(holders); {
 		case n < rule.Approvals:
 			l.warnAt(rule.Line, rule.Col, "%s needs %s but only %s %s %s, so its pull requests cannot pass; %s",

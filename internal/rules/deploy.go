@@ -253,6 +253,7 @@ var deployApprovalKind = KindInfo{
 			// An approval belongs to the commit it saw.
 			r.InvalidateOnPush = s.Bool("invalidate_on_push", true)
 		},
+		TeamHolders: true,
 	},
 }
 

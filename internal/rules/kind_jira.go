@@ -13,10 +13,10 @@ import (
 var (
 	testPlanKind = KindInfo{Kind: roles.KindTestPlan, Doc: "test-plan sub-tasks on issue_types (default Epic)", People: true,
 		Action: "Finish the test plan, or record why the release went out without it.",
-		Spec:   issueTypesSpec(roles.KindTestPlan, []string{"Epic"})}
+		Spec:   issueTypesSpec(roles.KindTestPlan, []string{"Epic"}, "has nobody to assign test plans to")}
 	designReviewKind = KindInfo{Kind: roles.KindDesignReview, Doc: "review sub-tasks on issue_types (default Design)", People: true,
 		Action: "Hold the design review and record its outcome.",
-		Spec:   issueTypesSpec(roles.KindDesignReview, []string{"Design"})}
+		Spec:   issueTypesSpec(roles.KindDesignReview, []string{"Design"}, "has nobody to assign design reviews to")}
 	storyPointsKind = KindInfo{Kind: roles.KindStoryPoints, Doc: "stories without points or a user story are flagged",
 		Action: "Add the story points and the user story to the issue.",
 		Spec: &roles.KindSpec{
@@ -33,13 +33,17 @@ var (
 // user story ("As a …, I want …, so that …").
 const DefaultUserStoryPattern = `(?is)\bas an? .+?\bI want\b.+?\bso that\b`
 
-// issueTypesSpec is the spec of a Jira kind whose only setting (besides
-// teams) is the issue types it looks at.
-func issueTypesSpec(k roles.Kind, def []string) *roles.KindSpec {
+// issueTypesSpec is the spec of a sub-task kind: its only setting
+// (besides teams) is the issue types it looks at, and it needs a holder
+// of the role somewhere to assign the sub-tasks to (effect: what is lost
+// without one).
+func issueTypesSpec(k roles.Kind, def []string, effect string) *roles.KindSpec {
 	return &roles.KindSpec{
-		Kind:     k,
-		Settings: []string{"issue_types"},
-		Apply:    func(s *roles.Settings, r *roles.Rule) { r.IssueTypes = issueTypes(s, def) },
+		Kind:        k,
+		Settings:    []string{"issue_types"},
+		Apply:       func(s *roles.Settings, r *roles.Rule) { r.IssueTypes = issueTypes(s, def) },
+		NeedsHolder: true,
+		Effect:      effect,
 	}
 }
 

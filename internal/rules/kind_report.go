@@ -13,5 +13,8 @@ var reportKind = KindInfo{
 		Settings: []string{"project"},
 		OrgOnly:  true,
 		Apply:    func(s *roles.Settings, r *roles.Rule) { r.Project = s.ProjectKey("project", "") },
+		// Nobody to send it to is a warning, not an error.
+		NeedsHolder: true,
+		Effect:      "has nobody to send the weekly report to",
 	},
 }

@@ -22,9 +22,10 @@ var codeReviewKind = KindInfo{
 	Doc:    "reviewers of the role on every pull request of the team",
 	Action: "Review the change after the fact and record the outcome on the pull request.",
 	Spec: &roles.KindSpec{
-		Kind:     roles.KindCodeReview,
-		Settings: []string{"reviewers", "approvals", "invalidate_on_push"},
-		Apply:    applyReview,
+		Kind:        roles.KindCodeReview,
+		Settings:    []string{"reviewers", "approvals", "invalidate_on_push"},
+		Apply:       applyReview,
+		TeamHolders: true,
 	},
 	PR: &PRKind{
 		Status:   StatusReview,
@@ -48,6 +49,7 @@ var pathReviewKind = KindInfo{
 			}
 			applyReview(s, r)
 		},
+		TeamHolders: true,
 	},
 	PR: &PRKind{
 		Status:   StatusReview,
