@@ -1,6 +1,7 @@
 package roles_test
 
-// The kinds added since the registry (break-glass, backlog, analysis,
-// requirements) are declared in package rules, which registers them when
-// linked in: this external test file links it into the package's tests.
+// Every rule kind, the older ones (code-review … report) included, is
+// declared in package rules, which registers it when linked in: this
+// external test file links it into the package's tests, whose golden
+// files hold the kinds' settings errors and warnings.
 import _ "github.com/reloadly/rolekeeper/internal/rules"
