@@ -33,7 +33,7 @@ type report struct {
 	// cpu0 is the daemon's CPU time at the start of the load, cpu what it
 	// used from then to the end of the wait.
 	cpu0, cpu time.Duration
-	upstream       *upstream
+	upstream  *upstream
 }
 
 // answered is how many deliveries the daemon answered 202 (wrk counts
