@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -98,60 +97,5 @@ func TestDeliveryBodiesCompressedWithLZ4(t *testing.T) {
 	}
 	if method != "l" {
 		t.Errorf("deliveries.body compression %q, want l (lz4)", method)
-	}
-}
-
-// Concurrent completions are committed in groups; each is still fenced
-// by its own claim: of two completions of one delivery, the holder's
-// succeeds and the other (an old token) gets ErrLostClaim, in whatever
-// group they land.
-func TestCompleteGroups(t *testing.T) {
-	s := open(t, schemaDSN(t))
-	defer s.Close()
-	ctx := context.Background()
-	at := time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC)
-	const n = 120
-	for i := range n {
-		d := &store.Delivery{Source: model.SourceBitbucket, DeliveryID: fmt.Sprint("c-", i), EventKey: "repo:push", Body: []byte(`{}`), ReceivedAt: at}
-		if _, err := s.Enqueue(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	claimed, err := s.Claim(ctx, store.ClaimRequest{Worker: "w", Now: at, Lease: time.Minute, Limit: n})
-	if err != nil || len(claimed) != n {
-		t.Fatalf("claimed %d: %v", len(claimed), err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ok, lost := map[int64]int{}, map[int64]int{}
-	for _, d := range claimed {
-		for _, token := range []string{d.ClaimToken, "stale-" + d.ClaimToken} {
-			wg.Go(func() {
-				err := s.Complete(ctx, store.Claim{Seq: d.Seq, Token: token}, at.Add(time.Second))
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil && token == d.ClaimToken:
-					ok[d.Seq]++
-				case errors.Is(err, store.ErrLostClaim) && token != d.ClaimToken:
-					lost[d.Seq]++
-				default:
-					t.Errorf("delivery %d, token %q: %v", d.Seq, token, err)
-				}
-			})
-		}
-	}
-	wg.Wait()
-	if len(ok) != n || len(lost) != n {
-		t.Fatalf("%d completed, %d refused; want %d each", len(ok), len(lost), n)
-	}
-	done, err := s.ListDeliveries(ctx, store.DeliveryDone, 0)
-	if err != nil || len(done) != n {
-		t.Fatalf("%d done: %v", len(done), err)
-	}
-	for _, d := range done {
-		if !d.DoneAt.Equal(at.Add(time.Second)) || d.ClaimToken != "" {
-			t.Errorf("delivery %d: done at %v, token %q", d.Seq, d.DoneAt, d.ClaimToken)
-		}
 	}
 }

@@ -51,6 +51,8 @@ type Store struct {
 	queue   []*enqueueReq
 	leading bool
 	idle    chan struct{} // closed when no group commit is under way (yieldToIntake)
+
+	completions completer // Complete's grouped transaction (complete.go)
 }
 
 // busyTimeoutMS is how long a connection waits for a lock held by another
