@@ -1,9 +1,10 @@
 // Package webhook is the one intake gate for Bitbucket and Jira deliveries.
 // Every delivery goes through the same steps in a fixed order: POST only;
 // the delivery (and event) headers; the body read through
-// http.MaxBytesReader; the X-Hub-Signature HMAC; the parse into a domain
-// event; the durable store. Only then is it acknowledged: 202 when new, 200
-// when the delivery id was seen before. Anything refused is not stored.
+// http.MaxBytesReader; the X-Hub-Signature HMAC; the body checked against
+// its event key (Source.Check, or the whole parse); the durable store.
+// Only then is it acknowledged: 202 when new, 200 when the delivery id was
+// seen before. Anything refused is not stored.
 package webhook
 
 import (
