@@ -141,10 +141,13 @@ func (f *Inflight) readBody(r io.Reader, contentLength, max int64) ([]byte, int6
 	if contentLength > 0 && contentLength <= max {
 		size = contentLength + 1 // +1: the read that sees EOF needs no growth
 	}
-	if !f.take(min(size, max+1)) {
+	reserved := min(size, max+1)
+	if c := smallClass(reserved); c >= 0 {
+		reserved = minSmall << c // a pooled buffer: count all it holds
+	}
+	if !f.take(reserved) {
 		return nil, 0, errBusy
 	}
-	reserved := min(size, max+1)
 	buf := f.alloc(reserved)
 	for {
 		if len(buf) == cap(buf) {

@@ -244,8 +244,14 @@ func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (i
 	body, held, err := h.opt.Inflight.readBody(http.MaxBytesReader(w, r.Body, h.opt.MaxBodyBytes), r.ContentLength, h.opt.MaxBodyBytes)
 	defer h.opt.Inflight.give(held)
 	// Nothing keeps the body once the store has it (Enqueuer) or it is
-	// refused: its buffer serves the next request.
-	defer h.opt.Inflight.recycle(body)
+	// refused: its buffer serves the next request. A large signed body is
+	// left to the collector: only a flood of unverified ones is worth
+	// keeping memory for (recycle keeps up to the in-flight limit).
+	defer func() {
+		if !d.verified || cap(body) <= maxSmall {
+			h.opt.Inflight.recycle(body)
+		}
+	}()
 	d.size = len(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
