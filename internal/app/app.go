@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/reloadly/rolekeeper/internal/audit"
+	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/config"
 	"github.com/reloadly/rolekeeper/internal/evidence"
 	"github.com/reloadly/rolekeeper/internal/inbox"
@@ -196,7 +197,8 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 			Metrics:       hooks,
 		})
 	}
-	bbParse := a.parsers[model.SourceBitbucket]
+	bbSource := webhook.Bitbucket(a.parsers[model.SourceBitbucket])
+	bbSource.Check = bitbucket.CheckWebhook // the workers parse the whole body
 	jiraParse := a.parsers[model.SourceJira]
 	a.server = server.New(server.Options{
 		Listen:     cfg.Listen,
@@ -209,7 +211,7 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 		BreakGlassRole: func(team, env string) string {
 			return rules.BreakGlassOf(a.roles.Get(), team, env).Role
 		},
-		Bitbucket: intake(webhook.Bitbucket(bbParse), secrets.BitbucketWebhookSecrets),
+		Bitbucket: intake(bbSource, secrets.BitbucketWebhookSecrets),
 		Jira:      intake(webhook.Jira(func(b []byte) (*model.Event, error) { return jiraParse("", b) }), secrets.JiraWebhookSecrets),
 		Store:     a.store,
 		Roles:     a.reload.status,

@@ -102,29 +102,22 @@ func ParseWebhook(eventKey string, body []byte) (*model.Event, error) {
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("bitbucket: %s: decode body: %w", eventKey, err)
 	}
-	ev := &model.Event{Source: model.SourceBitbucket, Kind: kind, Key: eventKey, Actor: env.Actor.actor()}
-	if env.Repository != nil {
-		ev.Repository = strings.ToLower(env.Repository.FullName)
+	repo, err := route(eventKey, kind, &env)
+	if err != nil {
+		return nil, err
 	}
+	ev := &model.Event{Source: model.SourceBitbucket, Kind: kind, Key: eventKey, Actor: env.Actor.actor(), Repository: repo}
 
-	ns, name, _ := strings.Cut(eventKey, ":")
+	_, name, _ := strings.Cut(eventKey, ":")
 	switch {
-	case ns == "pullrequest" && kind != model.EventOther || isPRComment(eventKey):
-		if err := fillPullRequest(ev, &env, name); err != nil {
-			return nil, fmt.Errorf("bitbucket: %s: %w", eventKey, err)
-		}
+	case prEvent(eventKey, kind):
+		fillPullRequest(ev, &env, name)
 	case kind == model.EventRepoPush:
-		if ev.Repository == "" {
-			return nil, fmt.Errorf("bitbucket: %s: no repository.full_name", eventKey)
-		}
-		if env.Push == nil {
-			return nil, fmt.Errorf("bitbucket: %s: %w: no push", eventKey, ErrBodyMismatch)
-		}
 		ev.Push, ev.At = env.Push.push()
 	case kind == model.EventCommitStatus:
-		if err := fillCommitStatus(ev, &env); err != nil {
-			return nil, fmt.Errorf("bitbucket: %s: %w", eventKey, err)
-		}
+		st := env.CommitStatus.status()
+		ev.CommitStatus = &st
+		ev.At = st.UpdatedAt
 	default:
 		// Understood, nothing to do; keep what is cheaply known.
 		if env.PullRequest != nil && env.PullRequest.ID > 0 && ev.Repository != "" {
@@ -134,22 +127,66 @@ func ParseWebhook(eventKey string, body []byte) (*model.Event, error) {
 	return ev, nil
 }
 
+// prEvent reports the keys whose body must carry a pull request.
+func prEvent(eventKey string, kind model.EventKind) bool {
+	return strings.HasPrefix(eventKey, "pullrequest:") && kind != model.EventOther || isPRComment(eventKey)
+}
+
+// route runs every check ParseWebhook makes of a decoded body beyond its
+// JSON types: what the event key needs is there (pull request id,
+// repository, push, commit status key) and the body is the kind of event
+// the key says (matchBody). It returns the event's repository. CheckWebhook
+// runs the same checks on the routing fields alone.
+func route(eventKey string, kind model.EventKind, env *envelope) (string, error) {
+	var repo string
+	if env.Repository != nil {
+		repo = strings.ToLower(env.Repository.FullName)
+	}
+	_, name, _ := strings.Cut(eventKey, ":")
+	switch {
+	case prEvent(eventKey, kind):
+		if repo == "" || !strings.Contains(repo, "/") {
+			return "", fmt.Errorf("bitbucket: %s: no repository.full_name", eventKey)
+		}
+		if env.PullRequest == nil || env.PullRequest.ID <= 0 {
+			return "", fmt.Errorf("bitbucket: %s: no pullrequest.id", eventKey)
+		}
+		if err := matchBody(env, name); err != nil {
+			return "", fmt.Errorf("bitbucket: %s: %w", eventKey, err)
+		}
+		if (name == "comment_created" || name == "comment_updated") && (env.Comment == nil || env.Comment.ID == "") {
+			return "", fmt.Errorf("bitbucket: %s: no comment.id", eventKey)
+		}
+	case kind == model.EventRepoPush:
+		if repo == "" {
+			return "", fmt.Errorf("bitbucket: %s: no repository.full_name", eventKey)
+		}
+		if env.Push == nil {
+			return "", fmt.Errorf("bitbucket: %s: %w: no push", eventKey, ErrBodyMismatch)
+		}
+	case kind == model.EventCommitStatus:
+		cs := env.CommitStatus
+		if cs == nil || cs.Key == "" {
+			return "", fmt.Errorf("bitbucket: %s: no commit_status.key", eventKey)
+		}
+		if repo == "" && cs.Repository != nil {
+			repo = strings.ToLower(cs.Repository.FullName)
+		}
+		if repo == "" {
+			return "", fmt.Errorf("bitbucket: %s: no repository.full_name", eventKey)
+		}
+	}
+	return repo, nil
+}
+
 // isPRComment reports the comment events that are not acted on (deleted,
 // resolved, reopened) but still carry a pull request worth validating.
 func isPRComment(key string) bool {
 	return strings.HasPrefix(key, "pullrequest:comment_")
 }
 
-func fillPullRequest(ev *model.Event, env *envelope, name string) error {
-	if ev.Repository == "" || !strings.Contains(ev.Repository, "/") {
-		return errors.New("no repository.full_name")
-	}
-	if env.PullRequest == nil || env.PullRequest.ID <= 0 {
-		return errors.New("no pullrequest.id")
-	}
-	if err := matchBody(env, name); err != nil {
-		return err
-	}
+// fillPullRequest fills a pull request event whose body passed route.
+func fillPullRequest(ev *model.Event, env *envelope, name string) {
 	pr := env.PullRequest.pullRequest(ev.Repository)
 	// The event's repository is the destination: a fork's source differs.
 	pr.Repository = ev.Repository
@@ -174,9 +211,6 @@ func fillPullRequest(ev *model.Event, env *envelope, name string) error {
 		}
 		ev.At = ev.Approval.At
 	case "comment_created", "comment_updated":
-		if env.Comment == nil || env.Comment.ID == "" {
-			return errors.New("no comment.id")
-		}
 		c := env.Comment.comment()
 		ev.Comment = &c
 		if !env.Comment.UpdatedOn.IsZero() {
@@ -185,7 +219,6 @@ func fillPullRequest(ev *model.Event, env *envelope, name string) error {
 			ev.At = c.CreatedAt
 		}
 	}
-	return nil
 }
 
 // matchBody checks that a pull request body carries what its event key
@@ -260,21 +293,4 @@ func approval(w *wireApproval, actor model.Actor, at time.Time, st model.ReviewS
 		at = w.Date.Time
 	}
 	return &model.Approval{AccountID: who.AccountID, Name: who.DisplayName, State: st, At: at}
-}
-
-func fillCommitStatus(ev *model.Event, env *envelope) error {
-	cs := env.CommitStatus
-	if cs == nil || cs.Key == "" {
-		return errors.New("no commit_status.key")
-	}
-	if ev.Repository == "" && cs.Repository != nil {
-		ev.Repository = strings.ToLower(cs.Repository.FullName)
-	}
-	if ev.Repository == "" {
-		return errors.New("no repository.full_name")
-	}
-	st := cs.status()
-	ev.CommitStatus = &st
-	ev.At = st.UpdatedAt
-	return nil
 }

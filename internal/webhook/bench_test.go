@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/reloadly/rolekeeper/internal/bitbucket"
 	"github.com/reloadly/rolekeeper/internal/fixtures"
 	"github.com/reloadly/rolekeeper/internal/inbox"
 	"github.com/reloadly/rolekeeper/internal/store"
@@ -20,6 +21,14 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store/postgres"
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
 )
+
+// bitbucketSource is the daemon's Bitbucket intake: the routing check
+// before the 202, the whole parse in the workers.
+func bitbucketSource() Source {
+	src := Bitbucket(bitbucket.ParseWebhook)
+	src.Check = bitbucket.CheckWebhook
+	return src
+}
 
 // BenchmarkIntake measures the whole intake of a signed Bitbucket delivery
 // (verify, parse, durable store in SQLite) under parallel load; each
@@ -32,7 +41,7 @@ func BenchmarkIntake(b *testing.B) {
 	}
 	defer st.Close()
 	h := New(Options{
-		Source:  Bitbucket(parseJSON),
+		Source:  bitbucketSource(),
 		Secrets: []string{fixtureSecret},
 		Store:   st,
 		Logger:  zap.NewNop(),
@@ -88,7 +97,11 @@ func benchIntakeBesideWorkers(b *testing.B, st interface {
 	var processed atomic.Int64
 	r, err := inbox.New(inbox.Options{
 		Store: st,
-		Processor: inbox.ProcessorFunc(func(context.Context, store.Delivery) error {
+		Processor: inbox.ProcessorFunc(func(_ context.Context, d store.Delivery) error {
+			// As the daemon's workers do first (app.process).
+			if _, err := bitbucket.ParseWebhook(d.EventKey, d.Body); err != nil {
+				return err
+			}
 			processed.Add(1)
 			return nil
 		}),
@@ -98,7 +111,7 @@ func benchIntakeBesideWorkers(b *testing.B, st interface {
 		b.Fatal(err)
 	}
 	h := New(Options{
-		Source:  Bitbucket(parseJSON),
+		Source:  bitbucketSource(),
 		Secrets: []string{fixtureSecret},
 		Store:   st,
 		Notify:  r.Notify,

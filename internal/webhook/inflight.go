@@ -25,9 +25,37 @@ type Inflight struct {
 	freeSize int64
 }
 
-// recycle keeps buf (of a refused request, referenced nowhere else) for
-// reuse.
+// Small bodies (most deliveries: a few KiB) are read into buffers of a
+// power-of-two size from minSmall to maxSmall, pooled by size, so the intake
+// allocates no body buffer in the steady state.
+const (
+	minSmall = 4 << 10
+	maxSmall = 32 << 10
+)
+
+var smallBufs [4]sync.Pool // 4, 8, 16, 32 KiB; each holds *[]byte
+
+// smallClass is the index in smallBufs of the smallest buffer size that
+// holds n bytes; -1 above maxSmall.
+func smallClass(n int64) int {
+	for c, size := 0, int64(minSmall); size <= maxSmall; c, size = c+1, size*2 {
+		if n <= size {
+			return c
+		}
+	}
+	return -1
+}
+
+// recycle keeps buf (of a request done with it: refused, or stored)
+// for reuse; buf must be referenced nowhere else.
 func (f *Inflight) recycle(buf []byte) {
+	if c := smallClass(int64(cap(buf))); c >= 0 {
+		if cap(buf) == minSmall<<c {
+			buf = buf[:0]
+			smallBufs[c].Put(&buf)
+		}
+		return
+	}
 	if cap(buf) < 64<<10 {
 		return
 	}
@@ -40,9 +68,15 @@ func (f *Inflight) recycle(buf []byte) {
 	f.freeSize += int64(cap(buf))
 }
 
-// alloc returns a buffer of capacity at least n, from the free list when
-// one fits (the smallest that does).
+// alloc returns a buffer of capacity at least n, from the pools of small
+// buffers or from the free list when one fits (the smallest that does).
 func (f *Inflight) alloc(n int64) []byte {
+	if c := smallClass(n); c >= 0 {
+		if p, _ := smallBufs[c].Get().(*[]byte); p != nil {
+			return (*p)[:0]
+		}
+		return make([]byte, 0, minSmall<<c)
+	}
 	f.mu.Lock()
 	best := -1
 	for i, b := range f.free {
@@ -107,10 +141,13 @@ func (f *Inflight) readBody(r io.Reader, contentLength, max int64) ([]byte, int6
 	if contentLength > 0 && contentLength <= max {
 		size = contentLength + 1 // +1: the read that sees EOF needs no growth
 	}
-	if !f.take(min(size, max+1)) {
+	reserved := min(size, max+1)
+	if c := smallClass(reserved); c >= 0 {
+		reserved = minSmall << c // a pooled buffer: count all it holds
+	}
+	if !f.take(reserved) {
 		return nil, 0, errBusy
 	}
-	reserved := min(size, max+1)
 	buf := f.alloc(reserved)
 	for {
 		if len(buf) == cap(buf) {

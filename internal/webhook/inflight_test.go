@@ -3,6 +3,7 @@ package webhook
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -118,5 +119,28 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	}
 	if inbox.count() != 0 || f.Held() != 0 {
 		t.Errorf("stored %d, held %d bytes", inbox.count(), f.Held())
+	}
+}
+
+// A small body is read into a pooled buffer of a power-of-two size; the
+// bound counts the whole buffer, not only the announced length.
+func TestInflightCountsPooledBuffers(t *testing.T) {
+	f := NewInflight(10 << 10)
+	body := bytes.Repeat([]byte("x"), 5000)
+	got, held, err := f.readBody(bytes.NewReader(body), int64(len(body)), 5<<20)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("first body: %v", err)
+	}
+	if held != 8<<10 || f.Held() != 8<<10 {
+		t.Fatalf("held %d (counter %d), want the 8 KiB buffer", held, f.Held())
+	}
+	if _, _, err := f.readBody(bytes.NewReader(body), int64(len(body)), 5<<20); !errors.Is(err, errBusy) {
+		t.Errorf("second body while the first is held: %v, want errBusy", err)
+	}
+	f.give(held)
+	f.recycle(got)
+	again, held2, err := f.readBody(bytes.NewReader(body), int64(len(body)), 5<<20)
+	if err != nil || !bytes.Equal(again, body) || held2 != 8<<10 {
+		t.Errorf("after giving back: %d held, %v", held2, err)
 	}
 }

@@ -1,9 +1,10 @@
 // Package webhook is the one intake gate for Bitbucket and Jira deliveries.
 // Every delivery goes through the same steps in a fixed order: POST only;
 // the delivery (and event) headers; the body read through
-// http.MaxBytesReader; the X-Hub-Signature HMAC; the parse into a domain
-// event; the durable store. Only then is it acknowledged: 202 when new, 200
-// when the delivery id was seen before. Anything refused is not stored.
+// http.MaxBytesReader; the X-Hub-Signature HMAC; the body checked against
+// its event key (Source.Check, or the whole parse); the durable store.
+// Only then is it acknowledged: 202 when new, 200 when the delivery id was
+// seen before. Anything refused is not stored.
 package webhook
 
 import (
@@ -13,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -33,6 +35,12 @@ const SignatureHeader = "X-Hub-Signature"
 // body is malformed: the delivery is refused with 400.
 type ParseFunc func(eventKey string, body []byte) (*model.Event, error)
 
+// CheckFunc is what the intake checks of a body before storing it, when
+// that is cheaper than the whole parse (bitbucket.CheckWebhook): an error
+// refuses the delivery with 400, as a ParseFunc error does. It returns the
+// event's repository, for the log.
+type CheckFunc func(eventKey string, body []byte) (repo string, err error)
+
 // Source describes where deliveries come from and how to read them.
 type Source struct {
 	Name           model.Source
@@ -40,6 +48,10 @@ type Source struct {
 	EventHeader    string // header holding the event key; "" when it is the body's webhookEvent
 	SecretVar      string // environment variable of the secret, named in messages
 	Parse          ParseFunc
+	// Check, when set, stands for Parse at the intake: the workers parse
+	// the stored body anyway, so the intake checks only what must refuse
+	// a delivery before it is acknowledged.
+	Check CheckFunc
 }
 
 // Bitbucket is Bitbucket Cloud: X-Request-UUID and X-Event-Key.
@@ -64,7 +76,8 @@ func Jira(parse func(body []byte) (*model.Event, error)) Source {
 	}
 }
 
-// Enqueuer is the part of the store the intake needs.
+// Enqueuer is the part of the store the intake needs. Enqueue must keep no
+// reference to d.Body once it returns: the intake reuses the buffer.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, d *store.Delivery) (bool, error)
 }
@@ -172,6 +185,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.opt.Metrics.total.WithLabelValues(src, event, outcome).Inc()
 	h.opt.Metrics.duration.WithLabelValues(src).Observe(time.Since(start).Seconds())
 
+	level := zap.DebugLevel
+	switch {
+	case outcome == OutcomeStoreError:
+		level = zap.ErrorLevel
+	case status >= 400:
+		level = zap.WarnLevel
+	}
+	if !h.opt.Logger.Core().Enabled(level) {
+		return // the fields below cost allocations at thousands a second
+	}
 	fields := []zap.Field{
 		zap.String("delivery_id", d.id),
 		zap.String("event", d.event),
@@ -220,8 +243,12 @@ func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (i
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.opt.BodyTimeout))
 	body, held, err := h.opt.Inflight.readBody(http.MaxBytesReader(w, r.Body, h.opt.MaxBodyBytes), r.ContentLength, h.opt.MaxBodyBytes)
 	defer h.opt.Inflight.give(held)
+	// Nothing keeps the body once the store has it (Enqueuer) or it is
+	// refused: its buffer serves the next request. A large signed body is
+	// left to the collector: only a flood of unverified ones is worth
+	// keeping memory for (recycle keeps up to the in-flight limit).
 	defer func() {
-		if !d.verified { // refused before anything kept the body
+		if !d.verified || cap(body) <= maxSmall {
 			h.opt.Inflight.recycle(body)
 		}
 	}()
@@ -267,12 +294,18 @@ func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (i
 		}
 	}
 
-	ev, err := src.Parse(d.event, body)
-	if err != nil {
-		return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "malformed payload", err)
-	}
-	if ev != nil {
-		d.repo = ev.Repository
+	if src.Check != nil {
+		if d.repo, err = src.Check(d.event, body); err != nil {
+			return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "malformed payload", err)
+		}
+	} else {
+		ev, err := src.Parse(d.event, body)
+		if err != nil {
+			return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "malformed payload", err)
+		}
+		if ev != nil {
+			d.repo = ev.Repository
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.opt.StoreTimeout)
@@ -344,10 +377,20 @@ func replyErr(w http.ResponseWriter, status int, outcome, msg string, err error)
 	return status, outcome, err
 }
 
+var (
+	contentJSON = []string{"application/json"}
+	noSniff     = []string{"nosniff"}
+)
+
 func writeJSON(w http.ResponseWriter, status int, outcome, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h["Content-Type"] = contentJSON // canonical keys, shared values: no allocation
+	h["X-Content-Type-Options"] = noSniff
 	w.WriteHeader(status)
+	if msg == "" { // the answer to every accepted delivery: as the encoder writes it
+		_, _ = io.WriteString(w, `{"status":"`+outcome+"\"}\n")
+		return
+	}
 	body := map[string]string{"status": outcome}
 	if msg != "" {
 		body["error"] = msg

@@ -49,7 +49,9 @@ func (m *memInbox) Enqueue(_ context.Context, d *store.Delivery) (bool, error) {
 		}
 	}
 	d.Seq = int64(len(m.rows) + 1)
-	m.rows = append(m.rows, *d)
+	row := *d
+	row.Body = bytes.Clone(d.Body) // the intake reuses the buffer (Enqueuer)
+	m.rows = append(m.rows, row)
 	return true, nil
 }
 

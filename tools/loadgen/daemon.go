@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +49,7 @@ func (d *daemon) settle(ctx context.Context, o *options, rep *report, loadStart 
 				fmt.Fprintf(stderr, "loadgen: inbox not drained after %s: %.0f deliveries left\n", o.drain, left)
 			}
 			rep.left = int(left)
+			rep.cpu = cpuTime(d.proc.PID()) - rep.cpu0
 			rep.stored = int(s.Sum("rolekeeper_webhooks_total", accepted))
 			rep.duplicates = int(s.Sum("rolekeeper_webhooks_total", duplicate))
 			rep.processed = int(s.Sum("rolekeeper_inbox_processed_total", doneResult))
@@ -162,3 +166,31 @@ func callDiff(before, after map[string]int) string {
 	sort.Strings(out)
 	return strings.Join(out, ", ")
 }
+
+// cpuTime is the CPU time (user and system) pid has used so far, from
+// /proc/<pid>/stat; 0 when it cannot be read.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis (state is field 3; utime 14, stime 15).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, 100 on every Linux architecture Go runs on.
+const clockTicks = 100

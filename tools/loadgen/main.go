@@ -279,6 +279,9 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 		rounds = max(1, min(o.rounds, o.n))
 	}
 	loadStart := time.Now()
+	if d != nil {
+		rep.cpu0 = cpuTime(d.proc.PID())
+	}
 	if w := runLoad(ctx, "warm-up", target, warm, o.conns, o.maxDur); o.spawn {
 		rep.warm202 = w.Codes[202]
 	}

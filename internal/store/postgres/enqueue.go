@@ -22,19 +22,25 @@ const maxEnqueueBatch = 256
 // deliveries over and wait for it, whatever their own contexts say.
 const enqueueTimeout = 10 * time.Second
 
+// maxInserts bounds the group inserts under way at once. With one, a
+// delivery arriving during a commit waits for it, then for its own; with
+// two, the next group is sent while the server flushes the last one.
+const maxInserts = 2
+
 // enqueuer groups concurrent Enqueue calls: one INSERT of many rows, one
 // round trip, one commit (one WAL flush) for all of them. Its zero value
 // is ready.
 type enqueuer struct {
 	mu      sync.Mutex
 	queue   []*enqueueReq
-	leading bool
+	leaders int // group inserts under way or handed over, at most maxInserts
 }
 
 // enqueueReq is one Enqueue waiting for a group insert.
 type enqueueReq struct {
 	d   *store.Delivery
-	res chan enqueueRes // buffered: answered once with lead, once with the result
+	led bool            // handed the lead already (under enqueuer.mu)
+	res chan enqueueRes // buffered: answered at most once with lead, once with the result
 }
 
 type enqueueRes struct {
@@ -43,10 +49,11 @@ type enqueueRes struct {
 	err      error
 }
 
-// enqueue is Enqueue's group commit: the first caller to find no insert
-// under way leads, inserts everything queued, then hands the lead to the
-// oldest caller still queued. A delivery is acknowledged only after the
-// statement that stored it committed.
+// enqueue is Enqueue's group commit: a caller that finds fewer than
+// maxInserts group inserts under way leads one: it inserts the head of the
+// queue, then hands the lead to the oldest caller still queued. A
+// delivery is acknowledged only after the statement that stored it
+// committed.
 func (s *Store) enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -55,22 +62,26 @@ func (s *Store) enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
 	req := &enqueueReq{d: d, res: make(chan enqueueRes, 2)}
 	q.mu.Lock()
 	q.queue = append(q.queue, req)
-	lead := !q.leading
-	q.leading = true
+	lead := q.leaders < maxInserts
+	if lead {
+		q.leaders++
+	}
 	q.mu.Unlock()
-	if !lead {
+	if lead {
+		s.insertQueue(ctx)
+	}
+	for {
+		// The caller's own delivery may be in another leader's group:
+		// a caller handed the lead inserts the head, then still waits.
 		r := <-req.res
 		if !r.lead {
 			return r.inserted, r.err
 		}
+		s.insertQueue(ctx)
 	}
-	s.insertQueue(ctx)
-	r := <-req.res
-	return r.inserted, r.err
 }
 
-// insertQueue inserts the head of the queue, which holds the caller's own
-// request, and passes the lead on.
+// insertQueue inserts the head of the queue and passes the lead on.
 func (s *Store) insertQueue(ctx context.Context) {
 	q := &s.intake
 	q.mu.Lock()
@@ -79,22 +90,26 @@ func (s *Store) insertQueue(ctx context.Context) {
 	q.queue = slices.Clone(q.queue[n:])
 	q.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
-	results := s.insertBatch(ctx, batch)
-	cancel()
-	for i, req := range batch {
-		req.res <- results[i]
+	if n > 0 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
+		results := s.insertBatch(ctx, batch)
+		cancel()
+		for i, req := range batch {
+			req.res <- results[i]
+		}
 	}
 
 	q.mu.Lock()
-	if len(q.queue) == 0 {
-		q.leading = false
-		q.mu.Unlock()
-		return
+	for _, next := range q.queue {
+		if !next.led {
+			next.led = true
+			q.mu.Unlock()
+			next.res <- enqueueRes{lead: true}
+			return
+		}
 	}
-	next := q.queue[0]
+	q.leaders--
 	q.mu.Unlock()
-	next.res <- enqueueRes{lead: true}
 }
 
 // insertBatch stores a batch in one statement. Rows already stored (and

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
 )
@@ -64,5 +66,36 @@ func TestEnqueueGroupInsert(t *testing.T) {
 		if d.State != store.DeliveryPending || len(d.Body) == 0 || !d.ReceivedAt.Equal(at) {
 			t.Errorf("delivery %d: %+v", seq, d)
 		}
+	}
+}
+
+// Migration 0007 stores delivery bodies with lz4 where the server has it,
+// and the index nothing reads is gone.
+func TestDeliveryBodiesCompressedWithLZ4(t *testing.T) {
+	dsn := schemaDSN(t)
+	open(t, dsn).Close()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var idx int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'deliveries_lease'`).Scan(&idx); err != nil {
+		t.Fatal(err)
+	}
+	if idx != 0 {
+		t.Error("deliveries_lease still exists")
+	}
+	if _, err := conn.Exec(ctx, `CREATE TEMP TABLE rk_lz4_probe (b bytea COMPRESSION lz4)`); err != nil {
+		t.Skipf("this server has no lz4 (%v): bodies keep pglz", err)
+	}
+	var method string
+	if err := conn.QueryRow(ctx, `SELECT attcompression::text FROM pg_attribute
+		WHERE attrelid = 'deliveries'::regclass AND attname = 'body'`).Scan(&method); err != nil {
+		t.Fatal(err)
+	}
+	if method != "l" {
+		t.Errorf("deliveries.body compression %q, want l (lz4)", method)
 	}
 }

@@ -93,17 +93,6 @@ func (s *Store) Renew(ctx context.Context, c store.Claim, until time.Time) error
 	return nil
 }
 
-// Complete marks the delivery of claim c done; ErrLostClaim when c is not
-// its current claim.
-func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) error {
-	err := held(s.inbox.Exec(ctx, `UPDATE deliveries SET state = $1, done_at = $2, claimed_until = NULL, claim_token = ''
-		WHERE seq = $3 AND state = $4 AND claim_token = $5`, string(store.DeliveryDone), ts(now), c.Seq, string(store.DeliveryProcessing), c.Token))
-	if err != nil {
-		return fmt.Errorf("postgres: complete %d: %w", c.Seq, err)
-	}
-	return nil
-}
-
 // Retry puts the delivery of claim c back to pending, due at `at`;
 // ErrLostClaim when c is not its current claim.
 func (s *Store) Retry(ctx context.Context, c store.Claim, at time.Time, errMsg string) error {

@@ -41,6 +41,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	inbox  *pgxpool.Pool // the inbox's bookkeeping, commits not waited for (see relaxedPool)
 	intake enqueuer      // Enqueue's group insert (enqueue.go)
+	// Complete's grouped update (complete.go)
+	completions completer
 }
 
 // Open connects to the database at dsn (a libpq URL or key=value string;

@@ -253,17 +253,6 @@ func (s *Store) Renew(ctx context.Context, c store.Claim, until time.Time) error
 	return nil
 }
 
-// Complete marks the delivery of claim c done; ErrLostClaim when c is not
-// its current claim.
-func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) error {
-	err := held(s.execRelaxed(ctx, `UPDATE deliveries SET state = ?, done_at = ?, claimed_until = NULL, claim_token = ''
-		WHERE seq = ? AND state = ? AND claim_token = ?`, store.DeliveryDone, ms(now), c.Seq, store.DeliveryProcessing, c.Token))
-	if err != nil {
-		return fmt.Errorf("sqlite: complete %d: %w", c.Seq, err)
-	}
-	return nil
-}
-
 // Retry puts the delivery of claim c back to pending, due at `at`;
 // ErrLostClaim when c is not its current claim.
 func (s *Store) Retry(ctx context.Context, c store.Claim, at time.Time, errMsg string) error {

@@ -44,12 +44,15 @@ type Store struct {
 
 	path string   // the database file ("" in memory): Own locks path+".lock"
 	lock *os.File // held while this process owns the file (see Own)
+	ckpt *checkpointer
 
 	// Enqueue group commit (see inbox.go).
 	mu      sync.Mutex
 	queue   []*enqueueReq
 	leading bool
 	idle    chan struct{} // closed when no group commit is under way (yieldToIntake)
+
+	completions completer // Complete's grouped transaction (complete.go)
 }
 
 // busyTimeoutMS is how long a connection waits for a lock held by another
@@ -108,6 +111,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
 	}
+	if s.ckpt, err = startCheckpointer(ctx, path); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -121,6 +128,7 @@ func dsn(path string, writer bool) string {
 	if writer {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutocheckpoint))
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Add("_pragma", "query_only(1)")
@@ -132,9 +140,28 @@ func dsn(path string, writer bool) string {
 	return path + sep + q.Encode()
 }
 
-// Close closes both pools, then gives up ownership of the file.
+// checkpointDSN is the connection string of the checkpointer (see
+// checkpoint.go): not query_only, since a checkpoint writes the file.
+func checkpointDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "synchronous(FULL)")
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + q.Encode()
+}
+
+// Close stops the checkpointer, closes both pools, then gives up ownership
+// of the file.
 func (s *Store) Close() error {
-	err := s.w.Close()
+	var err error
+	if s.ckpt != nil {
+		err = s.ckpt.close()
+		s.ckpt = nil
+	}
+	err = errors.Join(err, s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}

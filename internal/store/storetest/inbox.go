@@ -20,6 +20,7 @@ func inboxTests() []test {
 		{"ClaimReclaimsExpiredLease", testClaimReclaimsExpiredLease},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"Complete", testComplete},
+		{"CompleteConcurrently", testCompleteConcurrently},
 		{"Retry", testRetry},
 		{"BuryRedrive", testBuryRedrive},
 		{"ListDeliveries", testListDeliveries},
@@ -351,6 +352,49 @@ func testComplete(t *testing.T, s store.Store) {
 	}
 	if got := claim(t, s, "w1", at(time.Hour), time.Minute, 10); len(got) != 1 || got[0].Seq != seqs[1] {
 		t.Errorf("claim after complete: %v, want only %d", seqsOf(got), seqs[1])
+	}
+}
+
+// testCompleteConcurrently: completions that arrive together (both stores
+// commit them as a group) are each fenced by their own claim: of two
+// completions of one delivery the holder's succeeds, the other (a stale
+// token) gets ErrLostClaim, whatever group they land in.
+func testCompleteConcurrently(t *testing.T, s store.Store) {
+	const n = 60
+	enqueue(t, s, n)
+	claimed := claim(t, s, "w1", at(time.Hour), time.Hour, n)
+	if len(claimed) != n {
+		t.Fatalf("claimed %d of %d", len(claimed), n)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, refused := 0, 0
+	for _, d := range claimed {
+		for _, token := range []string{d.ClaimToken, "stale-" + d.ClaimToken} {
+			wg.Go(func() {
+				err := s.Complete(ctxT(t), store.Claim{Seq: d.Seq, Token: token}, at(2*time.Hour))
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && token == d.ClaimToken:
+					won++
+				case errors.Is(err, store.ErrLostClaim) && token != d.ClaimToken:
+					refused++
+				default:
+					t.Errorf("Complete %d with token %q: %v", d.Seq, token, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if won != n || refused != n {
+		t.Errorf("%d completed, %d refused; want %d each", won, refused, n)
+	}
+	for _, d := range claimed {
+		got := getDelivery(t, s, d.Seq)
+		if got.State != store.DeliveryDone || !got.DoneAt.Equal(canon(at(2*time.Hour))) || got.ClaimToken != "" {
+			t.Errorf("delivery %d: state %s, done at %v, token %q", d.Seq, got.State, got.DoneAt, got.ClaimToken)
+		}
 	}
 }
 

@@ -1,0 +1,197 @@
+package bitbucket
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/reloadly/rolekeeper/internal/jsonscan"
+)
+
+// CheckWebhook is what the intake needs of ParseWebhook before it answers,
+// at a fraction of its cost: the event key well formed, the body valid
+// JSON, and everything ParseWebhook checks of the routing fields (route):
+// repository, pull request id, push, commit status key, and that the body
+// is the kind of event its key says. It returns the event's repository.
+//
+// It decodes only those fields (the actor, approval, change request,
+// comment and commit status objects, repository.full_name and
+// pullrequest.id), so a wrong JSON type deeper in pullrequest or push
+// (ParseWebhook would refuse "title": 5) passes here and fails when the
+// worker parses the stored delivery. A body written in a way the fast path
+// does not read (escaped or repeated member names, names matching only
+// case-insensitively, a routing member that is neither an object nor null)
+// is handed to ParseWebhook whole, so such bodies get its answer exactly.
+func CheckWebhook(eventKey string, body []byte) (repo string, err error) {
+	kind, ok := EventKind(eventKey)
+	if !ok {
+		return "", fmt.Errorf("%w: %q", ErrBadEventKey, eventKey)
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return "", fmt.Errorf("bitbucket: %s: body is not a JSON object", eventKey)
+	}
+	if !jsonscan.Valid(body) {
+		return parseRepo(eventKey, body) // the decoder's own message
+	}
+	env, ok := routingEnvelope(body)
+	if !ok {
+		return parseRepo(eventKey, body)
+	}
+	return route(eventKey, kind, env)
+}
+
+func parseRepo(eventKey string, body []byte) (string, error) {
+	ev, err := ParseWebhook(eventKey, body)
+	if err != nil {
+		return "", err
+	}
+	return ev.Repository, nil
+}
+
+// The envelope's members, in the order of members below.
+const (
+	mActor = iota
+	mRepository
+	mPullRequest
+	mApproval
+	mChangesRequest
+	mComment
+	mPush
+	mCommitStatus
+)
+
+var members = [...]string{"actor", "repository", "pullrequest", "approval", "changes_request", "comment", "push", "commit_status"}
+
+// routingEnvelope decodes the routing fields of a valid body into an
+// envelope as json.Unmarshal would fill it; pullrequest holds only its id
+// and push is empty. ok is false when the body is not written plainly
+// enough to be sure of that (see CheckWebhook).
+func routingEnvelope(body []byte) (*envelope, bool) {
+	var raw [len(members)][]byte
+	if !plainMembers(body, members[:], raw[:]) {
+		return nil, false
+	}
+	env := &envelope{}
+	ok := true
+	for i, v := range raw {
+		if v == nil || v[0] == 'n' { // absent or null: a nil pointer
+			continue
+		}
+		var err error
+		switch i {
+		case mActor:
+			env.Actor = new(wireAccount)
+			err = json.Unmarshal(v, env.Actor)
+		case mRepository:
+			env.Repository = new(wireRepo)
+			var sub [2][]byte
+			if !plainMembers(v, []string{"full_name", "uuid"}, sub[:]) {
+				return nil, false
+			}
+			if env.Repository.FullName, ok = jsonString(sub[0]); !ok {
+				return nil, false
+			}
+			if _, ok = jsonString(sub[1]); !ok {
+				return nil, false
+			}
+		case mPullRequest:
+			env.PullRequest = new(wirePullRequest)
+			var sub [1][]byte
+			if !plainMembers(v, []string{"id"}, sub[:]) {
+				return nil, false
+			}
+			if sub[0] != nil {
+				err = env.PullRequest.ID.UnmarshalJSON(sub[0])
+			}
+		case mApproval:
+			env.Approval = new(wireApproval)
+			err = json.Unmarshal(v, env.Approval)
+		case mChangesRequest:
+			env.ChangesRequest = new(wireApproval)
+			err = json.Unmarshal(v, env.ChangesRequest)
+		case mComment:
+			env.Comment = new(wireComment)
+			err = json.Unmarshal(v, env.Comment)
+		case mPush:
+			env.Push = new(wirePush)
+		case mCommitStatus:
+			env.CommitStatus = new(wireStatus)
+			err = json.Unmarshal(v, env.CommitStatus)
+		}
+		if err != nil {
+			return nil, false
+		}
+	}
+	return env, true
+}
+
+// plainMembers puts the raw value of each member of the valid object obj
+// named in names into out (nil when absent). It is false when a name is
+// repeated, escaped, or matches one of names only case-insensitively (as
+// encoding/json would match it), or when a value of names is neither an
+// object nor null at the top level of the envelope, nor a string, number
+// or null below it: json.Unmarshal's rules for those are left to it.
+func plainMembers(obj []byte, names []string, out [][]byte) bool {
+	plain := true
+	isObject := jsonscan.Each(obj, func(key, value []byte) {
+		if !plain {
+			return
+		}
+		if bytes.IndexByte(key, '\\') >= 0 {
+			plain = false
+			return
+		}
+		for i, n := range names {
+			if string(key) == n {
+				if out[i] != nil {
+					plain = false // repeated
+				}
+				out[i] = value
+				return
+			}
+			if strings.EqualFold(string(key), n) {
+				plain = false
+				return
+			}
+		}
+	})
+	if !isObject || !plain {
+		return false
+	}
+	for _, v := range out {
+		if v == nil {
+			continue
+		}
+		switch v[0] {
+		case '{', 'n':
+		case '[', 't', 'f':
+			return false
+		default: // strings and numbers: the scalar members below the top
+			if len(names) == len(members) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// jsonString decodes a JSON string or null (""); ok is false for any
+// other value. A string without escapes, in valid UTF-8, is taken as
+// written.
+func jsonString(v []byte) (string, bool) {
+	switch {
+	case v == nil || v[0] == 'n':
+		return "", true
+	case v[0] != '"':
+		return "", false
+	case bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v):
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}

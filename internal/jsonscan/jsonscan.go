@@ -1,0 +1,254 @@
+// Package jsonscan checks JSON syntax and splits objects into members in a
+// single pass, without decoding values. The webhook intake uses it to check
+// a delivery's routing fields before answering, instead of decoding the
+// whole payload (the workers decode it later). Valid answers exactly as
+// encoding/json.Valid does (FuzzValidAgrees holds it to that).
+package jsonscan
+
+// maxDepth is encoding/json's nesting limit: deeper input is a syntax
+// error there, so it is one here.
+const maxDepth = 10000
+
+// Valid reports whether b is one JSON value, with optional white space
+// around it.
+func Valid(b []byte) bool {
+	i, ok := value(b, space(b, 0), 0)
+	return ok && space(b, i) == len(b)
+}
+
+// Each calls fn with the raw key (between its quotes, escapes as written)
+// and the raw value of every member of the object obj, in order. obj must
+// be valid (Valid); white space around it is allowed. Each returns false,
+// calling fn for nothing, when obj is not an object.
+func Each(obj []byte, fn func(key, value []byte)) bool {
+	i := space(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = space(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return true
+	}
+	for i < len(obj) {
+		k, ok := str(obj, i)
+		if !ok {
+			return false
+		}
+		key := obj[i+1 : k-1]
+		v := space(obj, space(obj, k)+1) // past ':'
+		end, ok := value(obj, v, 1)
+		if !ok {
+			return false
+		}
+		fn(key, obj[v:end])
+		i = space(obj, end)
+		if i >= len(obj) || obj[i] != ',' {
+			break
+		}
+		i = space(obj, i+1)
+	}
+	return true
+}
+
+func space(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// value returns the end of the value starting at b[i].
+func value(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; {
+	case c == '{':
+		return object(b, i, depth+1)
+	case c == '[':
+		return array(b, i, depth+1)
+	case c == '"':
+		return str(b, i)
+	case c == '-' || '0' <= c && c <= '9':
+		return number(b, i)
+	case c == 't':
+		return literal(b, i, "true")
+	case c == 'f':
+		return literal(b, i, "false")
+	case c == 'n':
+		return literal(b, i, "null")
+	}
+	return i, false
+}
+
+func object(b []byte, i, depth int) (int, bool) {
+	if depth > maxDepth {
+		return i, false
+	}
+	i = space(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return i, false
+		}
+		var ok bool
+		if i, ok = str(b, i); !ok {
+			return i, false
+		}
+		i = space(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		if i, ok = value(b, space(b, i+1), depth); !ok {
+			return i, false
+		}
+		i = space(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ',':
+			i = space(b, i+1)
+		case '}':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+func array(b []byte, i, depth int) (int, bool) {
+	if depth > maxDepth {
+		return i, false
+	}
+	i = space(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = value(b, i, depth); !ok {
+			return i, false
+		}
+		i = space(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case ',':
+			i = space(b, i+1)
+		case ']':
+			return i + 1, true
+		default:
+			return i, false
+		}
+	}
+}
+
+// plain marks the bytes a string holds without an escape: not '"', not
+// '\\', not a control character. Bytes of 0x80 and above are kept as
+// encoding/json keeps them (invalid UTF-8 is not a syntax error there).
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// str returns the end (past the closing quote) of the string at b[i].
+func str(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false
+	}
+	i++
+	for i < len(b) {
+		c := b[i]
+		if plain[c] {
+			i++
+			continue
+		}
+		switch c {
+		case '"':
+			return i + 1, true
+		case '\\':
+			if i+1 >= len(b) {
+				return i, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !hex(b[i+2]) || !hex(b[i+3]) || !hex(b[i+4]) || !hex(b[i+5]) {
+					return i, false
+				}
+				i += 6
+			default:
+				return i, false
+			}
+		default: // a control character
+			return i, false
+		}
+	}
+	return i, false
+}
+
+func hex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// number returns the end of -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func number(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return i, false
+	case b[i] == '0':
+		i++
+	case '1' <= b[i] && b[i] <= '9':
+		i = digits(b, i+1)
+	default:
+		return i, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+func literal(b []byte, i int, lit string) (int, bool) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, false
+	}
+	return i + len(lit), true
+}
