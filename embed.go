@@ -5,9 +5,9 @@ package rolekeeper
 import (
 	_ "embed"
 
-	// The rule kinds declared in package rules (break-glass, backlog,
-	// analysis, requirements) register themselves with package roles:
-	// whoever reads RolesYAML can load them.
+	// Every rule kind is declared in package rules and registers itself
+	// (its settings) with package roles: whoever reads RolesYAML can load
+	// it.
 	_ "github.com/reloadly/rolekeeper/internal/rules"
 )
 
