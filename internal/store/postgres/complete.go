@@ -3,8 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -12,86 +10,35 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
-// completer groups concurrent Complete calls into one UPDATE (one round
-// trip, one commit) as enqueuer groups inserts: every worker completes
-// each delivery it processed, and under load those round trips were most
-// of the statements the server ran. Its zero value is ready.
-type completer struct {
-	mu      sync.Mutex
-	queue   []*completeReq
-	leading bool
-}
-
+// completeReq is one Complete call. Concurrent calls are grouped (package
+// group) into one UPDATE (one round trip, one commit) as enqueuer groups
+// inserts: every worker completes each delivery it processed, and under
+// load those round trips were most of the statements the server ran.
 type completeReq struct {
-	c   store.Claim
-	at  time.Time
-	res chan completeRes // buffered: answered once with lead, once with the result
-}
-
-type completeRes struct {
-	lead bool
-	err  error
+	c  store.Claim
+	at time.Time
 }
 
 // maxCompleteBatch bounds one grouped completion.
 const maxCompleteBatch = 256
 
 // Complete marks the delivery of claim c done; ErrLostClaim when c is not
-// its current claim. Concurrent calls are committed together: the first
-// caller to find none under way leads, then hands the lead to the oldest
-// caller still queued.
+// its current claim. Concurrent calls are committed together.
 func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("postgres: complete %d: %w", c.Seq, err)
 	}
-	q := &s.completions
-	req := &completeReq{c: c, at: now, res: make(chan completeRes, 2)}
-	q.mu.Lock()
-	q.queue = append(q.queue, req)
-	lead := !q.leading
-	q.leading = true
-	q.mu.Unlock()
-	if !lead {
-		if r := <-req.res; !r.lead {
-			return r.err
-		}
-	}
-	s.completeQueue(ctx)
-	return (<-req.res).err
-}
-
-// completeQueue completes the head of the queue, which holds the caller's
-// own request, and passes the lead on.
-func (s *Store) completeQueue(ctx context.Context) {
-	q := &s.completions
-	q.mu.Lock()
-	n := min(len(q.queue), maxCompleteBatch)
-	batch := q.queue[:n:n]
-	q.queue = slices.Clone(q.queue[n:])
-	q.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
-	errs := s.completeBatch(ctx, batch)
-	cancel()
-	for i, req := range batch {
-		req.res <- completeRes{err: errs[i]}
-	}
-
-	q.mu.Lock()
-	if len(q.queue) == 0 {
-		q.leading = false
-		q.mu.Unlock()
-		return
-	}
-	next := q.queue[0]
-	q.mu.Unlock()
-	next.res <- completeRes{lead: true}
+	return s.completions.Do(ctx, completeReq{c: c, at: now}, maxCompleteBatch, func(ctx context.Context, batch []completeReq) []error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
+		defer cancel()
+		return s.completeBatch(ctx, batch)
+	})
 }
 
 // completeBatch completes every claim of batch in one statement; a claim
 // not matched (its delivery claimed by someone else since) gets
 // ErrLostClaim. When the statement fails, each is tried on its own.
-func (s *Store) completeBatch(ctx context.Context, batch []*completeReq) []error {
+func (s *Store) completeBatch(ctx context.Context, batch []completeReq) []error {
 	errs := make([]error, len(batch))
 	if len(batch) == 1 {
 		errs[0] = s.completeOne(ctx, batch[0])
@@ -150,7 +97,7 @@ func (s *Store) completeBatch(ctx context.Context, batch []*completeReq) []error
 	return errs
 }
 
-func (s *Store) completeOne(ctx context.Context, r *completeReq) error {
+func (s *Store) completeOne(ctx context.Context, r completeReq) error {
 	err := held(s.inbox.Exec(ctx, `UPDATE deliveries SET state = $1, done_at = $2, claimed_until = NULL, claim_token = ''
 		WHERE seq = $3 AND state = $4 AND claim_token = $5`, string(store.DeliveryDone), ts(r.at), r.c.Seq, string(store.DeliveryProcessing), r.c.Token))
 	if err != nil {

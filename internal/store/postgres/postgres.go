@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/group"
 )
 
 //go:embed migrations/*.sql
@@ -42,7 +43,7 @@ type Store struct {
 	inbox  *pgxpool.Pool // the inbox's bookkeeping, commits not waited for (see relaxedPool)
 	intake enqueuer      // Enqueue's group insert (enqueue.go)
 	// Complete's grouped update (complete.go)
-	completions completer
+	completions group.Group[completeReq]
 }
 
 // Open connects to the database at dsn (a libpq URL or key=value string;

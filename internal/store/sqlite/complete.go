@@ -4,93 +4,40 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
-// completer groups concurrent Complete calls into one relaxed transaction
-// on the writer, as Enqueue groups inserts: each completion is a
-// transaction of its own otherwise (two pragmas, begin, update, commit),
-// and the workers' completions queue for the one writer behind the
-// intake's group commits anyway. Its zero value is ready.
-type completer struct {
-	mu      sync.Mutex
-	queue   []*completeReq
-	leading bool
-}
-
+// completeReq is one Complete call. Concurrent calls are grouped (package
+// group) into one relaxed transaction on the writer, as Enqueue groups
+// inserts: each completion is a transaction of its own otherwise (two
+// pragmas, begin, update, commit), and the workers' completions queue for
+// the one writer behind the intake's group commits anyway.
 type completeReq struct {
-	c   store.Claim
-	at  time.Time
-	res chan completeRes // buffered: answered once with lead, once with the result
-}
-
-type completeRes struct {
-	lead bool
-	err  error
+	c  store.Claim
+	at time.Time
 }
 
 // maxCompleteBatch bounds one grouped completion.
 const maxCompleteBatch = 256
 
 // Complete marks the delivery of claim c done; ErrLostClaim when c is not
-// its current claim. Concurrent calls are committed together: the first
-// caller to find none under way leads, then hands the lead to the oldest
-// caller still queued.
+// its current claim. Concurrent calls are committed together.
 func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: complete %d: %w", c.Seq, err)
 	}
-	q := &s.completions
-	req := &completeReq{c: c, at: now, res: make(chan completeRes, 2)}
-	q.mu.Lock()
-	q.queue = append(q.queue, req)
-	lead := !q.leading
-	q.leading = true
-	q.mu.Unlock()
-	if !lead {
-		if r := <-req.res; !r.lead {
-			return r.err
-		}
-	}
-	s.completeQueue(ctx)
-	return (<-req.res).err
-}
-
-// completeQueue completes the head of the queue, which holds the caller's
-// own request, and passes the lead on.
-func (s *Store) completeQueue(ctx context.Context) {
-	q := &s.completions
-	q.mu.Lock()
-	n := min(len(q.queue), maxCompleteBatch)
-	batch := q.queue[:n:n]
-	q.queue = slices.Clone(q.queue[n:])
-	q.mu.Unlock()
-
-	errs := s.completeBatch(context.WithoutCancel(ctx), batch)
-	for i, req := range batch {
-		req.res <- completeRes{err: errs[i]}
-	}
-
-	q.mu.Lock()
-	if len(q.queue) == 0 {
-		q.leading = false
-		q.mu.Unlock()
-		return
-	}
-	next := q.queue[0]
-	q.mu.Unlock()
-	next.res <- completeRes{lead: true}
+	return s.completions.Do(ctx, completeReq{c: c, at: now}, maxCompleteBatch, func(ctx context.Context, batch []completeReq) []error {
+		return s.completeBatch(context.WithoutCancel(ctx), batch)
+	})
 }
 
 // completeBatch completes every claim of batch in one transaction; a claim
 // that is not its delivery's current one gets ErrLostClaim. When the
 // transaction fails, every claim of it gets the error (nothing was
 // completed: a completion is redone, never lost).
-func (s *Store) completeBatch(ctx context.Context, batch []*completeReq) []error {
+func (s *Store) completeBatch(ctx context.Context, batch []completeReq) []error {
 	errs := make([]error, len(batch))
 	err := s.relaxed(ctx, func(w *sql.Conn) error {
 		tx, err := w.BeginTx(ctx, nil)

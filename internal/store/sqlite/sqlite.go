@@ -30,6 +30,7 @@ import (
 	sqlitelib "modernc.org/sqlite/lib"
 
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/group"
 )
 
 //go:embed migrations/*.sql
@@ -52,7 +53,7 @@ type Store struct {
 	leading bool
 	idle    chan struct{} // closed when no group commit is under way (yieldToIntake)
 
-	completions completer // Complete's grouped transaction (complete.go)
+	completions group.Group[completeReq] // Complete's grouped transaction (complete.go)
 }
 
 // busyTimeoutMS is how long a connection waits for a lock held by another

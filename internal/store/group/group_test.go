@@ -1,0 +1,71 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// Every caller gets its own request's answer, batches never exceed the
+// limit and run one at a time, and under contention requests share
+// batches.
+func TestDoAnswersEveryCallerWithItsOwnResult(t *testing.T) {
+	var g Group[int]
+	var running, batches, maxBatch atomic.Int64
+	gate := make(chan struct{})
+	run := func(_ context.Context, vs []int) []error {
+		if running.Add(1) != 1 {
+			t.Error("two batches at once")
+		}
+		defer running.Add(-1)
+		<-gate
+		batches.Add(1)
+		if n := int64(len(vs)); n > maxBatch.Load() {
+			maxBatch.Store(n)
+		}
+		errs := make([]error, len(vs))
+		for i, v := range vs {
+			if v%3 == 0 {
+				errs[i] = fmt.Errorf("odd one %d", v)
+			}
+		}
+		return errs
+	}
+	const callers, limit = 200, 16
+	var wg sync.WaitGroup
+	for i := 1; i <= callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := g.Do(context.Background(), i, limit, run)
+			want := i%3 == 0
+			if (err != nil) != want || (want && err.Error() != fmt.Sprintf("odd one %d", i)) {
+				t.Errorf("caller %d got %v", i, err)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	if maxBatch.Load() > limit {
+		t.Errorf("a batch of %d, limit %d", maxBatch.Load(), limit)
+	}
+	if batches.Load() >= callers {
+		t.Errorf("%d batches for %d concurrent callers: nothing was grouped", batches.Load(), callers)
+	}
+}
+
+// A run that answers fewer errors than requests leaves the rest nil, and
+// a lone caller runs at once.
+func TestDoShortAnswer(t *testing.T) {
+	var g Group[string]
+	boom := errors.New("boom")
+	if err := g.Do(context.Background(), "a", 4, func(context.Context, []string) []error { return nil }); err != nil {
+		t.Errorf("nil answers: %v", err)
+	}
+	if err := g.Do(context.Background(), "b", 4, func(_ context.Context, vs []string) []error { return []error{boom} }); !errors.Is(err, boom) {
+		t.Errorf("got %v", err)
+	}
+}
