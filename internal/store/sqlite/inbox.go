@@ -30,13 +30,15 @@ type enqueueRes struct {
 	err      error
 }
 
-const deliveryCols = `seq, source, delivery_id, event_key, body, length(body), received_at, state, attempts,
+// deliveryCols read a delivery with its body, which lives in
+// delivery_bodies (migration 0008: state changes do not rewrite it).
+const deliveryCols = `seq, source, delivery_id, event_key,
+	coalesce((SELECT b.body FROM delivery_bodies b WHERE b.seq = deliveries.seq), x''), body_len, received_at, state, attempts,
 	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
 
 // listCols are deliveryCols without the body (an empty blob in its place):
-// lists never read bodies of up to 5 MiB only to drop them. SQLite takes
-// a blob's length from the record header, without reading the blob.
-const listCols = `seq, source, delivery_id, event_key, x'', length(body), received_at, state, attempts,
+// lists never read bodies of up to 5 MiB only to drop them.
+const listCols = `seq, source, delivery_id, event_key, x'', body_len, received_at, state, attempts,
 	next_attempt_at, claimed_by, claimed_until, last_error, done_at, claim_token`
 
 // Enqueue stores a delivery. Concurrent calls are committed together: the
@@ -157,13 +159,18 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueR
 	}
 	defer tx.Rollback()
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries
-		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at)
+		(source, delivery_id, event_key, body_len, received_at, state, attempts, next_attempt_at)
 		VALUES (?, ?, ?, ?, ?, ?, 0, ?)
 		ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq`)
 	if err != nil {
 		return fail(err)
 	}
 	defer stmt.Close()
+	bodies, err := tx.PrepareContext(ctx, `INSERT INTO delivery_bodies (seq, body) VALUES (?, ?)`)
+	if err != nil {
+		return fail(err)
+	}
+	defer bodies.Close()
 	seqs := make([]int64, len(batch))
 	for i, req := range batch {
 		d := req.d
@@ -172,7 +179,16 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueR
 			body = []byte{}
 		}
 		at := ms(d.ReceivedAt)
-		err := stmt.QueryRowContext(ctx, string(d.Source), d.DeliveryID, d.EventKey, body, at, store.DeliveryPending, at).Scan(&seqs[i])
+		err := stmt.QueryRowContext(ctx, string(d.Source), d.DeliveryID, d.EventKey, len(body), at, store.DeliveryPending, at).Scan(&seqs[i])
+		if err == nil {
+			if _, err = bodies.ExecContext(ctx, seqs[i], body); err != nil {
+				// The row without its body must not stay: the statement
+				// alone is rolled back, not the row inserted before it.
+				if _, derr := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE seq = ?`, seqs[i]); derr != nil {
+					return fail(derr)
+				}
+			}
+		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows): // a duplicate: not inserted
 		case err != nil: // only this statement was rolled back
