@@ -143,6 +143,9 @@ func TestDiskFullIntake(t *testing.T) {
 		}
 	}
 	if full == 0 {
+		for _, e := range logs.All() {
+			t.Logf("log: %s %v", e.Message, e.ContextMap())
+		}
 		t.Errorf("no SQLITE_FULL in the log: the 503s had another cause")
 	}
 	if d, err := st.GetDelivery(ctx, all[0].Seq); err != nil || len(d.Body) < 16<<10 {

@@ -181,18 +181,15 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueR
 		at := ms(d.ReceivedAt)
 		err := stmt.QueryRowContext(ctx, string(d.Source), d.DeliveryID, d.EventKey, len(body), at, store.DeliveryPending, at).Scan(&seqs[i])
 		if err == nil {
-			if _, err = bodies.ExecContext(ctx, seqs[i], body); err != nil {
-				// The row without its body must not stay: the statement
-				// alone is rolled back, not the row inserted before it.
-				if _, derr := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE seq = ?`, seqs[i]); derr != nil {
-					return fail(derr)
-				}
-			}
+			_, err = bodies.ExecContext(ctx, seqs[i], body)
 		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows): // a duplicate: not inserted
-		case err != nil: // only this statement was rolled back
-			results[i].err = fmt.Errorf("sqlite: enqueue: %w", err)
+		case err != nil:
+			// The whole batch fails: SQLite may have rolled the
+			// transaction back already (a full disk does), and a row
+			// must never stay without its body.
+			return fail(err)
 		default:
 			results[i].inserted = true
 		}
