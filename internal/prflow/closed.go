@@ -54,6 +54,9 @@ func (p *pass) closed(ctx context.Context) error {
 		return p.finish(ctx)
 	}
 	p.note("merged by " + p.closerName())
+	if err := p.forgetBranchPushers(ctx); err != nil {
+		return p.fail(ctx, err)
+	}
 	merge := rules.Merge{Repository: p.pr.Repository, Number: p.pr.ID, URL: p.pr.URL, Team: p.team.ID,
 		At: p.in.at, Now: p.now, By: p.closer(), Author: p.pr.Author, Approvals: p.pr.Approvals()}
 	for _, f := range rules.MergeFindings(p.org, p.d, merge) {

@@ -78,7 +78,8 @@ type Handler struct {
 	log          *zap.Logger
 	now          func() time.Time
 	m            metrics
-	me           self // rolekeeper's own account, once read
+	me           self       // rolekeeper's own account, once read
+	pushersMu    sync.Mutex // serialises this process's updates of branch pushers
 
 	engine atomic.Pointer[compiled]
 	locks  [64]sync.Mutex // striped per pull request
@@ -280,6 +281,9 @@ func (h *Handler) push(ctx context.Context, ev *model.Event, in input) error {
 	}
 	done := map[int]bool{}
 	for _, c := range ev.Push.Changes {
+		if err := h.rememberPusher(ctx, repo, c, ev.Actor); err != nil {
+			return err
+		}
 		if (c.RefType != "" && c.RefType != "branch") || c.OldCommit == "" || c.NewCommit == "" || c.Closed {
 			continue
 		}

@@ -134,6 +134,9 @@ func (p *pass) knowAuthors(ctx context.Context) error {
 		p.rec.AddHeads(c.OldCommit, c.NewCommit)
 		p.rec.AddPusher(p.in.actor.AccountID)
 	}
+	if err := p.branchPushers(ctx); err != nil {
+		return err
+	}
 	if err := p.know(ctx); err != nil {
 		return err
 	}
