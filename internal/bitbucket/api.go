@@ -294,10 +294,11 @@ type wireActivity struct {
 	ChangesRequest *wireApproval `json:"changes_request"`
 	Comment        *wireComment  `json:"comment"`
 	Update         *struct {
-		Author *wireAccount `json:"author"`
-		Date   wireTime     `json:"date"`
-		State  string       `json:"state"`
-		Source wireEndpoint `json:"source"`
+		Author      *wireAccount `json:"author"`
+		Date        wireTime     `json:"date"`
+		State       string       `json:"state"`
+		Source      wireEndpoint `json:"source"`
+		Destination wireEndpoint `json:"destination"`
 	} `json:"update"`
 }
 
@@ -333,7 +334,8 @@ func (c *Client) PullRequestActivity(ctx context.Context, repo string, id int) (
 			out = append(out, model.PRActivity{Kind: model.ActivityComment, User: cm.Author, At: cm.CreatedAt, Comment: &cm})
 		case w.Update != nil:
 			out = append(out, model.PRActivity{Kind: model.ActivityUpdate, User: w.Update.Author.actor(), At: w.Update.Date.Time,
-				State: prState(w.Update.State), SourceCommit: strings.ToLower(w.Update.Source.commit())})
+				State: prState(w.Update.State), SourceCommit: strings.ToLower(w.Update.Source.commit()),
+				DestinationBranch: w.Update.Destination.branch()})
 		}
 		return nil
 	})

@@ -191,3 +191,40 @@ func TestWalkAroundApprovalIntoAnUnreviewedBranch(t *testing.T) {
 		t.Fatalf("a pull request into release/1 with branches [main, release/*]: %v", g)
 	}
 }
+
+// TestWalkAroundRetargetAfterTheApproval: Mei opens the pull request into a
+// side branch holding most of the change (a small diff); Bo approves it;
+// Mei retargets it to main, where the whole change shows. Bitbucket keeps
+// the approval, and the head did not move. The approval was of the other
+// diff: the gate waits until Bo approves again.
+func TestWalkAroundRetargetAfterTheApproval(t *testing.T) {
+	e := startE2E(t)
+	head := hex40(361)
+	pr := e.bb.AddPullRequest(testRepo, bitbuckettest.PR{Title: "Tidy", Author: e.user["mei"], SourceCommit: head, DestinationBranch: "mei/side"})
+	e.clk.add(time.Minute)
+	if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Edit(testRepo, pr, e.user["mei"], bitbuckettest.Edit{DestinationBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	g := e.ask(t, head, "production")
+	id := g["id"].(string)
+	if g["state"] != "pending" || !historyHas(g, "before the last push") {
+		t.Fatalf("an approval given before the retarget opened the gate: %v", g)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Unapprove(testRepo, pr, e.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, "pullrequest:approved", e.bb.WebhookBody("pullrequest:approved", testRepo, pr, e.user["bo"]))
+	if g = e.gate(t, id); g["state"] != "approved" || g["decided_by"] != "acc-bo" {
+		t.Fatalf("Bo's approval after the retarget: %v", g)
+	}
+}

@@ -92,3 +92,27 @@ func TestSameCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestLastPushRetarget: a pull request retargeted to another branch shows a
+// new diff over the same head; the retarget ends the run like a push.
+func TestLastPushRetarget(t *testing.T) {
+	at := func(m int) time.Time { return time.Date(2026, 3, 1, 9, m, 0, 0, time.UTC) }
+	a := strings.Repeat("a", 40)
+	acts := []PRActivity{
+		{Kind: ActivityUpdate, At: at(50), SourceCommit: a[:12], DestinationBranch: "main"}, // an edit after the retarget
+		{Kind: ActivityUpdate, At: at(40), SourceCommit: a[:12], DestinationBranch: "main"}, // the retarget
+		{Kind: ActivityApproval, At: at(30)},
+		{Kind: ActivityUpdate, At: at(20), SourceCommit: a[:12], DestinationBranch: "side"},
+		{Kind: ActivityUpdate, At: at(10), SourceCommit: a[:12], DestinationBranch: "side"}, // opened into side
+	}
+	if got, ok := LastPush(acts, a, false); !ok || !got.Equal(at(40)) {
+		t.Errorf("pushed %v %v, want the retarget at 09:40", got, ok)
+	}
+	// Entries without a destination (older captures) do not end the run.
+	for i := range acts {
+		acts[i].DestinationBranch = ""
+	}
+	if got, ok := LastPush(acts, a, false); !ok || !got.Equal(at(10)) {
+		t.Errorf("pushed %v %v, want the opening at 09:10", got, ok)
+	}
+}

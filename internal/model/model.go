@@ -352,7 +352,10 @@ type PRActivity struct {
 	At           time.Time      `json:"at"`                      //
 	State        PRState        `json:"state,omitempty"`         // update: the state after it
 	SourceCommit string         `json:"source_commit,omitempty"` // update: the source head after it (often 12 hex)
-	Comment      *Comment       `json:"comment,omitempty"`       // comment entries only
+	// DestinationBranch is, for an update, the branch the pull request
+	// targets after it (an update entry is a snapshot of the pull request).
+	DestinationBranch string   `json:"destination_branch,omitempty"`
+	Comment           *Comment `json:"comment,omitempty"` // comment entries only
 }
 
 // LastPush is when head became the pull request's source commit: the oldest
@@ -367,16 +370,24 @@ type PRActivity struct {
 // approval look stale, never a stale one look fresh. ok is false when no
 // update entry shows head (the log is truncated or the head is unknown):
 // callers then treat every approval as possibly stale.
+//
+// A pull request retargeted to another branch shows a new diff over the
+// same head: the run also ends where the destination changed, so an
+// approval of the diff against the old destination is older than the push.
 func LastPush(acts []PRActivity, head string, twin bool) (at time.Time, ok bool) {
+	dest := ""
 	for _, a := range acts {
 		if a.Kind != ActivityUpdate || a.SourceCommit == "" {
 			continue
 		}
-		if !SameCommit(a.SourceCommit, head) {
+		if !SameCommit(a.SourceCommit, head) || (ok && dest != "" && a.DestinationBranch != "" && a.DestinationBranch != dest) {
 			if ok {
 				return at, true
 			}
 			continue // a newer head than the one asked about: skip
+		}
+		if !ok {
+			dest = a.DestinationBranch
 		}
 		at, ok = a.At, true
 		if twin {

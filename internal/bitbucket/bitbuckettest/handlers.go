@@ -340,7 +340,7 @@ func (s *Server) putPR(rp *repo, p *pullRequest, body []byte) reply {
 	}
 	now := s.now()
 	p.title, p.description, p.reviewers, p.updated = title, desc, reviewers, now
-	p.activity = append(p.activity, activity{kind: "update", user: s.me, at: now, state: p.state, commit: p.srcCommit})
+	p.activity = append(p.activity, activity{kind: "update", user: s.me, at: now, state: p.state, commit: p.srcCommit, dest: p.dstBranch})
 	return ok(s.prJSON(rp, p, true))
 }
 

@@ -168,6 +168,7 @@ type activity struct {
 	comment *comment
 	state   model.PRState
 	commit  string // update: the source head after it
+	dest    string // update: the destination branch after it (an entry is a snapshot)
 }
 
 type status struct {
@@ -372,7 +373,7 @@ func (s *Server) AddPullRequest(fullName string, in PR) int {
 	if r.commitInfo[p.srcCommit] == nil {
 		r.commitInfo[p.srcCommit] = &commitRec{author: p.author, raw: rawAuthor(p.author), date: now}
 	}
-	p.activity = append(p.activity, activity{kind: "update", user: p.author, at: now, state: model.PROpen, commit: p.srcCommit})
+	p.activity = append(p.activity, activity{kind: "update", user: p.author, at: now, state: model.PROpen, commit: p.srcCommit, dest: p.dstBranch})
 	r.prs[p.id] = p
 	return p.id
 }
@@ -529,7 +530,7 @@ func (s *Server) close(fullName string, id int, by model.Actor, st model.PRState
 		p.mergeCommit = mergeCommit
 		r.commits[mergeCommit] = true
 	}
-	p.activity = append(p.activity, activity{kind: "update", user: by, at: now, state: st, commit: p.srcCommit})
+	p.activity = append(p.activity, activity{kind: "update", user: by, at: now, state: st, commit: p.srcCommit, dest: p.dstBranch})
 	return nil
 }
 
@@ -607,7 +608,7 @@ func (s *Server) Push(fullName string, id int, c Commit) (string, error) {
 	if c.Files != nil {
 		p.files = append([]model.ChangedFile(nil), c.Files...)
 	}
-	p.activity = append(p.activity, activity{kind: "update", user: pusher, at: now, state: p.state, commit: hash})
+	p.activity = append(p.activity, activity{kind: "update", user: pusher, at: now, state: p.state, commit: hash, dest: p.dstBranch})
 	return hash, nil
 }
 
@@ -666,7 +667,7 @@ func (s *Server) Edit(fullName string, id int, by model.Actor, e Edit) error {
 	}
 	now := s.now()
 	p.updated = now
-	p.activity = append(p.activity, activity{kind: "update", user: s.addUser(by), at: now, state: p.state, commit: p.srcCommit})
+	p.activity = append(p.activity, activity{kind: "update", user: s.addUser(by), at: now, state: p.state, commit: p.srcCommit, dest: p.dstBranch})
 	return nil
 }
 

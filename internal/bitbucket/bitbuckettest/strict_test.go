@@ -343,12 +343,12 @@ func TestFakeEditsAndReviewerChangesAreUpdateEntries(t *testing.T) {
 	}
 	putAt := clk.t
 	title, draft := "Refunds (v2)", true
-	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{Title: &title, Draft: &draft, DestinationBranch: "release/1", Reviewers: &[]model.Actor{ben}}); err != nil {
+	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{Title: &title, Draft: &draft, Reviewers: &[]model.Actor{ben}}); err != nil {
 		t.Fatal(err)
 	}
 	editAt := clk.t
 	pr, _ := s.PullRequest(repo, id)
-	if pr.Title != title || !pr.Draft || pr.DestinationBranch != "release/1" || len(pr.Reviewers) != 1 || pr.Reviewers[0].AccountID != ben.AccountID ||
+	if pr.Title != title || !pr.Draft || pr.DestinationBranch != "main" || len(pr.Reviewers) != 1 || pr.Reviewers[0].AccountID != ben.AccountID ||
 		pr.Description != "Adds refunds." || !pr.UpdatedAt.Equal(editAt) {
 		t.Errorf("after the edit: %+v", pr)
 	}
@@ -373,11 +373,26 @@ func TestFakeEditsAndReviewerChangesAreUpdateEntries(t *testing.T) {
 	if last, ok := model.LastPush(acts, head.SourceCommit, false); !ok || !last.Before(putAt) {
 		t.Errorf("last push %v %v, want the opening", last, ok)
 	}
+	// A retarget is an update entry too; each entry is a snapshot naming
+	// the destination it left: the diff is new from the retarget on.
+	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{DestinationBranch: "release/1"}); err != nil {
+		t.Fatal(err)
+	}
+	retargetAt := clk.t
+	if acts, err = c.PullRequestActivity(ctx, repo, id); err != nil {
+		t.Fatal(err)
+	}
+	if len(acts) != 4 || acts[0].DestinationBranch != "release/1" || acts[1].DestinationBranch != "main" || acts[3].DestinationBranch != "main" {
+		t.Errorf("destinations of the entries: %+v", acts)
+	}
+	if last, ok := model.LastPush(acts, head.SourceCommit, false); !ok || !last.Equal(retargetAt) {
+		t.Errorf("last push %v %v, want the retarget at %v", last, ok, retargetAt)
+	}
 	// Bitbucket refuses the author as a reviewer in the web interface too.
 	if err := s.Edit(repo, id, ana, bitbuckettest.Edit{Reviewers: &[]model.Actor{ana}}); err == nil {
 		t.Error("the author was made a reviewer")
 	}
-	if acts2, _ := c.PullRequestActivity(ctx, repo, id); len(acts2) != 3 {
+	if acts2, _ := c.PullRequestActivity(ctx, repo, id); len(acts2) != 4 {
 		t.Errorf("a refused edit left an entry: %d", len(acts2))
 	}
 }
