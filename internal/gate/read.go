@@ -12,9 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/reloadly/rolekeeper/internal/glob"
 	"github.com/reloadly/rolekeeper/internal/model"
-	"github.com/reloadly/rolekeeper/internal/roles"
 	"github.com/reloadly/rolekeeper/internal/rules"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/upstream"
@@ -103,7 +101,7 @@ func (s *Service) read(ctx context.Context, g *store.Gate, hints []int) (facts, 
 		if err != nil {
 			return f, &UpstreamError{fmt.Errorf("read %s#%d: %w", g.Repository, id, err)}
 		}
-		if why, err := s.throughDeployBranch(ctx, org, g, f.policy, pr); err != nil {
+		if why, err := s.throughDeployBranch(ctx, g, f.policy, pr); err != nil {
 			return f, err
 		} else if why != "" {
 			if known {
@@ -315,37 +313,17 @@ func (s *Service) carries(ctx context.Context, g *store.Gate, d details, pr *mod
 }
 
 // throughDeployBranch says why a pull request's approval cannot count for
-// a deployment ("" when it can): it does not target a branch of the
-// rule's branches (default: the repository's main branch). An approval is
-// of a diff against the destination: a pull request into a branch nobody
-// reviews can show a small diff over unreviewed content.
-func (s *Service) throughDeployBranch(ctx context.Context, org *roles.Org, g *store.Gate, p Policy, pr *model.PullRequest) (string, error) {
-	var branches []string
-	if org != nil {
-		for _, r := range org.Rules {
-			if r.ID == p.Deploy.RuleID {
-				branches = r.Branches
-				break
-			}
-		}
-	}
-	dest := pr.DestinationBranch
-	if len(branches) == 0 {
-		main, err := s.mainBranch(ctx, g.Repository)
-		if err != nil {
+// the deployment ("" when it can), reading the repository's main branch
+// when the rule names no branches (rules.DeployResult.ApprovalBranchWhy).
+func (s *Service) throughDeployBranch(ctx context.Context, g *store.Gate, p Policy, pr *model.PullRequest) (string, error) {
+	main := ""
+	if len(p.Deploy.Branches) == 0 {
+		var err error
+		if main, err = s.mainBranch(ctx, g.Repository); err != nil {
 			return "", err
 		}
-		if dest != "" && dest == main {
-			return "", nil
-		}
-		return fmt.Sprintf("pull request #%d targets %s, not %s, the main branch (the deploy-approval rule's branches)", pr.ID, orDefault(dest, "no branch"), main), nil
 	}
-	for _, b := range branches {
-		if gl, err := glob.Compile(b); err == nil && dest != "" && gl.Match(dest) {
-			return "", nil
-		}
-	}
-	return fmt.Sprintf("pull request #%d targets %s, none of the deploy-approval rule's branches (%s)", pr.ID, orDefault(dest, "no branch"), strings.Join(branches, ", ")), nil
+	return p.Deploy.ApprovalBranchWhy(pr.ID, pr.DestinationBranch, main), nil
 }
 
 // mainBranchTTL is how long a repository's main branch is remembered.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reloadly/rolekeeper/internal/glob"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/roles"
 )
@@ -43,9 +44,35 @@ type DeployResult struct {
 	// InvalidateOnPush: an approval counts only when given after the last
 	// push to the pull request (the rule's invalidate_on_push).
 	InvalidateOnPush bool `json:"invalidate_on_push"`
+	// Branches are the rule's branches: globs of the destinations through
+	// which a pull request's approval counts (none: the repository's main
+	// branch; ApprovalBranchWhy).
+	Branches []string `json:"branches,omitempty"`
 
 	Notes  []string `json:"notes,omitempty"`
 	Reason string   `json:"reason"`
+}
+
+// ApprovalBranchWhy says why an approval on pull request #number, into
+// branch dest, cannot count for the deployment ("" when it can): only pull
+// requests into the rule's branches count, or, when the rule names none,
+// into main, the repository's main branch. An approval is of a diff against
+// the destination: a pull request into a branch nobody reviews can show a
+// small diff over unreviewed content.
+func (r DeployResult) ApprovalBranchWhy(number int, dest, main string) string {
+	target := orDefault(dest, "no branch")
+	if len(r.Branches) == 0 {
+		if dest != "" && dest == main {
+			return ""
+		}
+		return fmt.Sprintf("pull request #%d targets %s, not %s, the main branch (the deploy-approval rule's branches)", number, target, main)
+	}
+	for _, b := range r.Branches {
+		if g, err := glob.Compile(b); err == nil && dest != "" && g.Match(dest) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("pull request #%d targets %s, none of the deploy-approval rule's branches (%s)", number, target, strings.Join(r.Branches, ", "))
 }
 
 // Authorship is one account that authored part of a deployed change, and
@@ -109,6 +136,7 @@ func DeployPolicyOf(org *roles.Org, repo, environment string, authorship []Autho
 	}
 	res.Gated = true
 	res.RuleID, res.Role, res.Responsibility, res.InvalidateOnPush = rule.ID, rule.Role, rule.Responsibility, rule.InvalidateOnPush
+	res.Branches = rule.Branches
 	why := roleWhy(org.Role(rule.Role), rule.Role, "team "+teamName(team))
 
 	for _, p := range org.Holders(rule.Role, team.ID) {

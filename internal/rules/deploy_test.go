@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reloadly/rolekeeper/internal/roles"
 )
@@ -236,5 +237,43 @@ func TestDeployStatusKey(t *testing.T) {
 		if k := DeployStatusKey(strings.Repeat("x", n)); len(k) > 40 {
 			t.Errorf("environment of %d characters: key %q is %d characters", n, k, len(k))
 		}
+	}
+}
+
+func TestApprovalBranchWhy(t *testing.T) {
+	main := DeployResult{}
+	release := DeployResult{Branches: []string{"main", "release/*"}}
+	for _, tc := range []struct {
+		name       string
+		r          DeployResult
+		dest, repo string // repo: the repository's main branch
+		want       string // "" or a fragment of the reason
+	}{
+		{"into the main branch", main, "main", "main", ""},
+		{"into master, the main branch", main, "master", "master", ""},
+		{"into a side branch", main, "mei/side", "main", "pull request #7 targets mei/side, not main, the main branch"},
+		{"no destination", main, "", "main", "targets no branch"},
+		{"into a declared release branch", release, "release/1", "", ""},
+		{"into main, declared", release, "main", "", ""},
+		{"into a branch not declared", release, "hotfix/1", "", "none of the deploy-approval rule's branches (main, release/*)"},
+		{"nested below a declared glob", release, "release/1/x", "", "none of the deploy-approval rule's branches"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.r.ApprovalBranchWhy(7, tc.dest, tc.repo)
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("ApprovalBranchWhy(%q, main %q) = %q, want %q", tc.dest, tc.repo, got, tc.want)
+			}
+		})
+	}
+	// The policy carries the rule's branches.
+	org := prKindsOrg(t)
+	for _, r := range org.Rules {
+		if r.Kind == roles.KindDeployApproval {
+			r.Branches = []string{"release/*"}
+		}
+	}
+	dr, err := DeployPolicyOf(org, "acme/pay", "Production", nil, time.Now())
+	if err != nil || !dr.Gated || len(dr.Branches) != 1 || dr.Branches[0] != "release/*" {
+		t.Errorf("policy %+v %v", dr, err)
 	}
 }
