@@ -238,8 +238,8 @@ func (s *Service) commitsOf(ctx context.Context, g *store.Gate, d details, pr *m
 	c := prCommits{Head: head}
 	seen := map[string]bool{}
 	for _, cm := range list {
-		if h := strings.ToLower(cm.Hash); model.IsFullCommit(h) && len(head) >= 12 && h[:12] == strings.ToLower(head[:12]) && h != strings.ToLower(head) {
-			c.Twins = append(c.Twins, h)
+		if model.HasTwin(head, []string{cm.Hash}) {
+			c.Twins = append(c.Twins, strings.ToLower(cm.Hash))
 		}
 		if model.SameFullCommit(cm.Hash, g.Commit) {
 			c.Contains = true

@@ -208,7 +208,7 @@ func (p *pass) know(ctx context.Context) error {
 		// Commits sharing the head's 12 hex are twins the activity cannot
 		// tell apart from it: remember them with the head.
 		for _, c := range commits {
-			if model.IsFullCommit(c.Hash) && model.SameCommit(c.Hash[:12], full) && !model.SameFullCommit(c.Hash, full) {
+			if model.HasTwin(full, []string{c.Hash}) {
 				p.rec.AddHeads(c.Hash)
 			}
 		}
