@@ -53,15 +53,7 @@ func TestWalkAroundTwinOfTheApprovedHead(t *testing.T) {
 				t.Fatalf("the gate for the twin opened on the approval of A: %v", g)
 			}
 			// The honest path: Bo approves the twin.
-			e.clk.add(time.Minute)
-			if err := e.bb.Unapprove(testRepo, pr, e.user["bo"]); err != nil {
-				t.Fatal(err)
-			}
-			e.clk.add(time.Minute)
-			if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
-				t.Fatal(err)
-			}
-			e.deliver(t, "pullrequest:approved", e.bb.WebhookBody("pullrequest:approved", testRepo, pr, e.user["bo"]))
+			e.approveAgain(t, pr, "bo")
 			if g = e.gate(t, id); g["state"] != "approved" || g["decided_by"] != "acc-bo" {
 				t.Fatalf("a fresh approval of the twin: %v", g)
 			}
@@ -215,15 +207,7 @@ func TestWalkAroundRetargetAfterTheApproval(t *testing.T) {
 	if g["state"] != "pending" || !historyHas(g, "before the last push") {
 		t.Fatalf("an approval given before the retarget opened the gate: %v", g)
 	}
-	e.clk.add(time.Minute)
-	if err := e.bb.Unapprove(testRepo, pr, e.user["bo"]); err != nil {
-		t.Fatal(err)
-	}
-	e.clk.add(time.Minute)
-	if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
-		t.Fatal(err)
-	}
-	e.deliver(t, "pullrequest:approved", e.bb.WebhookBody("pullrequest:approved", testRepo, pr, e.user["bo"]))
+	e.approveAgain(t, pr, "bo")
 	if g = e.gate(t, id); g["state"] != "approved" || g["decided_by"] != "acc-bo" {
 		t.Fatalf("Bo's approval after the retarget: %v", g)
 	}

@@ -61,6 +61,22 @@ func (e *e2e) decisions(t *testing.T, gateID string) []string {
 	return out
 }
 
+// approveAgain withdraws who's approval of pull request pr and gives it
+// again, a minute apart each (a person approving what is there now), and
+// delivers the approval webhook.
+func (e *e2e) approveAgain(t *testing.T, pr int, who string) {
+	t.Helper()
+	e.clk.add(time.Minute)
+	if err := e.bb.Unapprove(testRepo, pr, e.user[who]); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.add(time.Minute)
+	if err := e.bb.Approve(testRepo, pr, e.user[who]); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver(t, "pullrequest:approved", e.bb.WebhookBody("pullrequest:approved", testRepo, pr, e.user[who]))
+}
+
 func historyHas(g map[string]any, what string) bool {
 	raw, _ := json.Marshal(g["history"])
 	return strings.Contains(string(raw), what)
@@ -166,15 +182,7 @@ func TestWalkAroundStaleApproval(t *testing.T) {
 		t.Fatalf("a replayed approval event opened it: %v", g)
 	}
 	// Bo looks at B and approves again: it opens.
-	e.clk.add(time.Minute)
-	if err := e.bb.Unapprove(testRepo, pr, e.user["bo"]); err != nil {
-		t.Fatal(err)
-	}
-	e.clk.add(time.Minute)
-	if err := e.bb.Approve(testRepo, pr, e.user["bo"]); err != nil {
-		t.Fatal(err)
-	}
-	e.deliver(t, "pullrequest:approved", e.bb.WebhookBody("pullrequest:approved", testRepo, pr, e.user["bo"]))
+	e.approveAgain(t, pr, "bo")
 	if g = e.gate(t, id); g["state"] != "approved" || g["decided_by"] != "acc-bo" {
 		t.Fatalf("a fresh approval of B: %v", g)
 	}
