@@ -1,6 +1,7 @@
 package prflow
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -85,7 +86,7 @@ func (h *Handler) statusWritten(ctx context.Context, ev *model.Event, in input) 
 	for _, rec := range recs {
 		want := rec.Statuses[st.Key]
 		if rec.State != model.PROpen || !model.SameFullCommit(rec.SourceCommit, commit) ||
-			want == "" || want == st.State+"|"+st.Description {
+			want == "" || want == statusValue(rules.Status{State: st.State, Description: st.Description}) {
 			continue // not a head rolekeeper posted this key on, or rolekeeper's own write
 		}
 		mine, known, err := h.wroteIt(ctx, ev.Actor)
@@ -95,7 +96,7 @@ func (h *Handler) statusWritten(ctx context.Context, ev *model.Event, in input) 
 		if mine {
 			continue // an older write of rolekeeper's, delivered late
 		}
-		who := actorName(ev.Actor)
+		who := cmp.Or(ev.Actor.DisplayName, ev.Actor.AccountID, ev.Actor.UUID, "someone")
 		h.log.Warn("a rolekeeper status was rewritten by someone else: posting it again",
 			zap.String("repo", repo), zap.Int("pr", rec.ID), zap.String("commit", short(commit)),
 			zap.String("key", st.Key), zap.String("state", st.State), zap.String("by", who),
@@ -141,16 +142,4 @@ func prFromRecord(repo string, rec store.PRRecord, head string) model.PullReques
 		pr.Reviewers = append(pr.Reviewers, model.Actor{AccountID: id})
 	}
 	return pr
-}
-
-func actorName(a model.Actor) string {
-	switch {
-	case a.DisplayName != "":
-		return a.DisplayName
-	case a.AccountID != "":
-		return a.AccountID
-	case a.UUID != "":
-		return a.UUID
-	}
-	return "someone"
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -50,15 +51,9 @@ func RewriteFinding(org *roles.Org, rw Rewrite) model.Finding {
 			break
 		}
 	}
-	who := rw.By.DisplayName
-	if who == "" {
-		who = firstNonEmpty(rw.By.AccountID, rw.By.UUID, "someone")
-	}
-	writer := firstNonEmpty(rw.By.AccountID, rw.By.UUID, "unknown")
-	at := rw.At
-	if at.IsZero() {
-		at = rw.Now
-	}
+	who := cmp.Or(rw.By.DisplayName, rw.By.AccountID, rw.By.UUID, "someone")
+	writer := cmp.Or(rw.By.AccountID, rw.By.UUID, "unknown")
+	at := cmp.Or(rw.At, rw.Now)
 	ref := fmt.Sprintf("%s#%d", rw.Repository, rw.Number)
 	return model.Finding{
 		Key:     FindingKey(TopicStatusOverwritten, ref+"@"+strings.ToLower(rw.Commit), rw.Key, rw.State, writer),
@@ -73,13 +68,4 @@ func RewriteFinding(org *roles.Org, rw Rewrite) model.Finding {
 		RecordedAt: rw.Now,
 		Actor:      rw.By.AccountID,
 	}
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

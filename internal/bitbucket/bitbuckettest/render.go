@@ -1,6 +1,7 @@
 package bitbuckettest
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"net/url"
@@ -307,7 +308,7 @@ func (s *Server) activityJSON(r *repo, p *pullRequest, a activity) obj {
 		"update": obj{
 			"description": p.description,
 			"title":       p.title,
-			"destination": s.endpoint(r, orDefault(a.dest, p.dstBranch), p.dstCommit, false),
+			"destination": s.endpoint(r, cmp.Or(a.dest, p.dstBranch), p.dstCommit, false),
 			"source":      s.endpoint(r, p.srcBranch, a.commit, false),
 			"reason":      "",
 			"state":       string(a.state),
@@ -479,11 +480,4 @@ func errorBody(message string, fields map[string][]string) obj {
 func (s *Server) diffStatHref(r *repo, p *pullRequest) string {
 	spec := r.fullName + ":" + short(p.srcCommit) + "%0D" + short(p.dstCommit) + "?from_pullrequest_id=" + fmt.Sprint(p.id) + "&topic=true"
 	return s.apiURL("repositories", r.fullName, "diffstat") + "/" + spec
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
