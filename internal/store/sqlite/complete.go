@@ -45,12 +45,7 @@ func (s *Store) completeBatch(ctx context.Context, batch []completeReq) []error 
 			return err
 		}
 		defer tx.Rollback()
-		stmt, err := tx.PrepareContext(ctx, `UPDATE deliveries SET state = ?, done_at = ?, claimed_until = NULL, claim_token = ''
-			WHERE seq = ? AND state = ? AND claim_token = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
+		stmt := tx.StmtContext(ctx, s.stmts.complete)
 		for i, r := range batch {
 			errs[i] = held(stmt.ExecContext(ctx, store.DeliveryDone, ms(r.at), r.c.Seq, store.DeliveryProcessing, r.c.Token))
 		}

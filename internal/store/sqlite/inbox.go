@@ -158,19 +158,8 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueR
 		return fail(err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries
-		(source, delivery_id, event_key, body_len, received_at, state, attempts, next_attempt_at)
-		VALUES (?, ?, ?, ?, ?, ?, 0, ?)
-		ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq`)
-	if err != nil {
-		return fail(err)
-	}
-	defer stmt.Close()
-	bodies, err := tx.PrepareContext(ctx, `INSERT INTO delivery_bodies (seq, body) VALUES (?, ?)`)
-	if err != nil {
-		return fail(err)
-	}
-	defer bodies.Close()
+	stmt := tx.StmtContext(ctx, s.stmts.insertDelivery)
+	bodies := tx.StmtContext(ctx, s.stmts.insertBody)
 	seqs := make([]int64, len(batch))
 	for i, req := range batch {
 		d := req.d
@@ -221,23 +210,23 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 	}
 	var out []store.Delivery
 	err := s.relaxed(ctx, func(w *sql.Conn) error {
-		rows, err := w.QueryContext(ctx, `UPDATE deliveries
-		SET state = ?, claimed_by = ?, claimed_until = ?, claim_token = ?, attempts = attempts + 1
-		WHERE seq IN (
-			SELECT seq FROM deliveries INDEXED BY deliveries_open
-			WHERE state IN ('pending', 'processing')
-			  AND ((state = ? AND next_attempt_at <= ?)
-			    OR (state = ? AND (claimed_until <= ?
-			        OR claimed_by IN (SELECT id FROM replicas WHERE heartbeat_at <= ?))))
-			ORDER BY seq LIMIT ?)
-		RETURNING `+deliveryCols,
+		// In a transaction of its own, to run the statement prepared on
+		// the writer (prepared.go).
+		tx, err := w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		rows, err := tx.StmtContext(ctx, s.stmts.claim).QueryContext(ctx,
 			store.DeliveryProcessing, req.Worker, req.Now.Add(req.Lease).UnixMilli(), rand.Text(),
 			store.DeliveryPending, now, store.DeliveryProcessing, now, stale, req.Limit)
 		if err != nil {
 			return err
 		}
-		out, err = scanDeliveries(rows)
-		return err
+		if out, err = scanDeliveries(rows); err != nil {
+			return err
+		}
+		return tx.Commit()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim: %w", err)
