@@ -41,6 +41,20 @@ func (s *Store) Enqueue(ctx context.Context, d *store.Delivery) (bool, error) {
 	return s.enqueue(ctx, d)
 }
 
+// claimSQL takes the oldest due deliveries, walking deliveries_open in
+// seq order (see relaxedPool for why the plan cannot be anything else).
+const claimSQL = `UPDATE deliveries
+	SET state = $1, claimed_by = $2, claimed_until = $3, claim_token = $7, attempts = attempts + 1
+	WHERE seq IN (
+		SELECT seq FROM deliveries
+		WHERE state IN ('pending', 'processing')
+		  AND ((state = $4 AND next_attempt_at <= $5)
+		    OR (state = $1 AND (claimed_until <= $5
+		        OR claimed_by IN (SELECT id FROM replicas WHERE heartbeat_at <= $8))))
+		ORDER BY seq LIMIT $6
+		FOR UPDATE SKIP LOCKED)
+	RETURNING ` + deliveryCols
+
 // Claim takes up to req.Limit due deliveries, oldest first, in one
 // statement: rows another replica is claiming are skipped, never shared. A
 // processing delivery is due again once ClaimedUntil <= Now, or once its
@@ -49,17 +63,7 @@ func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Deli
 	if req.Limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.inbox.Query(ctx, `UPDATE deliveries
-		SET state = $1, claimed_by = $2, claimed_until = $3, claim_token = $7, attempts = attempts + 1
-		WHERE seq IN (
-			SELECT seq FROM deliveries
-			WHERE state IN ('pending', 'processing')
-			  AND ((state = $4 AND next_attempt_at <= $5)
-			    OR (state = $1 AND (claimed_until <= $5
-			        OR claimed_by IN (SELECT id FROM replicas WHERE heartbeat_at <= $8))))
-			ORDER BY seq LIMIT $6
-			FOR UPDATE SKIP LOCKED)
-		RETURNING `+deliveryCols,
+	rows, err := s.inbox.Query(ctx, claimSQL,
 		string(store.DeliveryProcessing), req.Worker, ts(req.Now.Add(req.Lease)),
 		string(store.DeliveryPending), ts(req.Now), req.Limit, rand.Text(), ts(req.StaleBefore))
 	if err != nil {
