@@ -110,8 +110,11 @@ func newClient(conns int) *http.Client {
 }
 
 // runLoad sends ds to url from conns workers, each delivery once, until all
-// are sent or maxDur passes.
-func runLoad(ctx context.Context, name, url string, ds []replicatest.Delivery, conns int, maxDur time.Duration) result {
+// are sent or maxDur passes. With rate > 0 delivery i is due at start +
+// i/rate (an open loop, at most conns at once) and its latency counts from
+// that time: an answer that comes late delays the sends after it, and that
+// wait is latency too (measured from the send, a closed loop would hide it).
+func runLoad(ctx context.Context, name, url string, ds []replicatest.Delivery, conns int, maxDur time.Duration, rate float64) result {
 	ctx, cancel := context.WithTimeout(ctx, maxDur)
 	defer cancel()
 	client := newClient(conns)
@@ -150,6 +153,12 @@ func runLoad(ctx context.Context, name, url string, ds []replicatest.Delivery, c
 					continue
 				}
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+					if !sleepUntil(ctx, t0) {
+						return
+					}
+				}
 				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
@@ -178,6 +187,22 @@ func runLoad(ctx context.Context, name, url string, ds []replicatest.Delivery, c
 		sent += v
 	}
 	return result{Name: name, Sent: sent, Elapsed: elapsed, Latency: answered, Codes: codes, Failures: failures}
+}
+
+// sleepUntil waits for t; false when ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func failureKind(err error) string {

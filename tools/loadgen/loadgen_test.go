@@ -101,7 +101,7 @@ func TestRunLoad(t *testing.T) {
 			}
 			defer srv.Close()
 			ds := c.take(200)
-			r := runLoad(context.Background(), tt.name, srv.URL(), ds, 4, time.Minute)
+			r := runLoad(context.Background(), tt.name, srv.URL(), ds, 4, time.Minute, 0)
 			if r.Sent != len(ds) || len(r.Latency) != len(ds) || r.Codes[tt.want] != len(ds) {
 				t.Errorf("sent %d, answered %d, codes %s; want %d answered %d", r.Sent, len(r.Latency), r.CodeString(), len(ds), tt.want)
 			}
@@ -109,6 +109,30 @@ func TestRunLoad(t *testing.T) {
 				t.Errorf("rps %v, p50 %v, max %v", r.RPS(), r.Percentile(.5), r.Percentile(1))
 			}
 		})
+	}
+}
+
+// --rate paces the sends: delivery i is not sent before i/rate, so the run
+// lasts at least (n-1)/rate, however fast the server answers.
+func TestRunLoadPaced(t *testing.T) {
+	bb := bitbuckettest.New()
+	t.Cleanup(bb.Close)
+	if err := replicatest.AddPeople(bb); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startBare("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ds := newCorpus(bb, "k", replicatest.Repo, 5).take(41)
+	const rate = 200.0
+	r := runLoad(context.Background(), "paced", srv.URL(), ds, 4, time.Minute, rate)
+	if len(r.Latency) != len(ds) || r.Codes[http.StatusAccepted] != len(ds) {
+		t.Fatalf("answered %d, codes %s; want %d × 202", len(r.Latency), r.CodeString(), len(ds))
+	}
+	if least := time.Duration(float64(len(ds)-1) / rate * float64(time.Second)); r.Elapsed < least {
+		t.Errorf("%d deliveries at %v/s took %v, less than %v: not paced", len(ds), rate, r.Elapsed, least)
 	}
 }
 

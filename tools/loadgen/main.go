@@ -57,6 +57,7 @@ type options struct {
 	env           envList
 	flood         int
 	floodBytes    int64
+	rate          float64
 }
 
 // envList collects --env KEY=VALUE flags.
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.flood, "flood", 0, "with --spawn: instead of the load, send this many unsigned bodies of --flood-bytes over -c connections and report the daemon's peak RSS")
 	fs.Int64Var(&o.floodBytes, "flood-bytes", 5<<20, "with --flood: body size")
 	fs.Var(&o.env, "env", "with --spawn: `KEY=VALUE` added to the daemon's environment (repeatable)")
+	fs.Float64Var(&o.rate, "rate", 0, "send at this many requests per second (an open loop; latency counts from each request's due time) instead of as fast as -c connections allow")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, logs, SQLite file)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -123,7 +125,7 @@ func (o *options) check() error {
 	switch {
 	case o.spawn == (o.url != ""):
 		return errors.New("give exactly one of --url and --spawn")
-	case o.n <= 0 || o.conns <= 0 || o.prs <= 0 || o.warmup < 0:
+	case o.n <= 0 || o.conns <= 0 || o.prs <= 0 || o.warmup < 0 || o.rate < 0:
 		return errors.New("-n, -c and --prs must be positive")
 	case o.maxDur <= 0 || o.maxDur > 10*time.Minute:
 		return errors.New("--duration must be in (0, 10m]")
@@ -275,14 +277,14 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer bare.Close()
-		runLoad(ctx, "warm-up", bare.URL(), warm, o.conns, o.maxDur)
+		runLoad(ctx, "warm-up", bare.URL(), warm, o.conns, o.maxDur, 0)
 		rounds = max(1, min(o.rounds, o.n))
 	}
 	loadStart := time.Now()
 	if d != nil {
 		rep.cpu0 = cpuTime(d.proc.PID())
 	}
-	if w := runLoad(ctx, "warm-up", target, warm, o.conns, o.maxDur); o.spawn {
+	if w := runLoad(ctx, "warm-up", target, warm, o.conns, o.maxDur, 0); o.spawn {
 		rep.warm202 = w.Codes[202]
 	}
 	var bareRes result
@@ -293,10 +295,10 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 	for k := range rounds {
 		chunk := measured[k*len(measured)/rounds : (k+1)*len(measured)/rounds]
 		if bare != nil && bareRes.Elapsed < o.maxDur {
-			bareRes = merge(bareRes, runLoad(ctx, bareRes.Name, bare.URL(), chunk, o.conns, o.maxDur-bareRes.Elapsed))
+			bareRes = merge(bareRes, runLoad(ctx, bareRes.Name, bare.URL(), chunk, o.conns, o.maxDur-bareRes.Elapsed, o.rate))
 		}
 		if rep.target.Elapsed < o.maxDur {
-			rep.target = merge(rep.target, runLoad(ctx, name, target, chunk, o.conns, o.maxDur-rep.target.Elapsed))
+			rep.target = merge(rep.target, runLoad(ctx, name, target, chunk, o.conns, o.maxDur-rep.target.Elapsed, o.rate))
 		}
 	}
 	if bare != nil {

@@ -52,6 +52,9 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "load average before/after: %s / %s\n", r.load0, r.load1)
 	fmt.Fprintf(w, "load: %d deliveries (+%d warm-up) per target, %d keep-alive connections, bodies about %d pull requests (%d bytes)\n",
 		o.n, o.warmup, o.conns, o.prs, r.bodyBytes)
+	if o.rate > 0 {
+		fmt.Fprintf(w, "paced: %.0f requests per second (open loop), latency from each request's due time\n", o.rate)
+	}
 	if r.bare != nil {
 		fmt.Fprintf(w, "bare and daemon measured in %d alternating rounds\n", max(1, min(o.rounds, o.n)))
 	}
