@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -118,20 +119,11 @@ func (s *Store) insertQueue(ctx context.Context) {
 // alone.
 func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueRes {
 	results := make([]enqueueRes, len(batch))
-	var sql strings.Builder
-	sql.WriteString(`INSERT INTO deliveries
-		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at) VALUES `)
 	args := make([]any, 0, 6*len(batch))
-	for i, req := range batch {
-		if i > 0 {
-			sql.WriteString(", ")
-		}
-		p := len(args)
-		fmt.Fprintf(&sql, "($%d, $%d, $%d, $%d, $%d, $%d, 0, $%d)", p+1, p+2, p+3, p+4, p+5, p+6, p+5)
+	for _, req := range batch {
 		args = append(args, deliveryArgs(req.d)...)
 	}
-	sql.WriteString(` ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq, source, delivery_id`)
-	rows, err := s.pool.Query(ctx, sql.String(), args...)
+	rows, err := s.pool.Query(ctx, groupInsertSQL(len(batch)), args...)
 	seqs := map[string]int64{}
 	if err == nil {
 		for rows.Next() {
@@ -170,6 +162,30 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueR
 		results[i].inserted = true
 	}
 	return results
+}
+
+// groupInserts holds the group insert's text by its number of rows, built
+// once: pgx's statement cache finds the prepared statement by its text.
+var groupInserts [maxEnqueueBatch + 1]atomic.Pointer[string]
+
+func groupInsertSQL(n int) string {
+	if p := groupInserts[n].Load(); p != nil {
+		return *p
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO deliveries
+		(source, delivery_id, event_key, body, received_at, state, attempts, next_attempt_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		p := 6 * i
+		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, 0, $%d)", p+1, p+2, p+3, p+4, p+5, p+6, p+5)
+	}
+	b.WriteString(` ON CONFLICT (source, delivery_id) DO NOTHING RETURNING seq, source, delivery_id`)
+	sql := b.String()
+	groupInserts[n].Store(&sql)
+	return sql
 }
 
 func (s *Store) insertOne(ctx context.Context, d *store.Delivery) enqueueRes {
