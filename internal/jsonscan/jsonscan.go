@@ -5,6 +5,11 @@
 // encoding/json.Valid does (FuzzValidAgrees holds it to that).
 package jsonscan
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // maxDepth is encoding/json's nesting limit: deeper input is a syntax
 // error there, so it is one here.
 const maxDepth = 10000
@@ -53,10 +58,26 @@ func Each(obj []byte, fn func(key, value []byte)) bool {
 func space(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
-		case ' ', '\t', '\n', '\r':
+		case ' ', '\t', '\r':
 			i++
+		case '\n':
+			i = indent(b, i+1)
 		default:
 			return i
+		}
+	}
+	return i
+}
+
+// indent returns the end of the run of spaces at b[i], a word at a time:
+// pretty-printed payloads (Bitbucket's documented examples among them) are
+// a quarter indentation.
+func indent(b []byte, i int) int {
+	for i+8 <= len(b) {
+		n := bits.TrailingZeros64(binary.LittleEndian.Uint64(b[i:])^spaces) / 8
+		i += n
+		if n < 8 {
+			break
 		}
 	}
 	return i
@@ -168,13 +189,12 @@ func str(b []byte, i int) (int, bool) {
 		return i, false
 	}
 	i++
-	for i < len(b) {
-		c := b[i]
-		if plain[c] {
-			i++
-			continue
+	for {
+		i = plainRun(b, i)
+		if i >= len(b) {
+			return i, false
 		}
-		switch c {
+		switch b[i] {
 		case '"':
 			return i + 1, true
 		case '\\':
@@ -196,7 +216,44 @@ func str(b []byte, i int) (int, bool) {
 			return i, false
 		}
 	}
-	return i, false
+}
+
+// SWAR constants: one byte repeated over a word.
+const (
+	ones   = 0x0101010101010101
+	highs  = 0x8080808080808080
+	quotes = '"' * ones
+	slashs = '\\' * ones
+	spaces = ' ' * ones
+)
+
+// plainRun returns the index of the first byte from b[i] on that is not
+// plain (len(b) when there is none), reading eight bytes at a time: a JSON
+// string's text is mostly plain runs longer than a word.
+func plainRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+// special sets the high bit of the bytes of v (little endian) that are
+// '"', '\\' or below 0x20. A borrow can also set it in a byte above one
+// that is set, never below, so the lowest set bit marks the first such
+// byte exactly.
+func special(v uint64) uint64 {
+	return (zero(v^quotes) | zero(v^slashs) | (v-spaces)&^v) & highs
+}
+
+// zero sets the high bit of each zero byte of v, and maybe of bytes above
+// one, and low bits that callers mask off with highs: (v - 0x01..) &^ v.
+func zero(v uint64) uint64 {
+	return (v - ones) &^ v
 }
 
 func hex(c byte) bool {
