@@ -25,6 +25,10 @@ func Valid(b []byte) bool {
 // and the raw value of every member of the object obj, in order. obj must
 // be valid (Valid); white space around it is allowed. Each returns false,
 // calling fn for nothing, when obj is not an object.
+//
+// Each does not check obj again: it skips over values, finding only where
+// they end. On input that is not valid its answer means nothing, though it
+// neither panics nor loops.
 func Each(obj []byte, fn func(key, value []byte)) bool {
 	i := space(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
@@ -34,18 +38,12 @@ func Each(obj []byte, fn func(key, value []byte)) bool {
 	if i < len(obj) && obj[i] == '}' {
 		return true
 	}
-	for i < len(obj) {
-		k, ok := str(obj, i)
-		if !ok {
-			return false
-		}
-		key := obj[i+1 : k-1]
+	for i < len(obj) && obj[i] == '"' {
+		k := skipStr(obj, i)
+		key := obj[i+1 : max(i+1, k-1)]
 		v := space(obj, space(obj, k)+1) // past ':'
-		end, ok := value(obj, v, 1)
-		if !ok {
-			return false
-		}
-		fn(key, obj[v:end])
+		end := skip(obj, v)
+		fn(key, obj[min(v, end):end])
 		i = space(obj, end)
 		if i >= len(obj) || obj[i] != ',' {
 			break
@@ -54,6 +52,102 @@ func Each(obj []byte, fn func(key, value []byte)) bool {
 	}
 	return true
 }
+
+// skip returns the end of the valid value at b[i] (at most len(b)).
+func skip(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return skipStr(b, i)
+	case '{', '[':
+		return skipNested(b, i)
+	}
+	for i < len(b) && scalar[b[i]] { // a number or literal
+		i++
+	}
+	return i
+}
+
+// scalar marks the bytes of numbers and of true, false and null.
+var scalar = func() (t [256]bool) {
+	for _, c := range []byte("0123456789+-.eEtrufalsn") {
+		t[c] = true
+	}
+	return t
+}()
+
+// skipStr returns the end (past the closing quote, at most len(b)) of the
+// valid string at b[i]. Escapes are not checked, only stepped over: no
+// escape's second byte ends a string.
+func skipStr(b []byte, i int) int {
+	for i++; i < len(b); i += 2 {
+		i = quoteOrSlash(b, i)
+		if i < len(b) && b[i] == '"' {
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// quoteOrSlash returns the index of the first '"' or '\\' from b[i] on
+// (len(b) when there is none), eight bytes at a time.
+func quoteOrSlash(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		if m := (zero(v^quotes) | zero(v^slashs)) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	return i
+}
+
+// skipNested returns the end (at most len(b)) of the valid object or
+// array at b[i], counting brackets outside strings.
+func skipNested(b []byte, i int) int {
+	depth := 0
+	for i = nextMark(b, i); i < len(b); i = nextMark(b, i) {
+		switch b[i] {
+		case '"':
+			i = skipStr(b, i)
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+		i++
+	}
+	return len(b)
+}
+
+// nextMark returns the index of the first byte from b[i] on that may be
+// '"', '{', '}', '[' or ']' (len(b) when there is none), eight at a time.
+// Of the other bytes only 0x02 may be taken for one: '['|0x20 is '{' and
+// ']'|0x20 is '}', so one test finds both kinds of bracket, and it finds
+// '"'|0x20 ('"') and 0x02|0x20 alike. Valid JSON has no 0x02 outside
+// strings; callers look at the byte.
+func nextMark(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:]) | spaces
+		if m := (zero(v^quotes) | zero(v^opens) | zero(v^closes)) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && !mark[b[i]|0x20] {
+		i++
+	}
+	return i
+}
+
+var mark = [256]bool{'"': true, '{': true, '}': true}
 
 func space(b []byte, i int) int {
 	for i < len(b) {
@@ -225,6 +319,8 @@ const (
 	quotes = '"' * ones
 	slashs = '\\' * ones
 	spaces = ' ' * ones
+	opens  = '{' * ones
+	closes = '}' * ones
 )
 
 // plainRun returns the index of the first byte from b[i] on that is not

@@ -45,25 +45,6 @@ func TestStrEscapesAcrossWords(t *testing.T) {
 	}
 }
 
-// checkString puts s as a string value in an object (closed by tail, or
-// by "}" when tail is empty) and as a key, and holds Valid to encoding/json.
-func checkString(t *testing.T, s []byte, tail string) {
-	t.Helper()
-	if tail == "" {
-		tail = "}"
-	}
-	for _, doc := range [][]byte{
-		[]byte(`"` + string(s) + `"`),
-		[]byte(`{"a":"` + string(s) + `"` + tail),
-		[]byte(`{"` + string(s) + `":[1,{"c":"` + string(s) + `"}]` + tail),
-	} {
-		valid := json.Valid(doc)
-		if got := Valid(doc); got != valid {
-			t.Fatalf("Valid(%q) = %v, encoding/json says %v", doc, got, valid)
-		}
-	}
-}
-
 // Indentation of every length after a newline, mixed with the other white
 // space and with bytes that are not white space: indent skips spaces a word
 // at a time and must stop at the first other byte.
