@@ -107,47 +107,73 @@ func quoteOrSlash(b []byte, i int) int {
 }
 
 // skipNested returns the end (at most len(b)) of the valid object or
-// array at b[i], counting brackets outside strings.
+// array at b[i], counting brackets outside strings. It reads a word at a
+// time and visits only the bytes that may be a quote, a backslash or a
+// bracket (marks), keeping its state (depth, in a string, escaped up to)
+// across words: valid input leaves nothing else to look at.
 func skipNested(b []byte, i int) int {
-	depth := 0
-	for i = nextMark(b, i); i < len(b); i = nextMark(b, i) {
-		switch b[i] {
-		case '"':
-			i = skipStr(b, i)
-			continue
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				return i + 1
+	depth, inStr, from := 0, false, i // from: bytes before it are escaped
+	for ; i+8 <= len(b); i += 8 {
+		for m := marks(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
+			j := i + bits.TrailingZeros64(m)/8
+			if j < from {
+				continue
+			}
+			switch b[j] {
+			case '"':
+				inStr = !inStr
+			case '\\':
+				from = j + 2
+			case '{', '[':
+				if !inStr {
+					depth++
+				}
+			case '}', ']':
+				if !inStr {
+					if depth--; depth == 0 {
+						return j + 1
+					}
+				}
 			}
 		}
-		i++
+	}
+	for i = max(i, from); i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			inStr = !inStr
+		case '\\':
+			i++
+		case '{', '[':
+			if !inStr {
+				depth++
+			}
+		case '}', ']':
+			if !inStr {
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
 	}
 	return len(b)
 }
 
-// nextMark returns the index of the first byte from b[i] on that may be
-// '"', '{', '}', '[' or ']' (len(b) when there is none), eight at a time.
-// Of the other bytes only 0x02 may be taken for one: '['|0x20 is '{' and
-// ']'|0x20 is '}', so one test finds both kinds of bracket, and it finds
-// '"'|0x20 ('"') and 0x02|0x20 alike. Valid JSON has no 0x02 outside
-// strings; callers look at the byte.
-func nextMark(b []byte, i int) int {
-	for ; i+8 <= len(b); i += 8 {
-		v := binary.LittleEndian.Uint64(b[i:]) | spaces
-		if m := (zero(v^quotes) | zero(v^opens) | zero(v^closes)) & highs; m != 0 {
-			return i + bits.TrailingZeros64(m)/8
-		}
-	}
-	for i < len(b) && !mark[b[i]|0x20] {
-		i++
-	}
-	return i
+// marks sets the high bit of each byte of v that is '"', '\\' or a
+// bracket, and of 0x02 and '|' too: a byte ORed with 0x20 is '"' only for
+// 0x02 and '"', '{' only for '[' and '{', '}' only for ']' and '}', '|'
+// only for '\\' and '|'. Unlike zero it is exact in every byte, so all the
+// marks of a word can be visited.
+func marks(v uint64) uint64 {
+	v |= spaces
+	return eq(v, quotes) | eq(v, opens) | eq(v, closes) | eq(v, bars)
 }
 
-var mark = [256]bool{'"': true, '{': true, '}': true}
+// eq sets the high bit of each byte of v equal to the byte of c, exactly:
+// no carry crosses a byte.
+func eq(v, c uint64) uint64 {
+	t := v ^ c
+	return ^((t&lows + lows) | t | lows)
+}
 
 func space(b []byte, i int) int {
 	for i < len(b) {
@@ -321,6 +347,8 @@ const (
 	spaces = ' ' * ones
 	opens  = '{' * ones
 	closes = '}' * ones
+	bars   = '|' * ones
+	lows   = 0x7f * ones
 )
 
 // plainRun returns the index of the first byte from b[i] on that is not
