@@ -83,7 +83,7 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 		switch i {
 		case mActor:
 			env.Actor = new(wireAccount)
-			err = json.Unmarshal(v, env.Actor)
+			err = decodeAccount(v, env.Actor)
 		case mRepository:
 			env.Repository = new(wireRepo)
 			var sub [2][]byte
@@ -107,10 +107,10 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 			}
 		case mApproval:
 			env.Approval = new(wireApproval)
-			err = json.Unmarshal(v, env.Approval)
+			err = decodeApproval(v, env.Approval)
 		case mChangesRequest:
 			env.ChangesRequest = new(wireApproval)
-			err = json.Unmarshal(v, env.ChangesRequest)
+			err = decodeApproval(v, env.ChangesRequest)
 		case mComment:
 			env.Comment = new(wireComment)
 			err = json.Unmarshal(v, env.Comment)
@@ -125,6 +125,50 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 		}
 	}
 	return env, true
+}
+
+var accountNames = [...]string{"type", "uuid", "account_id", "display_name", "nickname", "username"}
+
+// decodeAccount decodes the object v into a as json.Unmarshal does: by
+// plainMembers when v is written plainly and its fields are strings or
+// null, else by json.Unmarshal itself (which may then refuse it). It is
+// the actor of every pull request event, so the saving counts.
+func decodeAccount(v []byte, a *wireAccount) error {
+	var raw [len(accountNames)][]byte
+	if plainMembers(v, accountNames[:], raw[:]) {
+		fields := [...]*string{&a.Type, &a.UUID, &a.AccountID, &a.DisplayName, &a.Nickname, &a.Username}
+		ok := true
+		for i, r := range raw {
+			if *fields[i], ok = jsonString(r); !ok {
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		*a = wireAccount{}
+	}
+	return json.Unmarshal(v, a)
+}
+
+// decodeApproval decodes the object v into w as json.Unmarshal does, as
+// decodeAccount does. A date is handed to wireTime whatever its type, as
+// json.Unmarshal hands it (null leaves it zero either way).
+func decodeApproval(v []byte, w *wireApproval) error {
+	var raw [2][]byte
+	if !plainMembers(v, []string{"date", "user"}, raw[:]) || raw[1] != nil && raw[1][0] != '{' && raw[1][0] != 'n' {
+		return json.Unmarshal(v, w)
+	}
+	if d := raw[0]; d != nil && d[0] != 'n' {
+		if err := w.Date.UnmarshalJSON(d); err != nil {
+			return err
+		}
+	}
+	if u := raw[1]; u != nil && u[0] == '{' {
+		w.User = new(wireAccount)
+		return decodeAccount(u, w.User)
+	}
+	return nil
 }
 
 // plainMembers puts the raw value of each member of the valid object obj
