@@ -40,8 +40,8 @@ func eachChecked(obj []byte, fn func(key, value []byte)) bool {
 	return true
 }
 
-// members lists what each calls its function with, and its answer.
-func members(each func([]byte, func(k, v []byte)) bool, obj []byte) string {
+// calls lists what each calls its function with, and its answer.
+func calls(each func([]byte, func(k, v []byte)) bool, obj []byte) string {
 	var b strings.Builder
 	ok := each(obj, func(k, v []byte) { fmt.Fprintf(&b, "%q=%q ", k, v) })
 	fmt.Fprintf(&b, "%v", ok)
@@ -66,10 +66,10 @@ func checkString(t *testing.T, s []byte, tail string) {
 			t.Fatalf("Valid(%q) = %v, encoding/json says %v", doc, got, valid)
 		}
 		if !valid {
-			members(Each, doc) // must not panic
+			calls(Each, doc) // must not panic
 			continue
 		}
-		if got, want := members(Each, doc), members(eachChecked, doc); got != want {
+		if got, want := calls(Each, doc), calls(eachChecked, doc); got != want {
 			t.Fatalf("Each(%q) = %s, want %s", doc, got, want)
 		}
 	}
@@ -88,7 +88,7 @@ func TestEachBackslashRuns(t *testing.T) {
 			if !json.Valid([]byte(doc)) {
 				t.Fatalf("test case %q is not JSON", doc)
 			}
-			if got, want := members(Each, []byte(doc)), members(eachChecked, []byte(doc)); got != want {
+			if got, want := calls(Each, []byte(doc)), calls(eachChecked, []byte(doc)); got != want {
 				t.Errorf("Each(%s) = %s, want %s", doc, got, want)
 			}
 		}
@@ -120,11 +120,12 @@ func FuzzEachAgrees(f *testing.F) {
 		f.Add(readFile(f, path))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got := members(Each, b)
+		got := calls(Each, b)
+		checkValidEach(t, b)
 		if !Valid(b) {
 			return
 		}
-		if want := members(eachChecked, b); got != want {
+		if want := calls(eachChecked, b); got != want {
 			t.Fatalf("Each(%q) = %s, want %s", b, got, want)
 		}
 	})
@@ -137,4 +138,36 @@ func readFile(tb testing.TB, path string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// checkValidEach holds ValidEach to Valid, and on valid input to Each.
+func checkValidEach(t *testing.T, b []byte) {
+	t.Helper()
+	var valid, isObject bool
+	got := calls(func(b []byte, fn func(k, v []byte)) bool {
+		valid, isObject = ValidEach(b, fn)
+		return isObject
+	}, b)
+	if valid != Valid(b) {
+		t.Fatalf("ValidEach(%q) valid = %v, Valid says %v", b, valid, !valid)
+	}
+	if !valid {
+		return
+	}
+	if want := calls(Each, b); got != want {
+		t.Fatalf("ValidEach(%q) = %s, Each %s", b, got, want)
+	}
+}
+
+func TestValidEach(t *testing.T) {
+	for _, c := range cases {
+		checkValidEach(t, []byte(c))
+	}
+	for _, path := range fixtureFiles(t) {
+		b := readFile(t, path)
+		for _, cut := range []int{len(b), len(b) - 1, len(b) / 2, 1} {
+			checkValidEach(t, b[:cut])
+		}
+	}
+	checkValidEach(t, []byte(` {"a" : 1 , "b\"c":{"x":[1,{"y":2}]}, "d":"e" ,"f":null} `))
 }

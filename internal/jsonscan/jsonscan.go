@@ -21,6 +21,20 @@ func Valid(b []byte) bool {
 	return ok && space(b, i) == len(b)
 }
 
+// ValidEach is Valid and, when b is an object, Each, in one pass: the
+// intake checks a body and splits it at once. isObject is false, calling
+// fn for nothing, when b is not an object. fn is called for members as
+// they are checked, so when valid is false it may have been called for
+// some: the caller must drop what it was given.
+func ValidEach(b []byte, fn func(key, value []byte)) (valid, isObject bool) {
+	i := space(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return Valid(b), false
+	}
+	end, ok := members(b, i, 1, fn)
+	return ok && space(b, end) == len(b), true
+}
+
 // Each calls fn with the raw key (between its quotes, escapes as written)
 // and the raw value of every member of the object obj, in order. obj must
 // be valid (Valid); white space around it is allowed. Each returns false,
@@ -228,6 +242,12 @@ func value(b []byte, i, depth int) (int, bool) {
 }
 
 func object(b []byte, i, depth int) (int, bool) {
+	return members(b, i, depth, nil)
+}
+
+// members is object, calling fn (when not nil) for each member as Each
+// does once the member is checked.
+func members(b []byte, i, depth int, fn func(key, value []byte)) (int, bool) {
 	if depth > maxDepth {
 		return i, false
 	}
@@ -239,16 +259,21 @@ func object(b []byte, i, depth int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
 			return i, false
 		}
-		var ok bool
-		if i, ok = str(b, i); !ok {
-			return i, false
+		k, ok := str(b, i)
+		if !ok {
+			return k, false
 		}
-		i = space(b, i)
+		key := b[i+1 : k-1]
+		i = space(b, k)
 		if i >= len(b) || b[i] != ':' {
 			return i, false
 		}
-		if i, ok = value(b, space(b, i+1), depth); !ok {
+		v := space(b, i+1)
+		if i, ok = value(b, v, depth); !ok {
 			return i, false
+		}
+		if fn != nil {
+			fn(key, b[v:i])
 		}
 		i = space(b, i)
 		if i >= len(b) {
