@@ -12,8 +12,9 @@ import (
 )
 
 // envelopeUnmarshal is routingEnvelope as it was before decodeAccount and
-// decodeApproval: json.Unmarshal decodes the actor and the approvals. It is
-// the oracle those two are held to.
+// decodeApproval (json.Unmarshal decoded the actor and the approvals), and
+// before ValidEach (a body was checked by Valid first, then split by Each).
+// It is the oracle for valid bodies.
 func envelopeUnmarshal(body []byte) (*envelope, bool) {
 	var raw [len(members)][]byte
 	if !plainMembers(body, members[:], raw[:]) {
@@ -75,10 +76,13 @@ func envelopeUnmarshal(body []byte) (*envelope, bool) {
 
 func sameEnvelope(t *testing.T, body []byte) {
 	t.Helper()
-	if !jsonscan.Valid(body) {
-		return // routingEnvelope is given valid bodies only
-	}
 	got, gotOK := routingEnvelope(body)
+	if !jsonscan.Valid(body) {
+		if gotOK {
+			t.Fatalf("routingEnvelope(%q) accepts invalid JSON", body)
+		}
+		return
+	}
 	want, wantOK := envelopeUnmarshal(body)
 	if gotOK != wantOK || !reflect.DeepEqual(got, want) {
 		t.Fatalf("routingEnvelope(%s) = %v, %+v; json.Unmarshal makes %v, %+v", body, gotOK, got, wantOK, want)
