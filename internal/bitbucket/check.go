@@ -32,12 +32,9 @@ func CheckWebhook(eventKey string, body []byte) (repo string, err error) {
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return "", fmt.Errorf("bitbucket: %s: body is not a JSON object", eventKey)
 	}
-	if !jsonscan.Valid(body) {
-		return parseRepo(eventKey, body) // the decoder's own message
-	}
 	env, ok := routingEnvelope(body)
 	if !ok {
-		return parseRepo(eventKey, body)
+		return parseRepo(eventKey, body) // for invalid JSON, the decoder's own message
 	}
 	return route(eventKey, kind, env)
 }
@@ -64,13 +61,15 @@ const (
 
 var members = [...]string{"actor", "repository", "pullrequest", "approval", "changes_request", "comment", "push", "commit_status"}
 
-// routingEnvelope decodes the routing fields of a valid body into an
-// envelope as json.Unmarshal would fill it; pullrequest holds only its id
-// and push is empty. ok is false when the body is not written plainly
-// enough to be sure of that (see CheckWebhook).
+// routingEnvelope decodes the routing fields of a body into an envelope as
+// json.Unmarshal would fill it; pullrequest holds only its id and push is
+// empty. ok is false when the body is not valid JSON, or not written
+// plainly enough to be sure of that (see CheckWebhook). One pass checks the
+// body and splits it into members (jsonscan.ValidEach).
 func routingEnvelope(body []byte) (*envelope, bool) {
 	var raw [len(members)][]byte
-	if !plainMembers(body, members[:], raw[:]) {
+	top := memberSet{names: members[:], out: raw[:], plain: true}
+	if valid, isObject := jsonscan.ValidEach(body, top.add); !valid || !top.done(isObject) {
 		return nil, false
 	}
 	env := &envelope{}
@@ -83,7 +82,7 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 		switch i {
 		case mActor:
 			env.Actor = new(wireAccount)
-			err = json.Unmarshal(v, env.Actor)
+			err = decodeAccount(v, env.Actor)
 		case mRepository:
 			env.Repository = new(wireRepo)
 			var sub [2][]byte
@@ -107,10 +106,10 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 			}
 		case mApproval:
 			env.Approval = new(wireApproval)
-			err = json.Unmarshal(v, env.Approval)
+			err = decodeApproval(v, env.Approval)
 		case mChangesRequest:
 			env.ChangesRequest = new(wireApproval)
-			err = json.Unmarshal(v, env.ChangesRequest)
+			err = decodeApproval(v, env.ChangesRequest)
 		case mComment:
 			env.Comment = new(wireComment)
 			err = json.Unmarshal(v, env.Comment)
@@ -127,6 +126,50 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 	return env, true
 }
 
+var accountNames = [...]string{"type", "uuid", "account_id", "display_name", "nickname", "username"}
+
+// decodeAccount decodes the object v into a as json.Unmarshal does: by
+// plainMembers when v is written plainly and its fields are strings or
+// null, else by json.Unmarshal itself (which may then refuse it). It is
+// the actor of every pull request event, so the saving counts.
+func decodeAccount(v []byte, a *wireAccount) error {
+	var raw [len(accountNames)][]byte
+	if plainMembers(v, accountNames[:], raw[:]) {
+		fields := [...]*string{&a.Type, &a.UUID, &a.AccountID, &a.DisplayName, &a.Nickname, &a.Username}
+		ok := true
+		for i, r := range raw {
+			if *fields[i], ok = jsonString(r); !ok {
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		*a = wireAccount{}
+	}
+	return json.Unmarshal(v, a)
+}
+
+// decodeApproval decodes the object v into w as json.Unmarshal does, as
+// decodeAccount does. A date is handed to wireTime whatever its type, as
+// json.Unmarshal hands it (null leaves it zero either way).
+func decodeApproval(v []byte, w *wireApproval) error {
+	var raw [2][]byte
+	if !plainMembers(v, []string{"date", "user"}, raw[:]) || raw[1] != nil && raw[1][0] != '{' && raw[1][0] != 'n' {
+		return json.Unmarshal(v, w)
+	}
+	if d := raw[0]; d != nil && d[0] != 'n' {
+		if err := w.Date.UnmarshalJSON(d); err != nil {
+			return err
+		}
+	}
+	if u := raw[1]; u != nil && u[0] == '{' {
+		w.User = new(wireAccount)
+		return decodeAccount(u, w.User)
+	}
+	return nil
+}
+
 // plainMembers puts the raw value of each member of the valid object obj
 // named in names into out (nil when absent). It is false when a name is
 // repeated, escaped, or matches one of names only case-insensitively (as
@@ -134,33 +177,48 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 // object nor null at the top level of the envelope, nor a string, number
 // or null below it: json.Unmarshal's rules for those are left to it.
 func plainMembers(obj []byte, names []string, out [][]byte) bool {
-	plain := true
-	isObject := jsonscan.Each(obj, func(key, value []byte) {
-		if !plain {
+	m := memberSet{names: names, out: out, plain: true}
+	return m.done(jsonscan.Each(obj, m.add))
+}
+
+// memberSet is plainMembers, split for a walk made by someone else.
+type memberSet struct {
+	names []string
+	out   [][]byte
+	plain bool // so far
+}
+
+// add takes one member of the object.
+func (m *memberSet) add(key, value []byte) {
+	if !m.plain {
+		return
+	}
+	if bytes.IndexByte(key, '\\') >= 0 {
+		m.plain = false
+		return
+	}
+	for i, n := range m.names {
+		if string(key) == n {
+			if m.out[i] != nil {
+				m.plain = false // repeated
+			}
+			m.out[i] = value
 			return
 		}
-		if bytes.IndexByte(key, '\\') >= 0 {
-			plain = false
+		if strings.EqualFold(string(key), n) {
+			m.plain = false
 			return
 		}
-		for i, n := range names {
-			if string(key) == n {
-				if out[i] != nil {
-					plain = false // repeated
-				}
-				out[i] = value
-				return
-			}
-			if strings.EqualFold(string(key), n) {
-				plain = false
-				return
-			}
-		}
-	})
-	if !isObject || !plain {
+	}
+}
+
+// done answers plainMembers once every member was added; isObject is
+// whether the walk found an object.
+func (m *memberSet) done(isObject bool) bool {
+	if !isObject || !m.plain {
 		return false
 	}
-	for _, v := range out {
+	for _, v := range m.out {
 		if v == nil {
 			continue
 		}
@@ -169,7 +227,7 @@ func plainMembers(obj []byte, names []string, out [][]byte) bool {
 		case '[', 't', 'f':
 			return false
 		default: // strings and numbers: the scalar members below the top
-			if len(names) == len(members) {
+			if len(m.names) == len(members) {
 				return false
 			}
 		}

@@ -5,6 +5,11 @@
 // encoding/json.Valid does (FuzzValidAgrees holds it to that).
 package jsonscan
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // maxDepth is encoding/json's nesting limit: deeper input is a syntax
 // error there, so it is one here.
 const maxDepth = 10000
@@ -16,10 +21,28 @@ func Valid(b []byte) bool {
 	return ok && space(b, i) == len(b)
 }
 
+// ValidEach is Valid and, when b is an object, Each, in one pass: the
+// intake checks a body and splits it at once. isObject is false, calling
+// fn for nothing, when b is not an object. fn is called for members as
+// they are checked, so when valid is false it may have been called for
+// some: the caller must drop what it was given.
+func ValidEach(b []byte, fn func(key, value []byte)) (valid, isObject bool) {
+	i := space(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return Valid(b), false
+	}
+	end, ok := members(b, i, 1, fn)
+	return ok && space(b, end) == len(b), true
+}
+
 // Each calls fn with the raw key (between its quotes, escapes as written)
 // and the raw value of every member of the object obj, in order. obj must
 // be valid (Valid); white space around it is allowed. Each returns false,
 // calling fn for nothing, when obj is not an object.
+//
+// Each does not check obj again: it skips over values, finding only where
+// they end. On input that is not valid its answer means nothing, though it
+// neither panics nor loops.
 func Each(obj []byte, fn func(key, value []byte)) bool {
 	i := space(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
@@ -29,18 +52,12 @@ func Each(obj []byte, fn func(key, value []byte)) bool {
 	if i < len(obj) && obj[i] == '}' {
 		return true
 	}
-	for i < len(obj) {
-		k, ok := str(obj, i)
-		if !ok {
-			return false
-		}
-		key := obj[i+1 : k-1]
+	for i < len(obj) && obj[i] == '"' {
+		k := skipStr(obj, i)
+		key := obj[i+1 : max(i+1, k-1)]
 		v := space(obj, space(obj, k)+1) // past ':'
-		end, ok := value(obj, v, 1)
-		if !ok {
-			return false
-		}
-		fn(key, obj[v:end])
+		end := skip(obj, v)
+		fn(key, obj[min(v, end):end])
 		i = space(obj, end)
 		if i >= len(obj) || obj[i] != ',' {
 			break
@@ -50,13 +67,151 @@ func Each(obj []byte, fn func(key, value []byte)) bool {
 	return true
 }
 
+// skip returns the end of the valid value at b[i] (at most len(b)).
+func skip(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return skipStr(b, i)
+	case '{', '[':
+		return skipNested(b, i)
+	}
+	for i < len(b) && scalar[b[i]] { // a number or literal
+		i++
+	}
+	return i
+}
+
+// scalar marks the bytes of numbers and of true, false and null.
+var scalar = func() (t [256]bool) {
+	for _, c := range []byte("0123456789+-.eEtrufalsn") {
+		t[c] = true
+	}
+	return t
+}()
+
+// skipStr returns the end (past the closing quote, at most len(b)) of the
+// valid string at b[i]. Escapes are not checked, only stepped over: no
+// escape's second byte ends a string.
+func skipStr(b []byte, i int) int {
+	for i++; i < len(b); i += 2 {
+		i = quoteOrSlash(b, i)
+		if i < len(b) && b[i] == '"' {
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// quoteOrSlash returns the index of the first '"' or '\\' from b[i] on
+// (len(b) when there is none), eight bytes at a time.
+func quoteOrSlash(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		if m := (zero(v^quotes) | zero(v^slashs)) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && b[i] != '"' && b[i] != '\\' {
+		i++
+	}
+	return i
+}
+
+// skipNested returns the end (at most len(b)) of the valid object or
+// array at b[i], counting brackets outside strings. It reads a word at a
+// time and visits only the bytes that may be a quote, a backslash or a
+// bracket (marks), keeping its state (depth, in a string, escaped up to)
+// across words: valid input leaves nothing else to look at.
+func skipNested(b []byte, i int) int {
+	depth, inStr, from := 0, false, i // from: bytes before it are escaped
+	for ; i+8 <= len(b); i += 8 {
+		for m := marks(binary.LittleEndian.Uint64(b[i:])); m != 0; m &= m - 1 {
+			j := i + bits.TrailingZeros64(m)/8
+			if j < from {
+				continue
+			}
+			switch b[j] {
+			case '"':
+				inStr = !inStr
+			case '\\':
+				from = j + 2
+			case '{', '[':
+				if !inStr {
+					depth++
+				}
+			case '}', ']':
+				if !inStr {
+					if depth--; depth == 0 {
+						return j + 1
+					}
+				}
+			}
+		}
+	}
+	for i = max(i, from); i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			inStr = !inStr
+		case '\\':
+			i++
+		case '{', '[':
+			if !inStr {
+				depth++
+			}
+		case '}', ']':
+			if !inStr {
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	return len(b)
+}
+
+// marks sets the high bit of each byte of v that is '"', '\\' or a
+// bracket, and of 0x02 and '|' too: a byte ORed with 0x20 is '"' only for
+// 0x02 and '"', '{' only for '[' and '{', '}' only for ']' and '}', '|'
+// only for '\\' and '|'. Unlike zero it is exact in every byte, so all the
+// marks of a word can be visited.
+func marks(v uint64) uint64 {
+	v |= spaces
+	return eq(v, quotes) | eq(v, opens) | eq(v, closes) | eq(v, bars)
+}
+
+// eq sets the high bit of each byte of v equal to the byte of c, exactly:
+// no carry crosses a byte.
+func eq(v, c uint64) uint64 {
+	t := v ^ c
+	return ^((t&lows + lows) | t | lows)
+}
+
 func space(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
-		case ' ', '\t', '\n', '\r':
+		case ' ', '\t', '\r':
 			i++
+		case '\n':
+			i = indent(b, i+1)
 		default:
 			return i
+		}
+	}
+	return i
+}
+
+// indent returns the end of the run of spaces at b[i], a word at a time:
+// pretty-printed payloads (Bitbucket's documented examples among them) are
+// a quarter indentation.
+func indent(b []byte, i int) int {
+	for i+8 <= len(b) {
+		n := bits.TrailingZeros64(binary.LittleEndian.Uint64(b[i:])^spaces) / 8
+		i += n
+		if n < 8 {
+			break
 		}
 	}
 	return i
@@ -87,6 +242,12 @@ func value(b []byte, i, depth int) (int, bool) {
 }
 
 func object(b []byte, i, depth int) (int, bool) {
+	return members(b, i, depth, nil)
+}
+
+// members is object, calling fn (when not nil) for each member as Each
+// does once the member is checked.
+func members(b []byte, i, depth int, fn func(key, value []byte)) (int, bool) {
 	if depth > maxDepth {
 		return i, false
 	}
@@ -98,16 +259,21 @@ func object(b []byte, i, depth int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
 			return i, false
 		}
-		var ok bool
-		if i, ok = str(b, i); !ok {
-			return i, false
+		k, ok := str(b, i)
+		if !ok {
+			return k, false
 		}
-		i = space(b, i)
+		key := b[i+1 : k-1]
+		i = space(b, k)
 		if i >= len(b) || b[i] != ':' {
 			return i, false
 		}
-		if i, ok = value(b, space(b, i+1), depth); !ok {
+		v := space(b, i+1)
+		if i, ok = value(b, v, depth); !ok {
 			return i, false
+		}
+		if fn != nil {
+			fn(key, b[v:i])
 		}
 		i = space(b, i)
 		if i >= len(b) {
@@ -168,13 +334,12 @@ func str(b []byte, i int) (int, bool) {
 		return i, false
 	}
 	i++
-	for i < len(b) {
-		c := b[i]
-		if plain[c] {
-			i++
-			continue
+	for {
+		i = plainRun(b, i)
+		if i >= len(b) {
+			return i, false
 		}
-		switch c {
+		switch b[i] {
 		case '"':
 			return i + 1, true
 		case '\\':
@@ -196,7 +361,48 @@ func str(b []byte, i int) (int, bool) {
 			return i, false
 		}
 	}
-	return i, false
+}
+
+// SWAR constants: one byte repeated over a word.
+const (
+	ones   = 0x0101010101010101
+	highs  = 0x8080808080808080
+	quotes = '"' * ones
+	slashs = '\\' * ones
+	spaces = ' ' * ones
+	opens  = '{' * ones
+	closes = '}' * ones
+	bars   = '|' * ones
+	lows   = 0x7f * ones
+)
+
+// plainRun returns the index of the first byte from b[i] on that is not
+// plain (len(b) when there is none), reading eight bytes at a time: a JSON
+// string's text is mostly plain runs longer than a word.
+func plainRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	return i
+}
+
+// special sets the high bit of the bytes of v (little endian) that are
+// '"', '\\' or below 0x20. A borrow can also set it in a byte above one
+// that is set, never below, so the lowest set bit marks the first such
+// byte exactly.
+func special(v uint64) uint64 {
+	return (zero(v^quotes) | zero(v^slashs) | (v-spaces)&^v) & highs
+}
+
+// zero sets the high bit of each zero byte of v, and maybe of bytes above
+// one, and low bits that callers mask off with highs: (v - 0x01..) &^ v.
+func zero(v uint64) uint64 {
+	return (v - ones) &^ v
 }
 
 func hex(c byte) bool {
