@@ -77,8 +77,10 @@ func TestIdleWorkersShareOneClaim(t *testing.T) {
 		if n := counted.claims.Load(); n != 1 {
 			t.Errorf("%d claims took the four deliveries, want 1", n)
 		}
-		if _, ok := counted.limits.Load(4); !ok {
-			t.Error("no claim asked for four deliveries (one per idle worker)")
+		asked := 0
+		counted.limits.Range(func(k, _ any) bool { asked = max(asked, k.(int)); return true })
+		if asked < 4 {
+			t.Errorf("the claim asked for %d deliveries, want at least four (one per idle worker)", asked)
 		}
 		for i := range 4 {
 			if d := f.get(t, fmt.Sprintf("d%d", i)); d.State != store.DeliveryDone {

@@ -98,7 +98,7 @@ type Runner struct {
 	// by the next worker that looks; idle counts workers not processing.
 	mu    sync.Mutex
 	batch []store.Delivery
-	held  int // claims this runner holds, batched or being processed: at most Workers
+	held  int // claims this runner holds, batched or being processed: at most 2×Workers
 	idle  atomic.Int64
 
 	beating  atomic.Bool  // the heartbeat runs (Start)
@@ -321,12 +321,11 @@ func (r *Runner) RunOnce(ctx context.Context) (int, error) {
 	}
 }
 
-// claimOne processes one due delivery: one claimed earlier for idle
-// workers, or else a new claim of as many as there are idle workers (one
-// statement, one transaction for all), the rest left for them. Only idle
-// workers are counted, so a delivery claimed for one waits for it no longer
-// than it takes to wake, well within its lease, which its worker renews
-// from then on.
+// claimOne processes one due delivery: one claimed earlier, or else a new
+// claim of as many as there are idle workers and up to Workers more (one
+// statement, one transaction for all), the rest left for the next workers
+// to look. A delivery claimed ahead is renewed when taken should its claim
+// be close to lapsing (handleTaken); its worker renews it from then on.
 func (r *Runner) claimOne(ctx context.Context) (int, error) {
 	if d, ok := r.take(); ok {
 		r.handleTaken(ctx, d)
@@ -344,9 +343,16 @@ func (r *Runner) claimOne(ctx context.Context) (int, error) {
 		}
 	}
 	// Reserve the claims first, so that workers claiming at once never hold
-	// more than Workers between them (as many as a crash may leave).
+	// more than 2×Workers between them (as many as a crash may leave). A
+	// claim takes one delivery per idle worker and, when there are more
+	// due, up to Workers more for the workers busy now: under a backlog a
+	// claim statement then serves several deliveries instead of one (with
+	// Postgres the claims had been 1.2 statements per delivery, more than
+	// every other statement of the inbox together). A delivery claimed
+	// ahead waits at most for a worker to finish; should its claim come
+	// close to lapsing meanwhile, handleTaken renews it or lets it go.
 	r.mu.Lock()
-	limit := min(int(max(1, r.idle.Load())), r.opt.Workers-r.held)
+	limit := min(int(max(1, r.idle.Load()))+r.opt.Workers, 2*r.opt.Workers-r.held)
 	r.held += max(limit, 0)
 	r.mu.Unlock()
 	if limit <= 0 {
