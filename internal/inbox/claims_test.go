@@ -32,10 +32,13 @@ func TestInboxModelInMemory(t *testing.T) {
 func TestRenewalKeepsTheClaim(t *testing.T) {
 	forEachStore(t, func(t *testing.T, newStore func(*testing.T) store.Inbox) {
 		st := newStore(t)
-		const lease = 150 * time.Millisecond
+		// Renewed every third of the lease: a renewal would have to be late
+		// by more than 300 ms for the thief to succeed (150 ms had been
+		// overtaken on a loaded machine).
+		const lease = 450 * time.Millisecond
 		proc := &fakeProc{fn: func(ctx context.Context, _ store.Delivery, _ int) error {
 			select {
-			case <-time.After(5 * lease):
+			case <-time.After(4 * lease):
 				return nil
 			case <-ctx.Done():
 				return context.Cause(ctx)
