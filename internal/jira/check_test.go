@@ -317,3 +317,29 @@ func FuzzJiraCheckWebhook(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkJiraIntakeCheck compares what the intake spends on a Jira body
+// before it answers: before, webhookEvent decoded alone then the whole
+// parse; now, CheckWebhook.
+func BenchmarkJiraIntakeCheck(b *testing.B) {
+	for _, name := range []string{"jira_issue_updated__mattermost-summary.json", "jira_issue_created__mattermost-many-fields.json"} {
+		body := fixtures.Read(b, "jira/webhooks/"+name)
+		for _, c := range []struct {
+			name  string
+			check func([]byte) error
+		}{
+			{"before", func(b []byte) error { _, _, err := intakeBefore(b); return err }},
+			{"check", func(b []byte) error { _, err := jira.CheckWebhook(b); return err }},
+		} {
+			b.Run(strings.TrimSuffix(name, ".json")+"/"+c.name, func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.check(body); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
