@@ -301,6 +301,17 @@ func FuzzJiraCheckWebhook(f *testing.F) {
 	f.Add([]byte(`{"webhookEvent":"sprint_started","sprint":{"id":"12"}}`))
 	f.Add([]byte(`{"webhookEvent":"jira:version_released","version":{"id":"1"}}`))
 	f.Add([]byte(`{"webhookEvent":"comment_deleted","issue":{"key":"A-1"},"timestamp":"1"}`))
+	// Bodies refused, or answered by the whole parse, for a start there.
+	for _, body := range []string{
+		`{"webhookEvent":"jira:version_released","version":{"id":""}}`,
+		`{"webhookEvent":"sprint_updated","sprint":{"id":0}}`,
+		`{"webhookEvent":"comment_created","issue":{"id":"1"}}`,
+		`{"webhookEvent":"","issue":{"key":"A-1"}}`,
+		`{"webhookEvent":"jira:issue_created","issue":{"key":"A-1"},"iss\u0075e":{"Key":""}}`,
+		`{"webhookEvent":"jira:issue_deleted","issue":{"key":"A-1"}} {`,
+	} {
+		f.Add([]byte(body))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		wantKey, _, werr := intakeBefore(body)
 		key, err := jira.CheckWebhook(body)
