@@ -200,6 +200,8 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 	bbSource := webhook.Bitbucket(a.parsers[model.SourceBitbucket])
 	bbSource.Check = bitbucket.CheckWebhook // the workers parse the whole body
 	jiraParse := a.parsers[model.SourceJira]
+	jiraSource := webhook.Jira(func(b []byte) (*model.Event, error) { return jiraParse("", b) })
+	jiraSource.CheckEvent, jiraSource.NoEvent = jira.CheckWebhook, jira.ErrNoWebhookEvent // the workers parse the whole body
 	a.server = server.New(server.Options{
 		Listen:     cfg.Listen,
 		PublicURL:  cfg.PublicURL,
@@ -212,7 +214,7 @@ func New(cfg config.Config, secrets config.Secrets, opts Options) (_ *App, err e
 			return rules.BreakGlassOf(a.roles.Get(), team, env).Role
 		},
 		Bitbucket: intake(bbSource, secrets.BitbucketWebhookSecrets),
-		Jira:      intake(webhook.Jira(func(b []byte) (*model.Event, error) { return jiraParse("", b) }), secrets.JiraWebhookSecrets),
+		Jira:      intake(jiraSource, secrets.JiraWebhookSecrets),
 		Store:     a.store,
 		Roles:     a.reload.status,
 		Redrive:   a.inbox.Redrive,

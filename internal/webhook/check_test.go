@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/reloadly/rolekeeper/internal/fixtures"
+	"github.com/reloadly/rolekeeper/internal/jira"
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
 	"github.com/reloadly/rolekeeper/internal/store/sqlite"
@@ -99,6 +102,55 @@ func TestStoredBodiesSurviveBufferReuse(t *testing.T) {
 		}
 		if got.State != store.DeliveryPending {
 			t.Errorf("%s: state %s", got.DeliveryID, got.State)
+		}
+	}
+}
+
+// Jira's intake with jira.CheckWebhook answers as it did with the whole
+// parse: a string timestamp is accepted (issue 13 item 7), a body without
+// webhookEvent refused as a missing event, one that is not JSON as such.
+func TestJiraCheckEventAnswersAsTheParse(t *testing.T) {
+	fixture := string(fixtures.Read(t, "jira/webhooks/jira_issue_updated__mattermost-summary.json"))
+	stringTimestamp := strings.Replace(fixture, `"timestamp": 1550286471789`, `"timestamp": "1550286471789"`, 1)
+	if stringTimestamp == fixture {
+		t.Fatal("fixture without the timestamp to edit")
+	}
+	checked := Jira(func([]byte) (*model.Event, error) {
+		t.Error("the intake parsed a body it had a CheckEvent for")
+		return nil, errors.New("not here")
+	})
+	checked.CheckEvent, checked.NoEvent = jira.CheckWebhook, jira.ErrNoWebhookEvent
+	parsed := Jira(jira.ParseWebhook)
+
+	answer := func(src Source, body string) (int, map[string]string) {
+		h := New(Options{Source: src, AllowUnsigned: true, Store: &memInbox{}, Logger: zap.NewNop(), Metrics: NewMetrics(prometheus.NewRegistry())})
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/jira", strings.NewReader(body))
+		req.Header.Set("X-Atlassian-Webhook-Identifier", "j-1")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var resp map[string]string
+		_ = json.Unmarshal(rec.Body.Bytes(), &resp)
+		return rec.Code, resp
+	}
+	for _, c := range []struct {
+		name, body, outcome string
+		status              int
+	}{
+		{"string timestamp", stringTimestamp, OutcomeAccepted, http.StatusAccepted},
+		{"no webhookEvent", `{"timestamp":1,"issue":{"key":"A-1"}}`, OutcomeMissingHeader, http.StatusBadRequest},
+		{"empty webhookEvent", `{"webhookEvent":"","issue":{"key":"A-1"}}`, OutcomeMissingHeader, http.StatusBadRequest},
+		{"webhookEvent too long", `{"webhookEvent":"` + strings.Repeat("e", 201) + `"}`, OutcomeMissingHeader, http.StatusBadRequest},
+		{"webhookEvent a number", `{"webhookEvent":5}`, OutcomeMalformed, http.StatusBadRequest},
+		{"not JSON", `{"webhookEvent":"jira:issue_created"`, OutcomeMalformed, http.StatusBadRequest},
+		{"trailing data", `{"webhookEvent":"comment_deleted"} x`, OutcomeMalformed, http.StatusBadRequest},
+		{"issue event without a key", `{"webhookEvent":"jira:issue_created","issue":{}}`, OutcomeMalformed, http.StatusBadRequest},
+	} {
+		status, resp := answer(checked, c.body)
+		if status != c.status || resp["status"] != c.outcome {
+			t.Errorf("%s: %d %v, want %d %s", c.name, status, resp, c.status, c.outcome)
+		}
+		if wantStatus, want := answer(parsed, c.body); status != wantStatus || resp["error"] != want["error"] {
+			t.Errorf("%s: %d %v; with the whole parse %d %v", c.name, status, resp, wantStatus, want)
 		}
 	}
 }

@@ -41,6 +41,11 @@ type ParseFunc func(eventKey string, body []byte) (*model.Event, error)
 // event's repository, for the log.
 type CheckFunc func(eventKey string, body []byte) (repo string, err error)
 
+// EventCheckFunc is CheckFunc for a source whose event key is in the body
+// (jira.CheckWebhook): it returns the key too, read in the same pass, even
+// when it refuses the body (then "" if the body is not JSON).
+type EventCheckFunc func(body []byte) (eventKey string, err error)
+
 // Source describes where deliveries come from and how to read them.
 type Source struct {
 	Name           model.Source
@@ -52,6 +57,12 @@ type Source struct {
 	// the stored body anyway, so the intake checks only what must refuse
 	// a delivery before it is acknowledged.
 	Check CheckFunc
+	// CheckEvent, when set for a source without EventHeader, stands for
+	// decoding the event key and for Parse at the intake, as Check does.
+	// An error wrapping NoEvent is a body without an event key: refused
+	// as a missing event header is.
+	CheckEvent EventCheckFunc
+	NoEvent    error
 }
 
 // Bitbucket is Bitbucket Cloud: X-Request-UUID and X-Event-Key.
@@ -281,7 +292,18 @@ func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (i
 	}
 	d.verified = true
 
-	if src.EventHeader == "" {
+	checkEvent := src.EventHeader == "" && src.CheckEvent != nil
+	if checkEvent {
+		d.event, err = src.CheckEvent(body)
+		switch {
+		case err != nil && d.event == "" && !errors.Is(err, src.NoEvent):
+			return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "body is not a JSON object", err)
+		case d.event == "" || len(d.event) > 200:
+			return reply(w, http.StatusBadRequest, OutcomeMissingHeader, "missing webhookEvent in the body")
+		case err != nil:
+			return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "malformed payload", err)
+		}
+	} else if src.EventHeader == "" {
 		var head struct {
 			WebhookEvent string `json:"webhookEvent"`
 		}
@@ -294,11 +316,13 @@ func (h *Handler) intake(w http.ResponseWriter, r *http.Request, d *delivery) (i
 		}
 	}
 
-	if src.Check != nil {
+	switch {
+	case checkEvent: // done
+	case src.Check != nil:
 		if d.repo, err = src.Check(d.event, body); err != nil {
 			return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "malformed payload", err)
 		}
-	} else {
+	default:
 		ev, err := src.Parse(d.event, body)
 		if err != nil {
 			return replyErr(w, http.StatusBadRequest, OutcomeMalformed, "malformed payload", err)
