@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/reloadly/rolekeeper/internal/jsonscan"
 )
@@ -68,8 +66,8 @@ var members = [...]string{"actor", "repository", "pullrequest", "approval", "cha
 // body and splits it into members (jsonscan.ValidEach).
 func routingEnvelope(body []byte) (*envelope, bool) {
 	var raw [len(members)][]byte
-	top := memberSet{names: members[:], out: raw[:], plain: true}
-	if valid, isObject := jsonscan.ValidEach(body, top.add); !valid || !top.done(isObject) {
+	top := jsonscan.Members{Names: members[:], Out: raw[:]}
+	if valid, isObject := jsonscan.ValidEach(body, top.Add); !valid || !plainTypes(&top, isObject) {
 		return nil, false
 	}
 	env := &envelope{}
@@ -89,10 +87,10 @@ func routingEnvelope(body []byte) (*envelope, bool) {
 			if !plainMembers(v, []string{"full_name", "uuid"}, sub[:]) {
 				return nil, false
 			}
-			if env.Repository.FullName, ok = jsonString(sub[0]); !ok {
+			if env.Repository.FullName, ok = jsonscan.String(sub[0]); !ok {
 				return nil, false
 			}
-			if _, ok = jsonString(sub[1]); !ok {
+			if _, ok = jsonscan.String(sub[1]); !ok {
 				return nil, false
 			}
 		case mPullRequest:
@@ -138,7 +136,7 @@ func decodeAccount(v []byte, a *wireAccount) error {
 		fields := [...]*string{&a.Type, &a.UUID, &a.AccountID, &a.DisplayName, &a.Nickname, &a.Username}
 		ok := true
 		for i, r := range raw {
-			if *fields[i], ok = jsonString(r); !ok {
+			if *fields[i], ok = jsonscan.String(r); !ok {
 				break
 			}
 		}
@@ -177,48 +175,17 @@ func decodeApproval(v []byte, w *wireApproval) error {
 // object nor null at the top level of the envelope, nor a string, number
 // or null below it: json.Unmarshal's rules for those are left to it.
 func plainMembers(obj []byte, names []string, out [][]byte) bool {
-	m := memberSet{names: names, out: out, plain: true}
-	return m.done(jsonscan.Each(obj, m.add))
+	m := jsonscan.Members{Names: names, Out: out}
+	return plainTypes(&m, jsonscan.Each(obj, m.Add))
 }
 
-// memberSet is plainMembers, split for a walk made by someone else.
-type memberSet struct {
-	names []string
-	out   [][]byte
-	plain bool // so far
-}
-
-// add takes one member of the object.
-func (m *memberSet) add(key, value []byte) {
-	if !m.plain {
-		return
-	}
-	if bytes.IndexByte(key, '\\') >= 0 {
-		m.plain = false
-		return
-	}
-	for i, n := range m.names {
-		if string(key) == n {
-			if m.out[i] != nil {
-				m.plain = false // repeated
-			}
-			m.out[i] = value
-			return
-		}
-		if strings.EqualFold(string(key), n) {
-			m.plain = false
-			return
-		}
-	}
-}
-
-// done answers plainMembers once every member was added; isObject is
-// whether the walk found an object.
-func (m *memberSet) done(isObject bool) bool {
-	if !isObject || !m.plain {
+// plainTypes answers plainMembers once every member was added to m;
+// isObject is whether the walk found an object.
+func plainTypes(m *jsonscan.Members, isObject bool) bool {
+	if !isObject || !m.Plain() {
 		return false
 	}
-	for _, v := range m.out {
+	for _, v := range m.Out {
 		if v == nil {
 			continue
 		}
@@ -227,29 +194,10 @@ func (m *memberSet) done(isObject bool) bool {
 		case '[', 't', 'f':
 			return false
 		default: // strings and numbers: the scalar members below the top
-			if len(m.names) == len(members) {
+			if len(m.Names) == len(members) {
 				return false
 			}
 		}
 	}
 	return true
-}
-
-// jsonString decodes a JSON string or null (""); ok is false for any
-// other value. A string without escapes, in valid UTF-8, is taken as
-// written.
-func jsonString(v []byte) (string, bool) {
-	switch {
-	case v == nil || v[0] == 'n':
-		return "", true
-	case v[0] != '"':
-		return "", false
-	case bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v):
-		return string(v[1 : len(v)-1]), true
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
 }

@@ -37,10 +37,10 @@ func envelopeUnmarshal(body []byte) (*envelope, bool) {
 			if !plainMembers(v, []string{"full_name", "uuid"}, sub[:]) {
 				return nil, false
 			}
-			if env.Repository.FullName, ok = jsonString(sub[0]); !ok {
+			if env.Repository.FullName, ok = jsonscan.String(sub[0]); !ok {
 				return nil, false
 			}
-			if _, ok = jsonString(sub[1]); !ok {
+			if _, ok = jsonscan.String(sub[1]); !ok {
 				return nil, false
 			}
 		case mPullRequest:

@@ -1,12 +1,10 @@
 package jira
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/reloadly/rolekeeper/internal/jsonscan"
 )
@@ -80,8 +78,8 @@ var topNames = [...]string{"webhookEvent", "issue_event_type_name", "user", "iss
 // ok false leaves the answer to checkWhole.
 func checkPlain(body []byte) (string, bool) {
 	var top [len(topNames)][]byte
-	m := memberSet{names: topNames[:], out: top[:], plain: true}
-	if valid, isObject := jsonscan.ValidEach(body, m.add); !valid || !isObject || !m.plain {
+	m := jsonscan.Members{Names: topNames[:], Out: top[:]}
+	if valid, isObject := jsonscan.ValidEach(body, m.Add); !valid || !isObject || !m.Plain() {
 		return "", false
 	}
 	for i, v := range top {
@@ -93,7 +91,7 @@ func checkPlain(body []byte) (string, bool) {
 			return "", false
 		}
 	}
-	key, ok := jsonString(top[tEvent])
+	key, ok := jsonscan.String(top[tEvent])
 	if !ok || key == "" {
 		return "", false
 	}
@@ -101,26 +99,26 @@ func checkPlain(body []byte) (string, bool) {
 	var issueKey, versionID string
 	if v := top[tIssue]; v != nil && v[0] == '{' {
 		var sub [3][]byte // id, key, fields
-		if !plainMembers(v, []string{"id", "key", "fields"}, sub[:]) || !is(sub[0], `"n`) || !is(sub[1], `"n`) || !is(sub[2], "{n") {
+		if !jsonscan.Pick(v, []string{"id", "key", "fields"}, sub[:]) || !is(sub[0], `"n`) || !is(sub[1], `"n`) || !is(sub[2], "{n") {
 			return "", false
 		}
-		if issueKey, ok = jsonString(sub[1]); !ok {
+		if issueKey, ok = jsonscan.String(sub[1]); !ok {
 			return "", false
 		}
 	}
 	if v := top[tVersion]; v != nil && v[0] == '{' {
 		var sub [1][]byte
-		if !plainMembers(v, []string{"id"}, sub[:]) || !is(sub[0], `"n`) {
+		if !jsonscan.Pick(v, []string{"id"}, sub[:]) || !is(sub[0], `"n`) {
 			return "", false
 		}
-		if versionID, ok = jsonString(sub[0]); !ok {
+		if versionID, ok = jsonscan.String(sub[0]); !ok {
 			return "", false
 		}
 	}
 	sprintOK := false // a positive id, as ParseWebhook requires of sprint events
 	if v := top[tSprint]; v != nil && v[0] == '{' {
 		var sub [1][]byte
-		if !plainMembers(v, []string{"id"}, sub[:]) || !is(sub[0], `"0n`) {
+		if !jsonscan.Pick(v, []string{"id"}, sub[:]) || !is(sub[0], `"0n`) {
 			return "", false
 		}
 		id := sub[0]
@@ -172,62 +170,4 @@ func positiveInt(s []byte) bool {
 	}
 	_, err := strconv.Atoi(string(s))
 	return err == nil
-}
-
-// plainMembers puts the raw value of each member of the valid object obj
-// named in names into out (nil when absent). It is false when a name is
-// repeated, escaped, or matches one of names only case-insensitively (as
-// encoding/json would match it): those are left to encoding/json itself.
-func plainMembers(obj []byte, names []string, out [][]byte) bool {
-	m := memberSet{names: names, out: out, plain: true}
-	return jsonscan.Each(obj, m.add) && m.plain
-}
-
-// memberSet is plainMembers, split for a walk made by someone else.
-type memberSet struct {
-	names []string
-	out   [][]byte
-	plain bool // so far
-}
-
-func (m *memberSet) add(key, value []byte) {
-	if !m.plain {
-		return
-	}
-	if bytes.IndexByte(key, '\\') >= 0 {
-		m.plain = false
-		return
-	}
-	for i, n := range m.names {
-		if string(key) == n {
-			if m.out[i] != nil {
-				m.plain = false // repeated: the last one counts there
-			}
-			m.out[i] = value
-			return
-		}
-		if strings.EqualFold(string(key), n) {
-			m.plain = false
-			return
-		}
-	}
-}
-
-// jsonString decodes a JSON string or null (""); ok is false for any
-// other value. A string without escapes, in valid UTF-8, is taken as
-// written.
-func jsonString(v []byte) (string, bool) {
-	switch {
-	case v == nil || v[0] == 'n':
-		return "", true
-	case v[0] != '"':
-		return "", false
-	case bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v):
-		return string(v[1 : len(v)-1]), true
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
 }
