@@ -18,8 +18,8 @@ var ErrNoWebhookEvent = fmt.Errorf("%w: no webhookEvent", ErrMalformed)
 // answers, in one pass over it (jsonscan.ValidEach) instead of decoding it
 // whole twice: it returns the body's webhookEvent (even when it refuses the
 // body, once it has read it) and an error when the intake must refuse the
-// body. It refuses a body that is not valid JSON, as the intake always has,
-// though ParseWebhook alone takes trailing data after the first value.
+// body. It refuses a body that is not valid JSON (trailing data included),
+// as the intake always has and as ParseWebhook does.
 //
 // It decodes webhookEvent, the JSON type of every top-level member
 // ParseWebhook reads (timestamp may be anything: issue 13 item 7), and of

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -128,6 +129,11 @@ func ParseWebhook(body []byte) (*model.Event, error) {
 	dec.UseNumber()
 	if err := dec.Decode(&wb); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	// One JSON value and nothing after it, as the intake requires
+	// (CheckWebhook): a Decoder alone stops after the first value.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON value", ErrMalformed)
 	}
 	if wb.WebhookEvent == "" {
 		return nil, fmt.Errorf("%w: no webhookEvent", ErrMalformed)

@@ -270,6 +270,8 @@ func TestParseWebhookMalformed(t *testing.T) {
 		"comment without issue":     `{"webhookEvent":"comment_created","comment":{"id":"1"}}`,
 		"version without id":        `{"webhookEvent":"jira:version_released","version":{"name":"1.0"}}`,
 		"fields of the wrong type":  `{"webhookEvent":"jira:issue_created","issue":{"key":"A-1","fields":{"summary":7}}}`,
+		"data after the value":      `{"webhookEvent":"comment_deleted"} x`,
+		"a second value":            `{"webhookEvent":"comment_deleted"} {}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			ev, err := ParseWebhook([]byte(body))
