@@ -133,3 +133,37 @@ func (r *Runner) settled() bool {
 	defer r.mu.Unlock()
 	return r.idle.Load() == int64(r.opt.Workers) && r.held == 0
 }
+
+// TestClaimTakesAheadUnderABacklog: with deliveries waiting, a claim takes
+// up to Workers more than there are idle workers, so one claim statement
+// serves several deliveries; none is lost or processed twice, and a
+// replica never holds more than 2×Workers claims.
+func TestClaimTakesAheadUnderABacklog(t *testing.T) {
+	forEachStore(t, func(t *testing.T, newStore func(*testing.T) store.Inbox) {
+		counted := &countingClaims{}
+		f := setup(t, func(t *testing.T) store.Inbox { counted.Inbox = newStore(t); return counted }, Options{Workers: 2})
+		const n = 12
+		for i := range n {
+			f.enqueue(t, fmt.Sprintf("d%02d", i))
+		}
+		got, err := f.run.RunOnce(context.Background())
+		if err != nil || got != n {
+			t.Fatalf("RunOnce = %d, %v; want %d", got, err, n)
+		}
+		// RunOnce has no idle worker: each claim asks for 1 + Workers.
+		if c := counted.claims.Load(); c > n/3 {
+			t.Errorf("%d claims for %d deliveries, want at most %d (three a claim)", c, n, n/3)
+		}
+		counted.limits.Range(func(k, _ any) bool {
+			if k.(int) > 2*f.run.opt.Workers {
+				t.Errorf("a claim asked for %d deliveries, more than 2×Workers", k.(int))
+			}
+			return true
+		})
+		for i := range n {
+			if d := f.get(t, fmt.Sprintf("d%02d", i)); d.State != store.DeliveryDone || d.Attempts != 1 {
+				t.Errorf("d%02d: %s after %d attempts, want done after 1", i, d.State, d.Attempts)
+			}
+		}
+	})
+}
