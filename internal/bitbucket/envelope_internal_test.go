@@ -11,65 +11,40 @@ import (
 	"github.com/reloadly/rolekeeper/internal/jsonscan"
 )
 
-// envelopeUnmarshal is routingEnvelope as it was before decodeAccount and
-// decodeApproval (json.Unmarshal decoded the actor and the approvals), and
-// before ValidEach (a body was checked by Valid first, then split by Each).
-// It is the oracle for valid bodies.
+// routingOnly is envelope with only what routingEnvelope decodes of the
+// repository, the pull request and the push, so that json.Unmarshal
+// decodes the routing fields and skips the rest, as routingEnvelope does.
+type routingOnly struct {
+	Actor       *wireAccount `json:"actor"`
+	Repository  *wireRepo    `json:"repository"`
+	PullRequest *struct {
+		ID wireInt `json:"id"`
+	} `json:"pullrequest"`
+	Approval       *wireApproval `json:"approval"`
+	ChangesRequest *wireApproval `json:"changes_request"`
+	Comment        *wireComment  `json:"comment"`
+	Push           *struct{}     `json:"push"`
+	CommitStatus   *wireStatus   `json:"commit_status"`
+}
+
+// envelopeUnmarshal is the oracle: the envelope json.Unmarshal fills with
+// the routing fields, as routingEnvelope promises to fill it (the
+// repository's full name, the pull request's id, an empty push); ok is
+// false when json.Unmarshal refuses them.
 func envelopeUnmarshal(body []byte) (*envelope, bool) {
-	var raw [len(members)][]byte
-	if !plainMembers(body, members[:], raw[:]) {
+	var r routingOnly
+	if json.Unmarshal(body, &r) != nil {
 		return nil, false
 	}
-	env := &envelope{}
-	ok := true
-	for i, v := range raw {
-		if v == nil || v[0] == 'n' {
-			continue
-		}
-		var err error
-		switch i {
-		case mActor:
-			env.Actor = new(wireAccount)
-			err = json.Unmarshal(v, env.Actor)
-		case mRepository:
-			env.Repository = new(wireRepo)
-			var sub [2][]byte
-			if !plainMembers(v, []string{"full_name", "uuid"}, sub[:]) {
-				return nil, false
-			}
-			if env.Repository.FullName, ok = jsonscan.String(sub[0]); !ok {
-				return nil, false
-			}
-			if _, ok = jsonscan.String(sub[1]); !ok {
-				return nil, false
-			}
-		case mPullRequest:
-			env.PullRequest = new(wirePullRequest)
-			var sub [1][]byte
-			if !plainMembers(v, []string{"id"}, sub[:]) {
-				return nil, false
-			}
-			if sub[0] != nil {
-				err = env.PullRequest.ID.UnmarshalJSON(sub[0])
-			}
-		case mApproval:
-			env.Approval = new(wireApproval)
-			err = json.Unmarshal(v, env.Approval)
-		case mChangesRequest:
-			env.ChangesRequest = new(wireApproval)
-			err = json.Unmarshal(v, env.ChangesRequest)
-		case mComment:
-			env.Comment = new(wireComment)
-			err = json.Unmarshal(v, env.Comment)
-		case mPush:
-			env.Push = new(wirePush)
-		case mCommitStatus:
-			env.CommitStatus = new(wireStatus)
-			err = json.Unmarshal(v, env.CommitStatus)
-		}
-		if err != nil {
-			return nil, false
-		}
+	env := &envelope{Actor: r.Actor, Approval: r.Approval, ChangesRequest: r.ChangesRequest, Comment: r.Comment, CommitStatus: r.CommitStatus}
+	if r.Repository != nil {
+		env.Repository = &wireRepo{FullName: r.Repository.FullName}
+	}
+	if r.PullRequest != nil {
+		env.PullRequest = &wirePullRequest{ID: r.PullRequest.ID}
+	}
+	if r.Push != nil {
+		env.Push = &wirePush{}
 	}
 	return env, true
 }
@@ -83,9 +58,12 @@ func sameEnvelope(t *testing.T, body []byte) {
 		}
 		return
 	}
+	if !gotOK {
+		return // written unusually: CheckWebhook leaves it to the whole parse
+	}
 	want, wantOK := envelopeUnmarshal(body)
-	if gotOK != wantOK || !reflect.DeepEqual(got, want) {
-		t.Fatalf("routingEnvelope(%s) = %v, %+v; json.Unmarshal makes %v, %+v", body, gotOK, got, wantOK, want)
+	if !wantOK || !reflect.DeepEqual(got, want) {
+		t.Fatalf("routingEnvelope(%s) = %+v; json.Unmarshal makes %v, %+v", body, got, wantOK, want)
 	}
 }
 
@@ -133,6 +111,9 @@ func TestRoutingEnvelopeDecodesAsUnmarshal(t *testing.T) {
 			t.Fatal(err)
 		}
 		sameEnvelope(t, b)
+		if _, ok := routingEnvelope(b); !ok {
+			t.Errorf("%s: a captured body is written plainly, but routingEnvelope leaves it to the whole parse", path)
+		}
 	}
 	for _, b := range testBodies() {
 		sameEnvelope(t, []byte(b))
