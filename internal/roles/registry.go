@@ -148,16 +148,12 @@ func (s *Settings) Required(name, what string) bool {
 
 // ProjectKey reads a Jira project key such as PAY.
 func (s *Settings) ProjectKey(name, def string) string {
-	p, ok := s.f[name]
-	if !ok {
-		return def
-	}
-	v, ok := s.l.text(p.val, s.where+": "+name)
+	v, at, ok := s.text(name)
 	if !ok {
 		return def
 	}
 	if !isProjectKey(v) {
-		s.l.errf(p.val, "%s: %s %q must be a Jira project key: %s", s.where, name, v, keyRule)
+		s.l.errf(at, "%s: %s %q must be a Jira project key: %s", s.where, name, v, keyRule)
 		return def
 	}
 	return v
@@ -165,16 +161,12 @@ func (s *Settings) ProjectKey(name, def string) string {
 
 // Regexp reads a regular expression (Go syntax) that must compile.
 func (s *Settings) Regexp(name, def string) string {
-	p, ok := s.f[name]
-	if !ok {
-		return def
-	}
-	v, ok := s.l.text(p.val, s.where+": "+name)
+	v, at, ok := s.text(name)
 	if !ok {
 		return def
 	}
 	if _, err := regexp.Compile(v); err != nil {
-		s.l.errf(p.val, "%s: %s is not a valid regular expression (Go syntax): %v", s.where, name, err)
+		s.l.errf(at, "%s: %s is not a valid regular expression (Go syntax): %v", s.where, name, err)
 		return def
 	}
 	return v
@@ -183,19 +175,29 @@ func (s *Settings) Regexp(name, def string) string {
 // RoleRef reads a role id that must be declared somewhere in the file
 // (checked once every role is read, so a role may be declared later).
 func (s *Settings) RoleRef(name, def string) string {
-	p, ok := s.f[name]
-	if !ok {
+	if !s.Has(name) {
 		if def != "" {
 			s.l.refs = append(s.l.refs, roleRef{node: s.key, role: def, where: s.where + ": " + name + " (default)"})
 		}
 		return def
 	}
-	v, ok := s.l.text(p.val, s.where+": "+name)
+	v, at, ok := s.text(name)
 	if !ok {
 		return def
 	}
-	s.l.refs = append(s.l.refs, roleRef{node: p.val, role: v, where: s.where + ": " + name})
+	s.l.refs = append(s.l.refs, roleRef{node: at, role: v, where: s.where + ": " + name})
 	return v
+}
+
+// text reads a string setting and the node it is written at; ok is false
+// when it is not written, or not a string (reported).
+func (s *Settings) text(name string) (v string, at *yaml.Node, ok bool) {
+	p, ok := s.f[name]
+	if !ok {
+		return "", nil, false
+	}
+	v, ok = s.l.text(p.val, s.where+": "+name)
+	return v, p.val, ok
 }
 
 // Errorf reports a problem at the setting (or at the kind when it is not
