@@ -88,20 +88,9 @@ func prView(d *rules.Decision) (verdict, []ruleView, []ruleView) {
 		}
 		applied = append(applied, v)
 	}
-	vd := verdict{Class: "met", Text: "Every rule that applied is met."}
-	switch {
-	case len(applied) == 0 && d.Skipped != "":
-		vd = verdict{Class: "idle", Text: "No rule was checked: " + d.Skipped + "."}
-	case len(applied) == 0:
-		vd = verdict{Class: "idle", Text: "No rule applied to this pull request."}
-	case len(open) > 0:
-		vd = verdict{Class: "wait", Text: fmt.Sprintf("Not yet: %d of %d %s that applied %s open: %s.",
-			len(open), len(applied), plural(len(applied), "rule", "rules"), plural(len(open), "is", "are"), strings.Join(open, "; "))}
-		for _, r := range applied {
-			if r.Verdict == "failed" {
-				vd.Class = "unmet"
-			}
-		}
+	vd := overall("pull request", d.Skipped, len(applied), open, "; ")
+	if len(open) > 0 && slices.ContainsFunc(applied, func(r ruleView) bool { return r.Verdict == "failed" }) {
+		vd.Class = "unmet"
 	}
 	return vd, applied, quiet
 }
@@ -132,17 +121,23 @@ func issueView(d *rules.IssueDecision) (verdict, []ruleView, []ruleView) {
 		v.Notes = r.Notes
 		applied = append(applied, v)
 	}
-	vd := verdict{Class: "met", Text: "Every rule that applied is met."}
+	return overall("issue", d.Skipped, len(applied), open, ", "), applied, quiet
+}
+
+// overall is a decision's verdict from its rules: applied of them
+// applied, open are still open (listed joined by sep); skipped says why
+// none was checked.
+func overall(subject, skipped string, applied int, open []string, sep string) verdict {
 	switch {
-	case len(applied) == 0 && d.Skipped != "":
-		vd = verdict{Class: "idle", Text: "No rule was checked: " + d.Skipped + "."}
-	case len(applied) == 0:
-		vd = verdict{Class: "idle", Text: "No rule applied to this issue."}
+	case applied == 0 && skipped != "":
+		return verdict{Class: "idle", Text: "No rule was checked: " + skipped + "."}
+	case applied == 0:
+		return verdict{Class: "idle", Text: "No rule applied to this " + subject + "."}
 	case len(open) > 0:
-		vd = verdict{Class: "wait", Text: fmt.Sprintf("Not yet: %d of %d %s that applied %s open: %s.",
-			len(open), len(applied), plural(len(applied), "rule", "rules"), plural(len(open), "is", "are"), strings.Join(open, ", "))}
+		return verdict{Class: "wait", Text: fmt.Sprintf("Not yet: %d of %d %s that applied %s open: %s.",
+			len(open), applied, plural(applied, "rule", "rules"), plural(len(open), "is", "are"), strings.Join(open, sep))}
 	}
-	return vd, applied, quiet
+	return verdict{Class: "met", Text: "Every rule that applied is met."}
 }
 
 func prefixed(p string, xs []string) []string {
