@@ -346,14 +346,7 @@ func testPRsByCommit(t *testing.T, s store.Store) {
 }
 
 func testReviewLoad(t *testing.T, s store.Store) {
-	seed := []store.PRRecord{
-		{Repository: "acme/pay", ID: 1, State: model.PROpen, Reviewers: []string{"mei", "kofi"},
-			Approvals: []model.Approval{{AccountID: "mei", State: model.ReviewApproved, At: base}}},
-		{Repository: "acme/pay", ID: 2, State: model.PROpen, Reviewers: []string{"kofi", "ana"},
-			Approvals: []model.Approval{{AccountID: "ana", State: model.ReviewChangesRequested}}},
-		{Repository: "acme/web", ID: 3, State: model.PROpen, Reviewers: []string{"kofi", "mei"}},
-		{Repository: "acme/web", ID: 4, State: model.PRMerged, Reviewers: []string{"ana", "mei"}},
-	}
+	seed := reviewSeed()
 	for i := range seed {
 		must(t, s.UpsertPR(ctxT(t), &seed[i]), "UpsertPR")
 	}
@@ -376,15 +369,8 @@ func testReviewLoad(t *testing.T, s store.Store) {
 // pull request evaluated, following reviewers, approvals and state as
 // records change.
 func testOpenReviews(t *testing.T, s store.Store) {
-	seed := []store.PRRecord{
-		{Repository: "acme/pay", ID: 1, State: model.PROpen, Reviewers: []string{"mei", "kofi"},
-			Approvals: []model.Approval{{AccountID: "mei", State: model.ReviewApproved, At: base}}},
-		{Repository: "acme/pay", ID: 2, State: model.PROpen, Reviewers: []string{"kofi", "ana"},
-			Approvals: []model.Approval{{AccountID: "ana", State: model.ReviewChangesRequested}}},
-		{Repository: "acme/web", ID: 3, State: model.PROpen, Reviewers: []string{"kofi", "mei"}},
-		{Repository: "acme/web", ID: 4, State: model.PRMerged, Reviewers: []string{"ana", "mei"}},
-		{Repository: "acme/web", ID: 1, State: model.PROpen}, // same id, other repository
-	}
+	seed := append(reviewSeed(),
+		store.PRRecord{Repository: "acme/web", ID: 1, State: model.PROpen}) // same id, other repository
 	for i := range seed {
 		must(t, s.UpsertPR(ctxT(t), &seed[i]), "UpsertPR")
 	}

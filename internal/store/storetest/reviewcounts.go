@@ -15,20 +15,26 @@ import (
 // CheckReviewCounts.
 func SeedReviewRecords(t *testing.T, s store.Store) {
 	t.Helper()
-	seed := []store.PRRecord{
+	seed := append(reviewSeed(),
+		store.PRRecord{Repository: "acme/web", ID: 5, State: model.PROpen},
+		store.PRRecord{Repository: "acme/web", ID: 6, State: model.PROpen, Reviewers: []string{}, Approvals: []model.Approval{}})
+	for i := range seed {
+		if err := s.UpsertPR(context.Background(), &seed[i]); err != nil {
+			t.Fatalf("UpsertPR: %v", err)
+		}
+	}
+}
+
+// reviewSeed is four pull request records, three open, whose reviewers
+// have approved, asked for changes or not answered yet.
+func reviewSeed() []store.PRRecord {
+	return []store.PRRecord{
 		{Repository: "acme/pay", ID: 1, State: model.PROpen, Reviewers: []string{"mei", "kofi"},
 			Approvals: []model.Approval{{AccountID: "mei", State: model.ReviewApproved, At: base}}},
 		{Repository: "acme/pay", ID: 2, State: model.PROpen, Reviewers: []string{"kofi", "ana"},
 			Approvals: []model.Approval{{AccountID: "ana", State: model.ReviewChangesRequested}}},
 		{Repository: "acme/web", ID: 3, State: model.PROpen, Reviewers: []string{"kofi", "mei"}},
 		{Repository: "acme/web", ID: 4, State: model.PRMerged, Reviewers: []string{"ana", "mei"}},
-		{Repository: "acme/web", ID: 5, State: model.PROpen},
-		{Repository: "acme/web", ID: 6, State: model.PROpen, Reviewers: []string{}, Approvals: []model.Approval{}},
-	}
-	for i := range seed {
-		if err := s.UpsertPR(context.Background(), &seed[i]); err != nil {
-			t.Fatalf("UpsertPR: %v", err)
-		}
 	}
 }
 
