@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Every caller gets its own request's answer, batches never exceed the
@@ -14,13 +15,14 @@ import (
 // batches.
 func TestDoAnswersEveryCallerWithItsOwnResult(t *testing.T) {
 	var g Group[int]
-	var running, batches, maxBatch atomic.Int64
+	var running, batches, maxBatch, entered atomic.Int64
 	gate := make(chan struct{})
 	run := func(_ context.Context, vs []int) []error {
 		if running.Add(1) != 1 {
 			t.Error("two batches at once")
 		}
 		defer running.Add(-1)
+		entered.Add(int64(len(vs)))
 		<-gate
 		batches.Add(1)
 		if n := int64(len(vs)); n > maxBatch.Load() {
@@ -46,6 +48,22 @@ func TestDoAnswersEveryCallerWithItsOwnResult(t *testing.T) {
 				t.Errorf("caller %d got %v", i, err)
 			}
 		}()
+	}
+	// The first batch waits at the gate until every other caller is
+	// queued behind it: the contention this test is about, whatever the
+	// scheduler does (closing the gate at once let callers run one by one).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		queued := len(g.queue)
+		g.mu.Unlock()
+		if entered.Load()+int64(queued) == callers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers in a batch and %d queued, want %d in all", entered.Load(), queued, callers)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	close(gate)
 	wg.Wait()
