@@ -48,3 +48,57 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The checkpointer runs often while commits keep changing the WAL and
+// backs off once two checkpoints in a row find it unchanged or unreadable.
+func TestNextCheckpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		last, now walState
+		want      time.Duration
+	}{
+		{"first commits", walState{}, walState{frames: 40, copied: 40}, checkpointBusy},
+		{"more commits", walState{frames: 40, copied: 40}, walState{frames: 90, copied: 90}, checkpointBusy},
+		{"a reader held frames back", walState{frames: 40, copied: 40}, walState{frames: 90, copied: 60}, checkpointBusy},
+		{"WAL restarted", walState{frames: 90, copied: 90}, walState{frames: 12, copied: 12}, checkpointBusy},
+		{"nothing new", walState{frames: 90, copied: 90}, walState{frames: 90, copied: 90}, checkpointIdle},
+		{"never written", walState{}, walState{}, checkpointIdle},
+		{"unreadable", walState{frames: 90, copied: 90}, walState{frames: -1, copied: -1}, checkpointIdle},
+	} {
+		if got := nextCheckpoint(tc.last, tc.now); got != tc.want {
+			t.Errorf("%s: nextCheckpoint(%+v, %+v) = %v, want %v", tc.name, tc.last, tc.now, got, tc.want)
+		}
+	}
+}
+
+// checkpoint reads what the pragma reports: the frames a commit wrote,
+// all copied, then the same again when nothing was committed since (the
+// loop's cue to back off).
+func TestCheckpointReportsTheWAL(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "rk.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := startCheckpointer(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	d := &store.Delivery{Source: model.SourceBitbucket, DeliveryID: "d-1", EventKey: "repo:push", Body: bytes.Repeat([]byte("x"), 10<<10), ReceivedAt: time.Now()}
+	if _, err := s.Enqueue(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	first := c.checkpoint()
+	if first.frames < 3 || first.copied != first.frames {
+		t.Fatalf("after a 10 KiB commit: %+v, want at least 3 frames, all copied", first)
+	}
+	if again := c.checkpoint(); again != first {
+		t.Fatalf("nothing committed since, yet the WAL went from %+v to %+v", first, again)
+	}
+	if got := nextCheckpoint(first, c.checkpoint()); got != checkpointIdle {
+		t.Fatalf("idle WAL: next checkpoint in %v, want %v", got, checkpointIdle)
+	}
+}
