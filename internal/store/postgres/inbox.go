@@ -58,11 +58,13 @@ const claimSQL = `UPDATE deliveries
 // Claim takes up to req.Limit due deliveries, oldest first, in one
 // statement: rows another replica is claiming are skipped, never shared. A
 // processing delivery is due again once ClaimedUntil <= Now, or once its
-// replica's heartbeat is at or before req.StaleBefore (it died).
+// replica's heartbeat is at or before req.StaleBefore (it died). A claim
+// first lets the intake's group inserts under way finish (yieldToIntake).
 func (s *Store) Claim(ctx context.Context, req store.ClaimRequest) ([]store.Delivery, error) {
 	if req.Limit <= 0 {
 		return nil, nil
 	}
+	s.yieldToIntake(ctx, intakeFirst)
 	rows, err := s.inbox.Query(ctx, claimSQL,
 		string(store.DeliveryProcessing), req.Worker, ts(req.Now.Add(req.Lease)),
 		string(store.DeliveryPending), ts(req.Now), req.Limit, rand.Text(), ts(req.StaleBefore))
