@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reloadly/rolekeeper/internal/store/pgtest"
 )
@@ -68,5 +69,48 @@ func TestClaimCostDoesNotGrowWithTheBacklog(t *testing.T) {
 	}
 	if _, err := conn.Exec(ctx, `RESET plan_cache_mode`); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The inbox's statements are planned once per connection: a claim and a
+// grouped completion run six times (past the five custom plans the server
+// otherwise tries first) are generic plans every time. Before, the
+// completion's generic plan was estimated dearer than a custom one, and
+// the server planned it again at every run.
+func TestInboxStatementsPlannedOnce(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.SchemaDSN(t, "rk_test_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := s.inbox.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	now := time.Now()
+	for range 6 {
+		rows, err := conn.Query(ctx, claimSQL, "processing", "w", now.Add(time.Minute), "pending", now, 4, "token", now.Add(-15*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if rows, err = conn.Query(ctx, completeBatchSQL, "done", []int64{1, 2}, []string{"a", "b"}, []time.Time{now, now}, "processing"); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{claimSQL, completeBatchSQL} {
+		var generic, custom int64
+		if err := conn.QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`, q).Scan(&generic, &custom); err != nil {
+			t.Fatalf("%.40s…: %v", q, err)
+		}
+		if custom != 0 || generic == 0 {
+			t.Errorf("%.40s…: %d custom plans and %d generic ones in 6 runs, want only generic", q, custom, generic)
+		}
 	}
 }

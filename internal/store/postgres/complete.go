@@ -35,6 +35,14 @@ func (s *Store) Complete(ctx context.Context, c store.Claim, now time.Time) erro
 	})
 }
 
+// completeBatchSQL settles many claims: $1 done, $2 seqs, $3 tokens, $4
+// end times, $5 processing.
+const completeBatchSQL = `UPDATE deliveries d
+	SET state = $1, done_at = v.done_at, claimed_until = NULL, claim_token = ''
+	FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS v (seq, token, done_at)
+	WHERE d.seq = v.seq AND d.state = $5 AND d.claim_token = v.token
+	RETURNING d.seq, v.token`
+
 // completeBatch completes every claim of batch in one statement; a claim
 // not matched (its delivery claimed by someone else since) gets
 // ErrLostClaim. When the statement fails, each is tried on its own.
@@ -53,11 +61,7 @@ func (s *Store) completeBatch(ctx context.Context, batch []completeReq) []error 
 			ats[i] = pgtype.Timestamptz{Time: r.at.Truncate(time.Millisecond), Valid: true}
 		}
 	}
-	rows, err := s.inbox.Query(ctx, `UPDATE deliveries d
-		SET state = $1, done_at = v.done_at, claimed_until = NULL, claim_token = ''
-		FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS v (seq, token, done_at)
-		WHERE d.seq = v.seq AND d.state = $5 AND d.claim_token = v.token
-		RETURNING d.seq, v.token`,
+	rows, err := s.inbox.Query(ctx, completeBatchSQL,
 		string(store.DeliveryDone), seqs, tokens, ats, string(store.DeliveryProcessing))
 	type claim struct {
 		seq   int64
