@@ -88,7 +88,8 @@ func (c *checkpointer) checkpoint() walState {
 }
 
 // walState is what a checkpoint reports: frames in the WAL and frames
-// copied into the database file (-1 each when the WAL could not be read).
+// copied into the database file (-1 each when the WAL could not be read,
+// or another checkpoint, the writer's own, was running).
 type walState struct{ frames, copied int64 }
 
 // nextCheckpoint is the wait before the next checkpoint: short while the
