@@ -10,6 +10,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Group queues requests of type T. Its zero value is ready.
@@ -79,4 +80,22 @@ func (g *Group[T]) runHead(ctx context.Context, limit int, run func(context.Cont
 	next := g.queue[0]
 	g.mu.Unlock()
 	next.res <- result{lead: true}
+}
+
+// WaitAtMost returns once done is closed, d has passed or ctx is done,
+// whichever comes first. Both stores' claims wait this way for the
+// intake's commits under way (their yieldToIntake).
+func WaitAtMost(ctx context.Context, done <-chan struct{}, d time.Duration) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

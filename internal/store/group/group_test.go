@@ -87,3 +87,47 @@ func TestDoShortAnswer(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+// WaitAtMost returns at once for a closed channel, when the channel
+// closes, when its bound passes and when its context ends, and not before.
+func TestWaitAtMost(t *testing.T) {
+	waited := func(ctx context.Context, done <-chan struct{}, d time.Duration) <-chan struct{} {
+		out := make(chan struct{})
+		go func() { WaitAtMost(ctx, done, d); close(out) }()
+		return out
+	}
+	returns := func(what string, out <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-out:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: still waiting after 10 s", what)
+		}
+	}
+	waits := func(what string, out <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-out:
+			t.Fatalf("%s: returned early", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	ctx := context.Background()
+	closed := make(chan struct{})
+	close(closed)
+	returns("closed", waited(ctx, closed, time.Hour))
+
+	open := make(chan struct{})
+	out := waited(ctx, open, time.Hour)
+	waits("open", out)
+	close(open)
+	returns("closed while waiting", out)
+
+	returns("bound", waited(ctx, make(chan struct{}), time.Millisecond))
+
+	cctx, cancel := context.WithCancel(ctx)
+	out = waited(cctx, make(chan struct{}), time.Hour)
+	waits("before cancel", out)
+	cancel()
+	returns("cancelled", out)
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/group"
 )
 
 // maxEnqueueBatch bounds one group insert.
@@ -48,19 +49,7 @@ const intakeFirst = 5 * time.Millisecond
 // inserts waited for it (docs/benchmarks.md). The workers still claim at
 // least once per wait under a stream that never stops.
 func (s *Store) yieldToIntake(ctx context.Context, wait time.Duration) {
-	idle := s.intake.idleChan()
-	select {
-	case <-idle:
-		return
-	default:
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-idle:
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	group.WaitAtMost(ctx, s.intake.idleChan(), wait)
 }
 
 // idleChan is closed while no group insert is under way.

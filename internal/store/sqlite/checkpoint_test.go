@@ -13,17 +13,24 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store"
 )
 
+// openInTemp opens a store in a file of its own, closed when t ends.
+func openInTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rk.db")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
 // Committed pages reach the database file through the background
 // checkpointer, well before the writer's own threshold
 // (writerAutocheckpoint): the writer's commits no longer carry them.
 func TestBackgroundCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "rk.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openInTemp(t)
 	size := func() int64 {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -76,12 +83,7 @@ func TestNextCheckpoint(t *testing.T) {
 // loop's cue to back off).
 func TestCheckpointReportsTheWAL(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "rk.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, path := openInTemp(t)
 	// Only this test's checkpointer runs: two at once would find each
 	// other busy, which the pragma reports as -1 frames.
 	if err := s.ckpt.close(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/reloadly/rolekeeper/internal/model"
 	"github.com/reloadly/rolekeeper/internal/store"
+	"github.com/reloadly/rolekeeper/internal/store/group"
 )
 
 // maxBatch bounds one group commit.
@@ -87,18 +88,7 @@ func (s *Store) yieldToIntake(ctx context.Context) {
 	s.mu.Lock()
 	idle := s.idle
 	s.mu.Unlock()
-	select {
-	case <-idle:
-		return
-	default:
-	}
-	t := time.NewTimer(intakeFirst)
-	defer t.Stop()
-	select {
-	case <-idle:
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	group.WaitAtMost(ctx, idle, intakeFirst)
 }
 
 func closedChan() chan struct{} {
