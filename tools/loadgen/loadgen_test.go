@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,5 +243,58 @@ func TestMerge(t *testing.T) {
 	}
 	if got.CodeString() != "202:4 503:1 reset:1" {
 		t.Errorf("codes %q", got.CodeString())
+	}
+}
+
+// wrk sends what Bitbucket would: the body and signature it was given and
+// a random version-4 UUID per request, none repeated, across threads and
+// across runs (not numbered in order, which spares the store's index the
+// random writes real deliveries cost it). Needs wrk on PATH.
+func TestWrkScriptSendsRandomUUIDs(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Skip("wrk is not installed (apt-get install wrk): the script is not run")
+	}
+	d := replicatest.Delivery{EventKey: "pullrequest:updated", Body: []byte(`{"k":1}`), Signature: "sha256=abc"}
+	var mu sync.Mutex
+	var ids []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) != string(d.Body) || r.Header.Get("X-Hub-Signature") != d.Signature || r.Header.Get("X-Event-Key") != d.EventKey {
+			http.Error(w, "not the delivery", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		ids = append(ids, r.Header.Get("X-Request-UUID"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	for run := range 2 {
+		res, err := runWrk(context.Background(), t.TempDir(), srv.URL, d, 2, 4, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Requests == 0 || res.StatusErrors != 0 {
+			t.Fatalf("run %d: %+v", run, res)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	v4 := regexp.MustCompile(`^\{[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\}$`)
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !v4.MatchString(id) {
+			t.Fatalf("X-Request-UUID %q is not a version-4 UUID in braces", id)
+		}
+		if seen[id] {
+			t.Fatalf("X-Request-UUID %q sent twice (of %d)", id, len(ids))
+		}
+		seen[id] = true
+	}
+	if len(ids) < 200 {
+		t.Fatalf("only %d requests", len(ids))
+	}
+	if slices.IsSorted(ids[:100]) || slices.IsSorted(ids[len(ids)-100:]) {
+		t.Error("ids sent in order: numbered, not random")
 	}
 }
