@@ -20,9 +20,9 @@ import (
 // How often matters for latency, not throughput: a checkpoint ends with an
 // fsync of the database file, and the writer's next fdatasync of the WAL
 // waits behind it on the disk. Every 100 ms under wrk that fsync carried
-// about 6 MB of pages and the intake's p99 was 18.9 ms; every 10 ms it was
-// 7.4-8.2 ms for the same throughput (2 ms cost 14 % of it;
-// docs/benchmarks.md). So the checkpointer runs every checkpointBusy while
+// about 6 MB of pages and the intake's p99 was 23.5-26.3 ms; every 10 ms
+// it was 14.1-14.6 ms for the same throughput (shorter still cost
+// throughput: 3 ms, 9.3-9.8 ms for 8 % fewer deliveries; docs/benchmarks.md). So the checkpointer runs every checkpointBusy while
 // commits keep coming and backs off to checkpointIdle when they stop.
 const (
 	checkpointBusy       = 10 * time.Millisecond
