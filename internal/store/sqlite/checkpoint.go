@@ -22,7 +22,8 @@ import (
 // waits behind it on the disk. Every 100 ms under wrk that fsync carried
 // about 6 MB of pages and the intake's p99 was 23.5-26.3 ms; every 10 ms
 // it was 14.1-14.6 ms for the same throughput (shorter still cost
-// throughput: 3 ms, 9.3-9.8 ms for 8 % fewer deliveries; docs/benchmarks.md). So the checkpointer runs every checkpointBusy while
+// throughput: every 3 ms, 9.3-9.8 ms for 8 % fewer deliveries;
+// docs/benchmarks.md). So the checkpointer runs every checkpointBusy while
 // commits keep coming and backs off to checkpointIdle when they stop.
 const (
 	checkpointBusy       = 10 * time.Millisecond
