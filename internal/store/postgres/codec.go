@@ -19,6 +19,15 @@ func ts(t time.Time) any {
 	return t.Truncate(time.Millisecond)
 }
 
+// tsArray is ts for an element of a timestamptz array parameter (pgx
+// encodes an array's NULL element only from a typed value).
+func tsArray(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: t.Truncate(time.Millisecond), Valid: true}
+}
+
 // fromTS decodes what ts stored, in UTC.
 func fromTS(v pgtype.Timestamptz) time.Time {
 	if !v.Valid {

@@ -54,12 +54,9 @@ func (s *Store) completeBatch(ctx context.Context, batch []completeReq) []error 
 	}
 	seqs := make([]int64, len(batch))
 	tokens := make([]string, len(batch))
-	ats := make([]pgtype.Timestamptz, len(batch)) // ts's encoding: NULL for zero, else milliseconds
+	ats := make([]pgtype.Timestamptz, len(batch))
 	for i, r := range batch {
-		seqs[i], tokens[i] = r.c.Seq, r.c.Token
-		if !r.at.IsZero() {
-			ats[i] = pgtype.Timestamptz{Time: r.at.Truncate(time.Millisecond), Valid: true}
-		}
+		seqs[i], tokens[i], ats[i] = r.c.Seq, r.c.Token, tsArray(r.at)
 	}
 	rows, err := s.inbox.Query(ctx, completeBatchSQL,
 		string(store.DeliveryDone), seqs, tokens, ats, string(store.DeliveryProcessing))

@@ -173,7 +173,7 @@ func (s *Store) insertBatch(ctx context.Context, batch []*enqueueReq) []enqueueR
 		if bodies[i] == nil {
 			bodies[i] = []byte{} // NOT NULL: an empty body is stored empty
 		}
-		ats[i] = pgtype.Timestamptz{Time: d.ReceivedAt.Truncate(time.Millisecond), Valid: true} // as ts
+		ats[i] = tsArray(d.ReceivedAt)
 	}
 	rows, err := s.pool.Query(ctx, groupInsertSQL, srcs, ids, keys, bodies, ats, string(store.DeliveryPending))
 	seqs := map[string]int64{}
