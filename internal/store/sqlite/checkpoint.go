@@ -42,14 +42,10 @@ type checkpointer struct {
 }
 
 func startCheckpointer(ctx context.Context, path string) (*checkpointer, error) {
-	db, err := sql.Open("sqlite", checkpointDSN(path))
+	db, err := openOne(checkpointDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)

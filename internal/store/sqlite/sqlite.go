@@ -83,14 +83,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			}
 		}
 	}
-	w, err := sql.Open("sqlite", dsn(path, true))
+	w, err := openOne(dsn(path, true))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, r: w, idle: closedChan()}
 	if !mem {
 		s.path = filePath(path)
@@ -124,6 +120,20 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openOne opens a pool of exactly one connection, kept open for good: the
+// writer (SQLite allows one at a time) and the checkpointer.
+func openOne(dsn string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
 }
 
 // syncData makes SQLite commit with fdatasync(2) instead of fsync(2), as
