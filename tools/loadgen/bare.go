@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,8 +17,10 @@ const maxBody = 5 << 20
 
 // bareHandler does the least a webhook endpoint must: read the body,
 // check the headers and the HMAC, answer 202. It is the floor the daemon's
-// intake (which also parses and stores durably) is measured against.
-func bareHandler(secret string) http.Handler {
+// intake (which also parses and stores durably) is measured against. With
+// a log, it also appends the delivery to it before answering: the least a
+// durable endpoint must do.
+func bareHandler(secret string, log floorStore) http.Handler {
 	key := []byte(secret)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -36,6 +39,12 @@ func bareHandler(secret string) http.Handler {
 		if !validSignature(key, r.Header.Get("X-Hub-Signature"), body) {
 			reply(w, http.StatusUnauthorized, "bad_signature")
 			return
+		}
+		if log != nil {
+			if err := log.Append(record{id: r.Header.Get("X-Request-UUID"), body: body}); err != nil {
+				reply(w, http.StatusServiceUnavailable, "not_stored")
+				return
+			}
 		}
 		reply(w, http.StatusAccepted, "accepted")
 	})
@@ -66,16 +75,19 @@ func reply(w http.ResponseWriter, status int, outcome string) {
 type bareServer struct {
 	srv *http.Server
 	ln  net.Listener
+	log floorStore
 }
 
-func startBare(secret string) (*bareServer, error) {
+// startBare starts the bare handler; with a log, the durable floor.
+func startBare(secret string, log floorStore) (*bareServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	s := &bareServer{
-		srv: &http.Server{Handler: bareHandler(secret), ReadHeaderTimeout: 10 * time.Second},
+		srv: &http.Server{Handler: bareHandler(secret, log), ReadHeaderTimeout: 10 * time.Second},
 		ln:  ln,
+		log: log,
 	}
 	// Serve ends with ErrServerClosed at Close; any other failure shows
 	// as failed requests in the run.
@@ -86,4 +98,10 @@ func startBare(secret string) (*bareServer, error) {
 // URL is the webhook URL of the bare server.
 func (s *bareServer) URL() string { return "http://" + s.ln.Addr().String() + "/webhooks/bitbucket" }
 
-func (s *bareServer) Close() error { return s.srv.Close() }
+func (s *bareServer) Close() error {
+	err := s.srv.Close()
+	if s.log != nil {
+		err = errors.Join(err, s.log.Close())
+	}
+	return err
+}

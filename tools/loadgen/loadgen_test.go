@@ -63,7 +63,7 @@ func TestBareHandler(t *testing.T) {
 		{"no delivery id", http.MethodPost, map[string]string{"X-Request-UUID": "", "X-Hub-Signature": bitbuckettest.Sign(secret, body)}, http.StatusBadRequest},
 		{"GET", http.MethodGet, nil, http.StatusMethodNotAllowed},
 	}
-	h := bareHandler(secret)
+	h := bareHandler(secret, nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(tt.method, "/webhooks/bitbucket", strings.NewReader(string(body)))
@@ -99,7 +99,7 @@ func TestRunLoad(t *testing.T) {
 	c := newCorpus(bb, "k1", replicatest.Repo, 5)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, err := startBare(tt.serverSecret)
+			srv, err := startBare(tt.serverSecret, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestRunLoadPaced(t *testing.T) {
 	if err := replicatest.AddPeople(bb); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := startBare("k")
+	srv, err := startBare("k", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +217,7 @@ func TestCheckOptions(t *testing.T) {
 		{"remote url", []string{"--url", "http://192.0.2.1/", "--secret", "x"}, 2},
 		{"upstream without spawn", []string{"--url", "http://127.0.0.1:1/", "--secret", "x", "--upstream"}, 2},
 		{"bad store", []string{"--spawn", "--store", "mysql"}, 2},
+		{"bad floor", []string{"--spawn", "--floor", "tmpfs"}, 2},
 		{"unbounded duration", []string{"--spawn", "--duration", "1h"}, 2},
 	}
 	for _, tt := range tests {

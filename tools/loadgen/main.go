@@ -43,6 +43,7 @@ type options struct {
 	warmup        int
 	maxDur        time.Duration
 	bare, spawn   bool
+	floor         string
 	store, dsn    string
 	binary        string
 	workers       int
@@ -90,7 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.warmup, "warmup", 500, "deliveries sent before each measured run, not counted")
 	fs.DurationVar(&o.maxDur, "duration", 60*time.Second, "upper bound of each run")
 	fs.BoolVar(&o.bare, "bare", false, "also measure a bare handler (HMAC check, 202) started in this process")
-	fs.IntVar(&o.rounds, "rounds", 4, "with --bare: alternate bare and daemon in this many rounds of n/rounds deliveries")
+	fs.StringVar(&o.floor, "floor", "", "also measure a durable floor started in this process: the bare handler that stores each delivery before its 202, in groups, in a `file`, in one `sqlite` table or in one `postgres` table (keyed by the delivery id)")
+	fs.IntVar(&o.rounds, "rounds", 4, "with --bare or --floor: alternate bare and daemon in this many rounds of n/rounds deliveries")
 	fs.BoolVar(&o.spawn, "spawn", false, "build and start `rolekeeper serve` against an in-process fake Bitbucket")
 	fs.StringVar(&o.store, "store", "sqlite", "with --spawn: sqlite or postgres")
 	fs.StringVar(&o.dsn, "dsn", replicatest.PostgresDSN(), "with --store postgres: the database (a schema of its own is created and dropped)")
@@ -131,6 +133,8 @@ func (o *options) check() error {
 		return errors.New("--duration must be in (0, 10m]")
 	case o.store != "sqlite" && o.store != "postgres":
 		return fmt.Errorf("--store %q: sqlite or postgres", o.store)
+	case o.floor != "" && o.floor != "file" && o.floor != "sqlite" && o.floor != "postgres":
+		return fmt.Errorf("--floor %q: file, sqlite or postgres", o.floor)
 	case o.upstream && !o.spawn:
 		return errors.New("--upstream needs --spawn (it counts calls on the in-process fake)")
 	case o.wrkDur < 0 || o.wrkDur > 5*time.Minute:
@@ -268,16 +272,30 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 		rep.upstream = &u
 	}
-	// With --bare the two are measured in alternating rounds, so that a
-	// change in the machine's background load hits both alike.
-	var bare *bareServer
+	// With --bare or --floor the targets are measured in alternating
+	// rounds, so that a change in the machine's background load hits them
+	// alike.
+	var bare, floor *bareServer
 	rounds := 1
 	if o.bare {
-		if bare, err = startBare(o.secret); err != nil {
+		if bare, err = startBare(o.secret, nil); err != nil {
 			return err
 		}
 		defer bare.Close()
 		runLoad(ctx, "warm-up", bare.URL(), warm, o.conns, o.maxDur, 0)
+		rounds = max(1, min(o.rounds, o.n))
+	}
+	if o.floor != "" {
+		log, err := o.openFloor(ctx, dir)
+		if err != nil {
+			return err
+		}
+		if floor, err = startBare(o.secret, log); err != nil {
+			log.Close()
+			return err
+		}
+		defer floor.Close()
+		runLoad(ctx, "warm-up", floor.URL(), warm, o.conns, o.maxDur, 0)
 		rounds = max(1, min(o.rounds, o.n))
 	}
 	loadStart := time.Now()
@@ -287,15 +305,16 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if w := runLoad(ctx, "warm-up", target, warm, o.conns, o.maxDur, 0); o.spawn {
 		rep.warm202 = w.Codes[202]
 	}
-	var bareRes result
+	bareRes := result{Name: bareName}
+	floorRes := result{Name: floorName}
 	rep.target = result{Name: name}
-	if bare != nil {
-		bareRes = result{Name: "bare (HMAC, 202)"}
-	}
 	for k := range rounds {
 		chunk := measured[k*len(measured)/rounds : (k+1)*len(measured)/rounds]
 		if bare != nil && bareRes.Elapsed < o.maxDur {
 			bareRes = merge(bareRes, runLoad(ctx, bareRes.Name, bare.URL(), chunk, o.conns, o.maxDur-bareRes.Elapsed, o.rate))
+		}
+		if floor != nil && floorRes.Elapsed < o.maxDur {
+			floorRes = merge(floorRes, runLoad(ctx, floorRes.Name, floor.URL(), chunk, o.conns, o.maxDur-floorRes.Elapsed, o.rate))
 		}
 		if rep.target.Elapsed < o.maxDur {
 			rep.target = merge(rep.target, runLoad(ctx, name, target, chunk, o.conns, o.maxDur-rep.target.Elapsed, o.rate))
@@ -304,6 +323,10 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if bare != nil {
 		rep.bare = &bareRes
 		fmt.Fprintf(stderr, "loadgen: bare: %.0f req/s\n", bareRes.RPS())
+	}
+	if floor != nil {
+		rep.floor = &floorRes
+		fmt.Fprintf(stderr, "loadgen: durable floor: %.0f req/s\n", floorRes.RPS())
 	}
 	fmt.Fprintf(stderr, "loadgen: %s: %.0f req/s\n", name, rep.target.RPS())
 	if ctx.Err() != nil {
@@ -318,6 +341,13 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 				return err
 			}
 			rep.wrkBare = &w
+		}
+		if floor != nil {
+			w, err := runWrk(ctx, dir, floor.URL(), wd, o.wrkThreads, o.conns, o.wrkDur)
+			if err != nil {
+				return err
+			}
+			rep.wrkFloor = &w
 		}
 		w, err := runWrk(ctx, dir, target, wd, o.wrkThreads, o.conns, o.wrkDur)
 		if err != nil {
@@ -340,6 +370,20 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d deliveries answered 202, only %d stored", rep.answered(), rep.stored)
 	}
 	return nil
+}
+
+// openFloor opens the durable floor's store.
+func (o *options) openFloor(ctx context.Context, dir string) (floorStore, error) {
+	switch o.floor {
+	case "postgres":
+		return openPGFloor(ctx, o.dsn)
+	case "sqlite":
+		return openSQLiteFloor(filepath.Join(dir, "floor.db"))
+	default:
+		// 256 MiB: the ring wraps only in long runs, and a wrap rewrites
+		// blocks written at the start, as the first pass does.
+		return openRing(filepath.Join(dir, "floor.log"), 256<<20)
+	}
 }
 
 // daemon is the spawned rolekeeper and what it needs.

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	sqlite3 "modernc.org/sqlite"
+
+	"github.com/reloadly/rolekeeper/internal/replicatest"
+)
+
+// The durable floor (--floor) is the bare handler that also stores each
+// delivery before its 202, in the least a durable endpoint can do: a
+// group commit (the records that arrive while one is written share the
+// next write) to a file, to one SQLite table or to one Postgres table, the
+// tables keyed by the delivery id since an intake must store a repeated id
+// once. A store that does more per delivery (an inbox's columns and
+// indexes, a body table, claims) cannot be faster on the same machine, so
+// the floor says how much of the gap to the bare handler the disk and the
+// database account for.
+
+// record is one delivery to store.
+type record struct {
+	id   string
+	body []byte
+}
+
+var errFloorClosed = errors.New("durable floor closed")
+
+// groupCommit hands what Append gathers to flush in groups, from up to
+// writers goroutines at once, and returns once flush has stored its group.
+type groupCommit struct {
+	flush func([]record) error
+
+	mu      sync.Mutex
+	pending []record
+	waiters []chan error
+	closed  bool
+
+	wake chan struct{} // one token per writer that has work
+	wg   sync.WaitGroup
+}
+
+func newGroupCommit(writers int, flush func([]record) error) *groupCommit {
+	g := &groupCommit{flush: flush, wake: make(chan struct{}, writers)}
+	for range writers {
+		g.wg.Go(g.write)
+	}
+	return g
+}
+
+// Append returns once the record is stored, or with the error that kept
+// its group from being stored.
+func (g *groupCommit) Append(r record) error {
+	ch := make(chan error, 1)
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return errFloorClosed
+	}
+	g.pending = append(g.pending, r)
+	g.waiters = append(g.waiters, ch)
+	select {
+	case g.wake <- struct{}{}:
+	default:
+		// Every writer has a token it has not taken yet: whichever takes
+		// one takes this record too.
+	}
+	g.mu.Unlock()
+	return <-ch
+}
+
+func (g *groupCommit) write() {
+	for range g.wake {
+		g.flushPending()
+	}
+}
+
+func (g *groupCommit) flushPending() {
+	g.mu.Lock()
+	batch, waiters := g.pending, g.waiters
+	g.pending, g.waiters = nil, nil
+	g.mu.Unlock()
+	if len(waiters) == 0 {
+		return
+	}
+	err := g.flush(batch)
+	for _, w := range waiters {
+		w <- err
+	}
+}
+
+// Close stores what is pending and stops the writers: they take the
+// tokens left in the channel, then end.
+func (g *groupCommit) Close() {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.wake)
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+// floorStore is where the floor keeps what it accepts.
+type floorStore interface {
+	Append(record) error
+	Close() error
+}
+
+// ringLog keeps records in a file written in full at the start and then
+// overwritten in a ring, so that a sync flushes data and no change of the
+// file's size, as SQLite's reused WAL does. It neither dedupes nor indexes.
+type ringLog struct {
+	f    *os.File
+	size int64
+	off  int64  // next offset; only the one writer uses it
+	buf  []byte // the encoded group; only the one writer uses it
+	g    *groupCommit
+}
+
+// openRing creates path with size bytes written and starts its writer.
+func openRing(path string, size int64) (*ringLog, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	zero := make([]byte, 1<<20)
+	for n := int64(0); n < size; n += int64(len(zero)) {
+		if _, err := f.Write(zero[:min(int64(len(zero)), size-n)]); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	l := &ringLog{f: f, size: size}
+	l.g = newGroupCommit(1, l.flush)
+	return l, nil
+}
+
+// Append returns once r is on the disk.
+func (l *ringLog) Append(r record) error {
+	if int64(len(r.id)+len(r.body)+2*binary.MaxVarintLen64) > l.size {
+		return fmt.Errorf("record of %d bytes: larger than the log", len(r.body))
+	}
+	return l.g.Append(r)
+}
+
+func (l *ringLog) flush(batch []record) error {
+	l.buf = l.buf[:0]
+	for _, r := range batch {
+		l.buf = binary.AppendUvarint(l.buf, uint64(len(r.id)))
+		l.buf = append(l.buf, r.id...)
+		l.buf = binary.AppendUvarint(l.buf, uint64(len(r.body)))
+		l.buf = append(l.buf, r.body...)
+	}
+	for b := l.buf; len(b) > 0; {
+		if l.off == l.size {
+			l.off = 0
+		}
+		n := min(int64(len(b)), l.size-l.off)
+		if _, err := l.f.WriteAt(b[:n], l.off); err != nil {
+			return err
+		}
+		l.off += n
+		b = b[n:]
+	}
+	return l.f.Sync()
+}
+
+func (l *ringLog) Close() error {
+	l.g.Close()
+	return l.f.Close()
+}
+
+// pgFloor keeps records in one Postgres table whose primary key is the
+// delivery id (a repeated id is stored once, as any intake must), each
+// group one INSERT of arrays committed on its own, up to pgFloorWriters
+// groups at once. It lives in a schema of its own, dropped at Close.
+type pgFloor struct {
+	schema *replicatest.Schema
+	pool   *pgxpool.Pool
+	g      *groupCommit
+}
+
+const (
+	pgFloorWriters = 4
+	pgFloorTable   = `CREATE TABLE floor (delivery_id text PRIMARY KEY, body bytea NOT NULL)`
+	pgFloorInsert  = `INSERT INTO floor (delivery_id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) ON CONFLICT DO NOTHING`
+)
+
+func openPGFloor(ctx context.Context, dsn string) (*pgFloor, error) {
+	s, err := replicatest.NewSchema(ctx, dsn, "rk_floor_")
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(s.DSN)
+	if err != nil {
+		return nil, errors.Join(err, s.Drop(ctx))
+	}
+	cfg.MaxConns = pgFloorWriters
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		_, err = pool.Exec(ctx, pgFloorTable)
+	}
+	if err != nil {
+		if pool != nil {
+			pool.Close()
+		}
+		return nil, errors.Join(err, s.Drop(ctx))
+	}
+	p := &pgFloor{schema: s, pool: pool}
+	p.g = newGroupCommit(pgFloorWriters, p.flush)
+	return p, nil
+}
+
+func (p *pgFloor) Append(r record) error { return p.g.Append(r) }
+
+func (p *pgFloor) flush(batch []record) error {
+	ids := make([]string, len(batch))
+	bodies := make([][]byte, len(batch))
+	for i, r := range batch {
+		ids[i], bodies[i] = r.id, r.body
+	}
+	_, err := p.pool.Exec(context.Background(), pgFloorInsert, ids, bodies)
+	return err
+}
+
+// sqliteFloor keeps records in one SQLite table keyed by the delivery id,
+// in WAL mode with every commit synced (fdatasync), each group one
+// transaction on the one connection. SQLite checkpoints as it does by
+// default, in the commit that passes 1,000 pages of WAL.
+type sqliteFloor struct {
+	db     *sql.DB
+	insert *sql.Stmt
+	g      *groupCommit
+}
+
+func openSQLiteFloor(path string) (*sqliteFloor, error) {
+	_, _ = sqlite3.Fdatasync(true) // as the daemon's store commits
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	f := &sqliteFloor{db: db}
+	_, err = db.Exec(`CREATE TABLE floor (delivery_id TEXT PRIMARY KEY, body BLOB NOT NULL)`)
+	if err == nil {
+		f.insert, err = db.Prepare(`INSERT INTO floor (delivery_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING`)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	f.g = newGroupCommit(1, f.flush)
+	return f, nil
+}
+
+func (f *sqliteFloor) Append(r record) error { return f.g.Append(r) }
+
+func (f *sqliteFloor) flush(batch []record) error {
+	tx, err := f.db.Begin()
+	if err != nil {
+		return err
+	}
+	st := tx.Stmt(f.insert)
+	for _, r := range batch {
+		if _, err := st.Exec(r.id, r.body); err != nil {
+			return errors.Join(err, tx.Rollback())
+		}
+	}
+	return tx.Commit()
+}
+
+func (f *sqliteFloor) Close() error {
+	f.g.Close()
+	return f.db.Close()
+}
+
+func (p *pgFloor) Close() error {
+	p.g.Close()
+	p.pool.Close()
+	return p.schema.Drop(context.Background())
+}

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/reloadly/rolekeeper/internal/bitbucket/bitbuckettest"
+	"github.com/reloadly/rolekeeper/internal/store/pgtest"
+)
+
+// waitPending waits until g holds n records that no writer has taken.
+func waitPending(t *testing.T, g *groupCommit, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.mu.Lock()
+		got := len(g.pending)
+		g.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records pending, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestGroupCommitGroupsWhatArrivesDuringAWrite: while one group is being
+// stored, the records that arrive wait and go together in the next one,
+// and each Append returns only once its own group is stored.
+func TestGroupCommitGroupsWhatArrivesDuringAWrite(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var groups [][]string
+	var calls int
+	g := newGroupCommit(1, func(batch []record) error {
+		if calls++; calls == 1 { // only the one writer calls: no lock needed
+			close(started)
+			<-release
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		var ids []string
+		for _, r := range batch {
+			ids = append(ids, r.id)
+		}
+		groups = append(groups, ids)
+		return nil
+	})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer g.Close()
+	defer unblock() // a failure must not leave the writer blocked
+
+	first := make(chan error, 1)
+	go func() { first <- g.Append(record{id: "a"}) }()
+	<-started // the writer holds [a] and blocks
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for _, id := range []string{"b", "c", "d"} {
+		wg.Go(func() { errs <- g.Append(record{id: id}) })
+	}
+	waitPending(t, g, 3)
+	select {
+	case err := <-first:
+		t.Fatalf("Append returned (%v) before its group was stored", err)
+	default:
+	}
+	unblock()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(groups) != 2 || !slices.Equal(groups[0], []string{"a"}) {
+		t.Fatalf("groups %v, want [a] then b, c and d together", groups)
+	}
+	later := slices.Sorted(slices.Values(groups[1]))
+	if !slices.Equal(later, []string{"b", "c", "d"}) {
+		t.Fatalf("second group %v, want b, c and d", groups[1])
+	}
+}
+
+// TestGroupCommitErrorReachesTheWholeGroup: a group that could not be
+// stored fails every Append in it, and nothing else.
+func TestGroupCommitErrorReachesTheWholeGroup(t *testing.T) {
+	boom := errors.New("disk full")
+	g := newGroupCommit(1, func(batch []record) error {
+		if slices.ContainsFunc(batch, func(r record) bool { return r.id == "bad" }) {
+			return boom
+		}
+		return nil
+	})
+	defer g.Close()
+	if err := g.Append(record{id: "bad"}); !errors.Is(err, boom) {
+		t.Fatalf("Append in a failed group = %v, want %v", err, boom)
+	}
+	if err := g.Append(record{id: "good"}); err != nil {
+		t.Fatalf("Append in a stored group = %v", err)
+	}
+}
+
+// TestGroupCommitCloseStoresWhatIsPending: Close returns once what was
+// appended before it is stored, from any number of writers, and Append
+// after it fails without storing.
+func TestGroupCommitCloseStoresWhatIsPending(t *testing.T) {
+	for _, writers := range []int{1, 4} {
+		t.Run(fmt.Sprintf("%d writers", writers), func(t *testing.T) {
+			release := make(chan struct{})
+			var mu sync.Mutex
+			stored := map[string]bool{}
+			var taken atomic.Int64
+			g := newGroupCommit(writers, func(batch []record) error {
+				taken.Add(int64(len(batch)))
+				<-release
+				mu.Lock()
+				defer mu.Unlock()
+				for _, r := range batch {
+					stored[r.id] = true
+				}
+				return nil
+			})
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Go(func() {
+					if err := g.Append(record{id: fmt.Sprint(i)}); err != nil {
+						t.Errorf("Append %d: %v", i, err)
+					}
+				})
+			}
+			// Wait until every record is held by a blocked writer or pending.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				g.mu.Lock()
+				n := len(g.pending)
+				g.mu.Unlock()
+				if int(taken.Load())+n == 50 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d records taken and %d pending, want 50 in all", taken.Load(), n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			closed := make(chan struct{})
+			go func() { g.Close(); close(closed) }()
+			time.Sleep(10 * time.Millisecond) // let Close start waiting
+			close(release)
+			<-closed
+			mu.Lock()
+			n := len(stored)
+			mu.Unlock()
+			wg.Wait()
+			if n != 50 {
+				t.Fatalf("Close returned with %d of the 50 records appended before it stored", n)
+			}
+			if err := g.Append(record{id: "late"}); !errors.Is(err, errFloorClosed) {
+				t.Fatalf("Append after Close = %v, want %v", err, errFloorClosed)
+			}
+			if stored["late"] {
+				t.Fatal("a record appended after Close was stored")
+			}
+		})
+	}
+}
+
+// TestRingLogWritesRecordsInARing: records are encoded one after the
+// other and wrap to the start of the file at its end.
+func TestRingLogWritesRecordsInARing(t *testing.T) {
+	const size = 100
+	path := filepath.Join(t.TempDir(), "ring")
+	l, err := openRing(path, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stream []byte
+	for i := range 4 { // 4 × 32 bytes: the fourth wraps
+		r := record{id: fmt.Sprintf("id-%d", i), body: []byte(strings.Repeat(string(rune('a'+i)), 26))}
+		if err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+		stream = binary.AppendUvarint(stream, uint64(len(r.id)))
+		stream = append(stream, r.id...)
+		stream = binary.AppendUvarint(stream, uint64(len(r.body)))
+		stream = append(stream, r.body...)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, size)
+	for i, b := range stream {
+		want[i%size] = b
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("file\n%q\nwant\n%q", got, want)
+	}
+	if err := l.Append(record{id: "x"}); err == nil {
+		t.Fatal("Append after Close succeeded")
+	}
+	big := record{id: "big", body: make([]byte, size)}
+	if l2, err := openRing(path, size); err != nil {
+		t.Fatal(err)
+	} else {
+		defer l2.Close()
+		if err := l2.Append(big); err == nil {
+			t.Fatal("a record larger than the ring was accepted")
+		}
+	}
+}
+
+// floorRows counts the rows of a floor table and the distinct bodies of id.
+func floorRows(t *testing.T, q func(string, ...any) (int, error)) (rows, withA int) {
+	t.Helper()
+	rows, err := q(`SELECT count(*) FROM floor`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withA, err = q(`SELECT count(*) FROM floor WHERE delivery_id = 'a'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows, withA
+}
+
+// TestSQLiteFloorStoresARepeatedIDOnce: the SQLite floor keeps what it
+// acknowledged, in a file another connection reads, a repeated id once.
+func TestSQLiteFloorStoresARepeatedIDOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "floor.db")
+	f, err := openSQLiteFloor(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "a"} {
+		if err := f.Append(record{id: id, body: []byte(`{"id":"` + id + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, withA := floorRows(t, func(q string, args ...any) (n int, err error) {
+		return n, db.QueryRow(q, args...).Scan(&n)
+	})
+	if rows != 2 || withA != 1 {
+		t.Fatalf("%d rows, %d with id a; want 2 and 1", rows, withA)
+	}
+}
+
+// TestPostgresFloorStoresARepeatedIDOnce: the same on Postgres, whose
+// schema Close drops.
+func TestPostgresFloorStoresARepeatedIDOnce(t *testing.T) {
+	base := pgtest.Require(t)
+	ctx := context.Background()
+	f, err := openPGFloor(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "a"} {
+		if err := f.Append(record{id: id, body: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, f.schema.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, withA := floorRows(t, func(q string, args ...any) (n int, err error) {
+		return n, conn.QueryRow(ctx, q, args...).Scan(&n)
+	})
+	conn.Close(ctx)
+	if rows != 2 || withA != 1 {
+		t.Fatalf("%d rows, %d with id a; want 2 and 1", rows, withA)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, f.schema.Name).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("schema %s left after Close: %d (%v)", f.schema.Name, left, err)
+	}
+}
+
+// failingStore refuses every record.
+type failingStore struct{ n int }
+
+func (f *failingStore) Append(record) error { f.n++; return errors.New("disk full") }
+func (f *failingStore) Close() error        { return nil }
+
+// memStore keeps records in memory.
+type memStore struct{ ids []string }
+
+func (m *memStore) Append(r record) error { m.ids = append(m.ids, r.id); return nil }
+func (m *memStore) Close() error          { return nil }
+
+// TestFloorHandlerStoresBeforeAnswering: the floor answers 202 only for
+// what it stored, 503 when the store fails, and stores nothing unsigned.
+func TestFloorHandlerStoresBeforeAnswering(t *testing.T) {
+	const secret = "k"
+	body := []byte(`{"x":1}`)
+	send := func(h http.Handler, sig string) int {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/bitbucket", strings.NewReader(string(body)))
+		req.Header.Set("X-Event-Key", "pullrequest:created")
+		req.Header.Set("X-Request-UUID", "{1}")
+		req.Header.Set("X-Hub-Signature", sig)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	m := &memStore{}
+	if got := send(bareHandler(secret, m), bitbuckettest.Sign(secret, body)); got != http.StatusAccepted || !slices.Equal(m.ids, []string{"{1}"}) {
+		t.Fatalf("signed: %d, stored %v; want 202 and {1} stored", got, m.ids)
+	}
+	if got := send(bareHandler(secret, m), bitbuckettest.Sign("other", body)); got != http.StatusUnauthorized || len(m.ids) != 1 {
+		t.Fatalf("wrongly signed: %d, stored %v; want 401 and nothing more stored", got, m.ids)
+	}
+	f := &failingStore{}
+	if got := send(bareHandler(secret, f), bitbuckettest.Sign(secret, body)); got != http.StatusServiceUnavailable || f.n != 1 {
+		t.Fatalf("store failing: %d after %d attempts; want 503 after 1", got, f.n)
+	}
+}
