@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -247,6 +248,17 @@ type sqliteFloor struct {
 }
 
 func openSQLiteFloor(path string) (*sqliteFloor, error) {
+	f, err := openSQLiteTable(path)
+	if err != nil {
+		return nil, err
+	}
+	f.g = newGroupCommit(1, f.flush)
+	return f, nil
+}
+
+// openSQLiteTable opens the table without a group commit: the journal
+// floor's mover writes to it alone.
+func openSQLiteTable(path string) (*sqliteFloor, error) {
 	_, _ = sqlite3.Fdatasync(true) // as the daemon's store commits
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -266,7 +278,6 @@ func openSQLiteFloor(path string) (*sqliteFloor, error) {
 		db.Close()
 		return nil, err
 	}
-	f.g = newGroupCommit(1, f.flush)
 	return f, nil
 }
 
@@ -287,8 +298,133 @@ func (f *sqliteFloor) flush(batch []record) error {
 }
 
 func (f *sqliteFloor) Close() error {
-	f.g.Close()
+	if f.g != nil {
+		f.g.Close()
+	}
 	return f.db.Close()
+}
+
+// journalFloor is the ring log in front of the SQLite floor's table: an
+// intake journal. Append returns once the record is in the ring (a
+// repeated id at once: the floor keeps every id it accepted in memory, the
+// least a dedupe spanning the journal and the table can cost); a mover
+// copies what the ring holds into the table in transactions of up to
+// journalBatch records. At most journalBacklog records wait for the mover
+// and past that Append waits, so a sustained rate is the mover's: a
+// journal that grew without bound would only defer the work.
+type journalFloor struct {
+	ring  *ringLog
+	table *sqliteFloor
+
+	mu    sync.Mutex
+	room  *sync.Cond // signalled when the mover has taken records
+	queue []record   // in the ring, not yet in the table
+	seen  map[string]bool
+	err   error // the mover's first failure; Append returns it
+	stop  bool
+
+	wake chan struct{}
+	done chan struct{}
+}
+
+const (
+	journalBatch   = 1000
+	journalBacklog = 10000
+)
+
+// openJournalFloor opens the journal (a ring of ringSize bytes) and the
+// table in dir.
+func openJournalFloor(dir string, ringSize int64) (*journalFloor, error) {
+	ring, err := openRing(filepath.Join(dir, "floor.journal"), ringSize)
+	if err != nil {
+		return nil, err
+	}
+	table, err := openSQLiteTable(filepath.Join(dir, "floor.db"))
+	if err != nil {
+		ring.Close()
+		return nil, err
+	}
+	j := &journalFloor{ring: ring, table: table, seen: map[string]bool{},
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	j.room = sync.NewCond(&j.mu)
+	go j.move()
+	return j, nil
+}
+
+func (j *journalFloor) Append(r record) error {
+	j.mu.Lock()
+	for len(j.queue) >= journalBacklog && j.err == nil && !j.stop {
+		j.room.Wait()
+	}
+	switch {
+	case j.err != nil:
+		j.mu.Unlock()
+		return j.err
+	case j.stop:
+		j.mu.Unlock()
+		return errFloorClosed
+	case j.seen[r.id]:
+		j.mu.Unlock()
+		return nil
+	}
+	j.seen[r.id] = true
+	j.mu.Unlock()
+	if err := j.ring.Append(r); err != nil {
+		j.mu.Lock()
+		delete(j.seen, r.id)
+		j.mu.Unlock()
+		return err
+	}
+	j.mu.Lock()
+	j.queue = append(j.queue, r)
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// move copies the queue into the table until Close, then what is left.
+func (j *journalFloor) move() {
+	defer close(j.done)
+	for {
+		j.mu.Lock()
+		n := min(len(j.queue), journalBatch)
+		batch, stop := j.queue[:n:n], j.stop
+		j.mu.Unlock()
+		if n == 0 {
+			if stop {
+				return
+			}
+			<-j.wake
+			continue
+		}
+		err := j.table.flush(batch)
+		j.mu.Lock()
+		j.queue = j.queue[n:]
+		if err != nil && j.err == nil {
+			j.err = err
+		}
+		j.room.Broadcast()
+		j.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (j *journalFloor) Close() error {
+	j.mu.Lock()
+	j.stop = true
+	j.room.Broadcast()
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	<-j.done
+	return errors.Join(j.ring.Close(), j.table.Close())
 }
 
 func (p *pgFloor) Close() error {

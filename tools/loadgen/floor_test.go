@@ -278,6 +278,58 @@ func TestSQLiteFloorStoresARepeatedIDOnce(t *testing.T) {
 	}
 }
 
+// TestJournalFloorJournalsThenMoves: the journal floor writes each new id
+// to its ring once (a repeated id is answered without a write) and, by
+// Close, has moved every record into the table.
+func TestJournalFloorJournalsThenMoves(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournalFloor(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "a", "c"} {
+		if err := j.Append(record{id: id, body: []byte("body-" + id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(record{id: "d"}); !errors.Is(err, errFloorClosed) {
+		t.Fatalf("Append after Close = %v, want %v", err, errFloorClosed)
+	}
+	ring, err := os.ReadFile(filepath.Join(dir, "floor.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var journaled []string
+	for b := ring; len(b) > 0; {
+		n, k := binary.Uvarint(b)
+		if n == 0 || k <= 0 {
+			break // the zeros past the last record
+		}
+		id := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		m, k := binary.Uvarint(b)
+		b = b[k+int(m):]
+		journaled = append(journaled, id)
+	}
+	if !slices.Equal(journaled, []string{"a", "b", "c"}) {
+		t.Fatalf("journal holds %v, want a, b, c once each", journaled)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "floor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, withA := floorRows(t, func(q string, args ...any) (n int, err error) {
+		return n, db.QueryRow(q, args...).Scan(&n)
+	})
+	if rows != 3 || withA != 1 {
+		t.Fatalf("table: %d rows, %d with id a; want 3 and 1", rows, withA)
+	}
+}
+
 // TestPostgresFloorStoresARepeatedIDOnce: the same on Postgres, whose
 // schema Close drops.
 func TestPostgresFloorStoresARepeatedIDOnce(t *testing.T) {

@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.warmup, "warmup", 500, "deliveries sent before each measured run, not counted")
 	fs.DurationVar(&o.maxDur, "duration", 60*time.Second, "upper bound of each run")
 	fs.BoolVar(&o.bare, "bare", false, "also measure a bare handler (HMAC check, 202) started in this process")
-	fs.StringVar(&o.floor, "floor", "", "also measure a durable floor started in this process: the bare handler that stores each delivery before its 202, in groups, in a `file`, in one `sqlite` table or in one `postgres` table (keyed by the delivery id)")
+	fs.StringVar(&o.floor, "floor", "", "also measure a durable floor started in this process: the bare handler that stores each delivery before its 202, in groups, in a `file`, in one `sqlite` table, in a file `journal` a mover copies into that table, or in one `postgres` table (the tables keyed by the delivery id)")
 	fs.IntVar(&o.rounds, "rounds", 4, "with --bare or --floor: alternate bare and daemon in this many rounds of n/rounds deliveries")
 	fs.BoolVar(&o.spawn, "spawn", false, "build and start `rolekeeper serve` against an in-process fake Bitbucket")
 	fs.StringVar(&o.store, "store", "sqlite", "with --spawn: sqlite or postgres")
@@ -133,8 +133,8 @@ func (o *options) check() error {
 		return errors.New("--duration must be in (0, 10m]")
 	case o.store != "sqlite" && o.store != "postgres":
 		return fmt.Errorf("--store %q: sqlite or postgres", o.store)
-	case o.floor != "" && o.floor != "file" && o.floor != "sqlite" && o.floor != "postgres":
-		return fmt.Errorf("--floor %q: file, sqlite or postgres", o.floor)
+	case o.floor != "" && o.floor != "file" && o.floor != "sqlite" && o.floor != "journal" && o.floor != "postgres":
+		return fmt.Errorf("--floor %q: file, sqlite, journal or postgres", o.floor)
 	case o.upstream && !o.spawn:
 		return errors.New("--upstream needs --spawn (it counts calls on the in-process fake)")
 	case o.wrkDur < 0 || o.wrkDur > 5*time.Minute:
@@ -372,6 +372,11 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// floorRing is the size of the floor's file: a ring wraps only in long
+// runs, and a wrap rewrites blocks written at the start, as the first pass
+// does.
+const floorRing = 256 << 20
+
 // openFloor opens the durable floor's store.
 func (o *options) openFloor(ctx context.Context, dir string) (floorStore, error) {
 	switch o.floor {
@@ -379,10 +384,10 @@ func (o *options) openFloor(ctx context.Context, dir string) (floorStore, error)
 		return openPGFloor(ctx, o.dsn)
 	case "sqlite":
 		return openSQLiteFloor(filepath.Join(dir, "floor.db"))
+	case "journal":
+		return openJournalFloor(dir, floorRing)
 	default:
-		// 256 MiB: the ring wraps only in long runs, and a wrap rewrites
-		// blocks written at the start, as the first pass does.
-		return openRing(filepath.Join(dir, "floor.log"), 256<<20)
+		return openRing(filepath.Join(dir, "floor.log"), floorRing)
 	}
 }
 

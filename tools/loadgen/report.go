@@ -71,6 +71,8 @@ func (r *report) print(w io.Writer) {
 		switch o.floor {
 		case "sqlite":
 			where = "inserted into one SQLite table keyed by the delivery id (WAL, fdatasync), one transaction per group"
+		case "journal":
+			where = "appended to a file journal (one fsync per group; a repeated id answered from memory), then copied into one SQLite table keyed by the delivery id in transactions of up to 1,000, at most 10,000 waiting"
 		case "postgres":
 			where = "inserted into one Postgres table keyed by the delivery id, one INSERT of arrays and its commit per group, up to 4 groups at once"
 		}
