@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	sqlite3 "modernc.org/sqlite"
 
 	"github.com/reloadly/rolekeeper/internal/replicatest"
+	"github.com/reloadly/rolekeeper/internal/store/group"
 )
 
 // The durable floor (--floor) is the bare handler that also stores each
@@ -35,79 +37,51 @@ type record struct {
 
 var errFloorClosed = errors.New("durable floor closed")
 
-// groupCommit hands what Append gathers to flush in groups, from up to
-// writers goroutines at once, and returns once flush has stored its group.
+// groupCommit stores what Append gathers in groups, through the
+// daemon's own group commit (internal/store/group): the first caller to
+// find no group under way stores what is queued; the ones that arrive
+// meanwhile go in the next group. With several lanes, callers take them
+// in turn, so up to that many groups are stored at once.
 type groupCommit struct {
 	flush func([]record) error
+	lanes []group.Group[record]
+	next  atomic.Uint64
 
-	mu      sync.Mutex
-	pending []record
-	waiters []chan error
-	closed  bool
-
-	wake chan struct{} // one token per writer that has work
-	wg   sync.WaitGroup
+	mu     sync.RWMutex // held shared by each Append, so Close waits for them
+	closed bool
 }
 
-func newGroupCommit(writers int, flush func([]record) error) *groupCommit {
-	g := &groupCommit{flush: flush, wake: make(chan struct{}, writers)}
-	for range writers {
-		g.wg.Go(g.write)
-	}
-	return g
+// groupLimit bounds a group: more than any run's connections.
+const groupLimit = 1000
+
+func newGroupCommit(lanes int, flush func([]record) error) *groupCommit {
+	return &groupCommit{flush: flush, lanes: make([]group.Group[record], lanes)}
 }
 
 // Append returns once the record is stored, or with the error that kept
 // its group from being stored.
 func (g *groupCommit) Append(r record) error {
-	ch := make(chan error, 1)
-	g.mu.Lock()
+	g.mu.RLock()
+	defer g.mu.RUnlock()
 	if g.closed {
-		g.mu.Unlock()
 		return errFloorClosed
 	}
-	g.pending = append(g.pending, r)
-	g.waiters = append(g.waiters, ch)
-	select {
-	case g.wake <- struct{}{}:
-	default:
-		// Every writer has a token it has not taken yet: whichever takes
-		// one takes this record too.
-	}
-	g.mu.Unlock()
-	return <-ch
+	lane := &g.lanes[g.next.Add(1)%uint64(len(g.lanes))]
+	return lane.Do(context.Background(), r, groupLimit, func(_ context.Context, batch []record) []error {
+		err := g.flush(batch)
+		errs := make([]error, len(batch))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	})
 }
 
-func (g *groupCommit) write() {
-	for range g.wake {
-		g.flushPending()
-	}
-}
-
-func (g *groupCommit) flushPending() {
-	g.mu.Lock()
-	batch, waiters := g.pending, g.waiters
-	g.pending, g.waiters = nil, nil
-	g.mu.Unlock()
-	if len(waiters) == 0 {
-		return
-	}
-	err := g.flush(batch)
-	for _, w := range waiters {
-		w <- err
-	}
-}
-
-// Close stores what is pending and stops the writers: they take the
-// tokens left in the channel, then end.
+// Close waits for the Appends under way; later ones fail.
 func (g *groupCommit) Close() {
 	g.mu.Lock()
-	if !g.closed {
-		g.closed = true
-		close(g.wake)
-	}
+	g.closed = true
 	g.mu.Unlock()
-	g.wg.Wait()
 }
 
 // floorStore is where the floor keeps what it accepts.
@@ -187,7 +161,8 @@ func (l *ringLog) Close() error {
 // pgFloor keeps records in one Postgres table whose primary key is the
 // delivery id (a repeated id is stored once, as any intake must), each
 // group one INSERT of arrays committed on its own, up to pgFloorWriters
-// groups at once. It lives in a schema of its own, dropped at Close.
+// groups at once (as many as it has connections). It lives in a schema of
+// its own, dropped at Close.
 type pgFloor struct {
 	schema *replicatest.Schema
 	pool   *pgxpool.Pool

@@ -23,167 +23,116 @@ import (
 	"github.com/reloadly/rolekeeper/internal/store/pgtest"
 )
 
-// waitPending waits until g holds n records that no writer has taken.
-func waitPending(t *testing.T, g *groupCommit, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g.mu.Lock()
-		got := len(g.pending)
-		g.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d records pending, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// TestGroupCommitGroupsWhatArrivesDuringAWrite: while one group is being
-// stored, the records that arrive wait and go together in the next one,
-// and each Append returns only once its own group is stored.
-func TestGroupCommitGroupsWhatArrivesDuringAWrite(t *testing.T) {
-	started, release := make(chan struct{}), make(chan struct{})
+// TestGroupCommitAnswersEachRecordWithItsGroup: every Append returns
+// its own group's outcome: the error of a group that failed, nil for one
+// stored, however the records were grouped.
+func TestGroupCommitAnswersEachRecordWithItsGroup(t *testing.T) {
+	boom := errors.New("disk full")
 	var mu sync.Mutex
-	var groups [][]string
-	var calls int
+	failed := map[string]bool{} // id → its group failed
 	g := newGroupCommit(1, func(batch []record) error {
-		if calls++; calls == 1 { // only the one writer calls: no lock needed
-			close(started)
-			<-release
-		}
+		time.Sleep(time.Millisecond) // let callers queue behind
+		bad := slices.ContainsFunc(batch, func(r record) bool { return strings.HasPrefix(r.id, "bad") })
 		mu.Lock()
 		defer mu.Unlock()
-		var ids []string
 		for _, r := range batch {
-			ids = append(ids, r.id)
+			failed[r.id] = bad
 		}
-		groups = append(groups, ids)
-		return nil
-	})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	defer g.Close()
-	defer unblock() // a failure must not leave the writer blocked
-
-	first := make(chan error, 1)
-	go func() { first <- g.Append(record{id: "a"}) }()
-	<-started // the writer holds [a] and blocks
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for _, id := range []string{"b", "c", "d"} {
-		wg.Go(func() { errs <- g.Append(record{id: id}) })
-	}
-	waitPending(t, g, 3)
-	select {
-	case err := <-first:
-		t.Fatalf("Append returned (%v) before its group was stored", err)
-	default:
-	}
-	unblock()
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(groups) != 2 || !slices.Equal(groups[0], []string{"a"}) {
-		t.Fatalf("groups %v, want [a] then b, c and d together", groups)
-	}
-	later := slices.Sorted(slices.Values(groups[1]))
-	if !slices.Equal(later, []string{"b", "c", "d"}) {
-		t.Fatalf("second group %v, want b, c and d", groups[1])
-	}
-}
-
-// TestGroupCommitErrorReachesTheWholeGroup: a group that could not be
-// stored fails every Append in it, and nothing else.
-func TestGroupCommitErrorReachesTheWholeGroup(t *testing.T) {
-	boom := errors.New("disk full")
-	g := newGroupCommit(1, func(batch []record) error {
-		if slices.ContainsFunc(batch, func(r record) bool { return r.id == "bad" }) {
+		if bad {
 			return boom
 		}
 		return nil
 	})
 	defer g.Close()
-	if err := g.Append(record{id: "bad"}); !errors.Is(err, boom) {
-		t.Fatalf("Append in a failed group = %v, want %v", err, boom)
+	got := make([]error, 60)
+	var wg sync.WaitGroup
+	for i := range got {
+		id := fmt.Sprint(i)
+		if i%7 == 0 {
+			id = "bad" + id
+		}
+		wg.Go(func() { got[i] = g.Append(record{id: id}) })
 	}
-	if err := g.Append(record{id: "good"}); err != nil {
-		t.Fatalf("Append in a stored group = %v", err)
+	wg.Wait()
+	for i, err := range got {
+		id := fmt.Sprint(i)
+		if i%7 == 0 {
+			id = "bad" + id
+		}
+		if want := failed[id]; errors.Is(err, boom) != want || (err != nil && !want) {
+			t.Errorf("record %s: Append = %v, its group failed: %v", id, err, want)
+		}
 	}
 }
 
-// TestGroupCommitCloseStoresWhatIsPending: Close returns once what was
-// appended before it is stored, from any number of writers, and Append
-// after it fails without storing.
-func TestGroupCommitCloseStoresWhatIsPending(t *testing.T) {
-	for _, writers := range []int{1, 4} {
-		t.Run(fmt.Sprintf("%d writers", writers), func(t *testing.T) {
-			release := make(chan struct{})
-			var mu sync.Mutex
-			stored := map[string]bool{}
-			var taken atomic.Int64
-			g := newGroupCommit(writers, func(batch []record) error {
-				taken.Add(int64(len(batch)))
-				<-release
-				mu.Lock()
-				defer mu.Unlock()
-				for _, r := range batch {
-					stored[r.id] = true
-				}
-				return nil
-			})
-			var wg sync.WaitGroup
-			for i := range 50 {
-				wg.Go(func() {
-					if err := g.Append(record{id: fmt.Sprint(i)}); err != nil {
-						t.Errorf("Append %d: %v", i, err)
-					}
-				})
-			}
-			// Wait until every record is held by a blocked writer or pending.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				g.mu.Lock()
-				n := len(g.pending)
-				g.mu.Unlock()
-				if int(taken.Load())+n == 50 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d records taken and %d pending, want 50 in all", taken.Load(), n)
-				}
-				time.Sleep(time.Millisecond)
-			}
-			closed := make(chan struct{})
-			go func() { g.Close(); close(closed) }()
-			time.Sleep(10 * time.Millisecond) // let Close start waiting
-			close(release)
-			<-closed
-			mu.Lock()
-			n := len(stored)
-			mu.Unlock()
-			wg.Wait()
-			if n != 50 {
-				t.Fatalf("Close returned with %d of the 50 records appended before it stored", n)
-			}
-			if err := g.Append(record{id: "late"}); !errors.Is(err, errFloorClosed) {
-				t.Fatalf("Append after Close = %v, want %v", err, errFloorClosed)
-			}
-			if stored["late"] {
-				t.Fatal("a record appended after Close was stored")
+// TestGroupCommitLanesStoreAtOnce: with two lanes, a second group is
+// stored while the first still is; with one, it waits.
+func TestGroupCommitLanesStoreAtOnce(t *testing.T) {
+	entered := make(chan string, 2)
+	release := make(chan struct{})
+	g := newGroupCommit(2, func(batch []record) error {
+		entered <- batch[0].id
+		<-release
+		return nil
+	})
+	defer g.Close()
+	var wg sync.WaitGroup
+	for _, id := range []string{"a", "b"} {
+		wg.Go(func() {
+			if err := g.Append(record{id: id}); err != nil {
+				t.Error(err)
 			}
 		})
+	}
+	var in []string
+	for range 2 {
+		select {
+		case id := <-entered:
+			in = append(in, id)
+		case <-time.After(10 * time.Second):
+			close(release)
+			wg.Wait()
+			t.Fatalf("only %v being stored at once, want a and b", in)
+		}
+	}
+	close(release)
+	wg.Wait()
+}
+
+// TestGroupCommitCloseWaitsForAppends: Close returns only once the Appends
+// under way are stored, and Append after it fails without storing.
+func TestGroupCommitCloseWaitsForAppends(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var stored atomic.Int64
+	g := newGroupCommit(1, func(batch []record) error {
+		if batch[0].id == "first" {
+			close(started)
+			<-release
+		}
+		stored.Add(int64(len(batch)))
+		return nil
+	})
+	appended := make(chan error, 1)
+	go func() { appended <- g.Append(record{id: "first"}) }()
+	<-started
+	closed := make(chan struct{})
+	go func() { g.Close(); close(closed) }()
+	select {
+	case <-closed:
+		close(release)
+		t.Fatal("Close returned while an Append was being stored")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	<-closed
+	if n := stored.Load(); n != 1 {
+		t.Fatalf("Close returned with %d records stored, want the one appended before it", n)
+	}
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Append(record{id: "late"}); !errors.Is(err, errFloorClosed) || stored.Load() != 1 {
+		t.Fatalf("Append after Close = %v (stored %d), want %v and nothing stored", err, stored.Load(), errFloorClosed)
 	}
 }
 
