@@ -96,12 +96,12 @@ type floorStore interface {
 type ringLog struct {
 	f    *os.File
 	size int64
-	off  int64  // next offset; only the one writer uses it
-	buf  []byte // the encoded group; only the one writer uses it
+	off  int64  // next offset; g has one lane, so one group at a time uses it
+	buf  []byte // the encoded group, reused likewise
 	g    *groupCommit
 }
 
-// openRing creates path with size bytes written and starts its writer.
+// openRing creates path with size bytes written.
 func openRing(path string, size int64) (*ringLog, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
