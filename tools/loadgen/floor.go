@@ -29,6 +29,44 @@ import (
 // the floor says how much of the gap to the bare handler the disk and the
 // database account for.
 
+// floors are the kinds --floor takes: how each opens its store in the
+// run's directory, and what it does with a delivery, for the report.
+var floors = map[string]struct {
+	open func(ctx context.Context, o *options, dir string) (floorStore, error)
+	does string
+}{
+	"file": {
+		open: func(_ context.Context, _ *options, dir string) (floorStore, error) {
+			return openRing(filepath.Join(dir, "floor.log"), floorRing)
+		},
+		does: "appended to a file written in full beforehand, one fsync per group",
+	},
+	"sqlite": {
+		open: func(_ context.Context, _ *options, dir string) (floorStore, error) {
+			return openSQLiteFloor(filepath.Join(dir, "floor.db"))
+		},
+		does: "inserted into one SQLite table keyed by the delivery id (WAL, fdatasync), one transaction per group",
+	},
+	"journal": {
+		open: func(_ context.Context, _ *options, dir string) (floorStore, error) {
+			return openJournalFloor(dir, floorRing)
+		},
+		does: fmt.Sprintf("appended to a file journal (one fsync per group; a repeated id answered from memory), "+
+			"then copied into one SQLite table keyed by the delivery id in transactions of up to %d, at most %d waiting",
+			journalBatch, journalBacklog),
+	},
+	"postgres": {
+		open: func(ctx context.Context, o *options, _ string) (floorStore, error) { return openPGFloor(ctx, o.dsn) },
+		does: fmt.Sprintf("inserted into one Postgres table keyed by the delivery id, one INSERT of arrays and its commit per group, up to %d groups at once",
+			pgFloorWriters),
+	},
+}
+
+// floorRing is the size of the floor's file: a ring wraps only in long
+// runs, and a wrap rewrites blocks written at the start, as the first pass
+// does.
+const floorRing = 256 << 20
+
 // record is one delivery to store.
 type record struct {
 	id   string

@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.maxDur, "duration", 60*time.Second, "upper bound of each run")
 	fs.BoolVar(&o.bare, "bare", false, "also measure a bare handler (HMAC check, 202) started in this process")
 	fs.StringVar(&o.floor, "floor", "", "also measure a durable floor started in this process: the bare handler that stores each delivery before its 202, in groups, in a `file`, in one `sqlite` table, in a file `journal` a mover copies into that table, or in one `postgres` table (the tables keyed by the delivery id)")
-	fs.IntVar(&o.rounds, "rounds", 4, "with --bare or --floor: alternate bare and daemon in this many rounds of n/rounds deliveries")
+	fs.IntVar(&o.rounds, "rounds", 4, "with --bare or --floor: alternate them and the daemon in this many rounds of n/rounds deliveries")
 	fs.BoolVar(&o.spawn, "spawn", false, "build and start `rolekeeper serve` against an in-process fake Bitbucket")
 	fs.StringVar(&o.store, "store", "sqlite", "with --spawn: sqlite or postgres")
 	fs.StringVar(&o.dsn, "dsn", replicatest.PostgresDSN(), "with --store postgres: the database (a schema of its own is created and dropped)")
@@ -133,7 +134,7 @@ func (o *options) check() error {
 		return errors.New("--duration must be in (0, 10m]")
 	case o.store != "sqlite" && o.store != "postgres":
 		return fmt.Errorf("--store %q: sqlite or postgres", o.store)
-	case o.floor != "" && o.floor != "file" && o.floor != "sqlite" && o.floor != "journal" && o.floor != "postgres":
+	case o.floor != "" && floors[o.floor].open == nil:
 		return fmt.Errorf("--floor %q: file, sqlite, journal or postgres", o.floor)
 	case o.upstream && !o.spawn:
 		return errors.New("--upstream needs --spawn (it counts calls on the in-process fake)")
@@ -275,29 +276,27 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 	// With --bare or --floor the targets are measured in alternating
 	// rounds, so that a change in the machine's background load hits them
 	// alike.
-	var bare, floor *bareServer
 	rounds := 1
 	if o.bare {
-		if bare, err = startBare(o.secret, nil); err != nil {
+		if rep.bare, err = o.startReference(ctx, bareName, nil, warm); err != nil {
 			return err
 		}
-		defer bare.Close()
-		runLoad(ctx, "warm-up", bare.URL(), warm, o.conns, o.maxDur, 0)
+		defer rep.bare.srv.Close()
 		rounds = max(1, min(o.rounds, o.n))
 	}
 	if o.floor != "" {
-		log, err := o.openFloor(ctx, dir)
+		log, err := floors[o.floor].open(ctx, o, dir)
 		if err != nil {
 			return err
 		}
-		if floor, err = startBare(o.secret, log); err != nil {
+		if rep.floor, err = o.startReference(ctx, floorName, log, warm); err != nil {
 			log.Close()
 			return err
 		}
-		defer floor.Close()
-		runLoad(ctx, "warm-up", floor.URL(), warm, o.conns, o.maxDur, 0)
+		defer rep.floor.srv.Close()
 		rounds = max(1, min(o.rounds, o.n))
 	}
+	refs := slices.DeleteFunc([]*reference{rep.bare, rep.floor}, func(r *reference) bool { return r == nil })
 	loadStart := time.Now()
 	if d != nil {
 		rep.cpu0 = cpuTime(d.proc.PID())
@@ -305,28 +304,22 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if w := runLoad(ctx, "warm-up", target, warm, o.conns, o.maxDur, 0); o.spawn {
 		rep.warm202 = w.Codes[202]
 	}
-	bareRes := result{Name: bareName}
-	floorRes := result{Name: floorName}
 	rep.target = result{Name: name}
+	// measure adds a round of chunk sent to url to res, within --duration.
+	measure := func(res *result, url string, chunk []replicatest.Delivery) {
+		if res.Elapsed < o.maxDur {
+			*res = merge(*res, runLoad(ctx, res.Name, url, chunk, o.conns, o.maxDur-res.Elapsed, o.rate))
+		}
+	}
 	for k := range rounds {
 		chunk := measured[k*len(measured)/rounds : (k+1)*len(measured)/rounds]
-		if bare != nil && bareRes.Elapsed < o.maxDur {
-			bareRes = merge(bareRes, runLoad(ctx, bareRes.Name, bare.URL(), chunk, o.conns, o.maxDur-bareRes.Elapsed, o.rate))
+		for _, ref := range refs {
+			measure(&ref.res, ref.srv.URL(), chunk)
 		}
-		if floor != nil && floorRes.Elapsed < o.maxDur {
-			floorRes = merge(floorRes, runLoad(ctx, floorRes.Name, floor.URL(), chunk, o.conns, o.maxDur-floorRes.Elapsed, o.rate))
-		}
-		if rep.target.Elapsed < o.maxDur {
-			rep.target = merge(rep.target, runLoad(ctx, name, target, chunk, o.conns, o.maxDur-rep.target.Elapsed, o.rate))
-		}
+		measure(&rep.target, target, chunk)
 	}
-	if bare != nil {
-		rep.bare = &bareRes
-		fmt.Fprintf(stderr, "loadgen: bare: %.0f req/s\n", bareRes.RPS())
-	}
-	if floor != nil {
-		rep.floor = &floorRes
-		fmt.Fprintf(stderr, "loadgen: durable floor: %.0f req/s\n", floorRes.RPS())
+	for _, ref := range refs {
+		fmt.Fprintf(stderr, "loadgen: %s: %.0f req/s\n", ref.res.Name, ref.res.RPS())
 	}
 	fmt.Fprintf(stderr, "loadgen: %s: %.0f req/s\n", name, rep.target.RPS())
 	if ctx.Err() != nil {
@@ -335,19 +328,12 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 
 	if o.wrkDur > 0 {
 		wd := replicatest.EventIn(bb, o.secret, "pullrequest:created", repo, replicatest.OpenPRIn(bb, repo, o.prs+1))
-		if bare != nil {
-			w, err := runWrk(ctx, dir, bare.URL(), wd, o.wrkThreads, o.conns, o.wrkDur)
+		for _, ref := range refs {
+			w, err := runWrk(ctx, dir, ref.srv.URL(), wd, o.wrkThreads, o.conns, o.wrkDur)
 			if err != nil {
 				return err
 			}
-			rep.wrkBare = &w
-		}
-		if floor != nil {
-			w, err := runWrk(ctx, dir, floor.URL(), wd, o.wrkThreads, o.conns, o.wrkDur)
-			if err != nil {
-				return err
-			}
-			rep.wrkFloor = &w
+			ref.wrk = &w
 		}
 		w, err := runWrk(ctx, dir, target, wd, o.wrkThreads, o.conns, o.wrkDur)
 		if err != nil {
@@ -372,23 +358,23 @@ func (o *options) run(ctx context.Context, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// floorRing is the size of the floor's file: a ring wraps only in long
-// runs, and a wrap rewrites blocks written at the start, as the first pass
-// does.
-const floorRing = 256 << 20
+// reference is a server the daemon is measured against (the bare handler
+// or the durable floor) and what it measured.
+type reference struct {
+	srv *bareServer
+	res result
+	wrk *wrkResult
+}
 
-// openFloor opens the durable floor's store.
-func (o *options) openFloor(ctx context.Context, dir string) (floorStore, error) {
-	switch o.floor {
-	case "postgres":
-		return openPGFloor(ctx, o.dsn)
-	case "sqlite":
-		return openSQLiteFloor(filepath.Join(dir, "floor.db"))
-	case "journal":
-		return openJournalFloor(dir, floorRing)
-	default:
-		return openRing(filepath.Join(dir, "floor.log"), floorRing)
+// startReference starts the bare handler (with a log, the durable floor)
+// and warms it up.
+func (o *options) startReference(ctx context.Context, name string, log floorStore, warm []replicatest.Delivery) (*reference, error) {
+	srv, err := startBare(o.secret, log)
+	if err != nil {
+		return nil, err
 	}
+	runLoad(ctx, "warm-up", srv.URL(), warm, o.conns, o.maxDur, 0)
+	return &reference{srv: srv, res: result{Name: name}}, nil
 }
 
 // daemon is the spawned rolekeeper and what it needs.

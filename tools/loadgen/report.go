@@ -18,12 +18,9 @@ type report struct {
 	load0, load1 string
 	bodyBytes    int
 
-	bare     *result
-	floor    *result
-	target   result
-	wrkBare  *wrkResult
-	wrkFloor *wrkResult
-	wrk      *wrkResult
+	bare, floor *reference // nil unless measured
+	target      result
+	wrk         *wrkResult
 
 	// spawned daemon only
 	warm202    int
@@ -67,16 +64,7 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "references and daemon measured in %d alternating rounds\n", max(1, min(o.rounds, o.n)))
 	}
 	if r.floor != nil {
-		where := "appended to a file written in full beforehand, one fsync per group"
-		switch o.floor {
-		case "sqlite":
-			where = "inserted into one SQLite table keyed by the delivery id (WAL, fdatasync), one transaction per group"
-		case "journal":
-			where = "appended to a file journal (one fsync per group; a repeated id answered from memory), then copied into one SQLite table keyed by the delivery id in transactions of up to 1,000, at most 10,000 waiting"
-		case "postgres":
-			where = "inserted into one Postgres table keyed by the delivery id, one INSERT of arrays and its commit per group, up to 4 groups at once"
-		}
-		fmt.Fprintf(w, "durable floor: the bare handler, and each delivery %s, before its 202\n", where)
+		fmt.Fprintf(w, "durable floor: the bare handler, and each delivery %s, before its 202\n", floors[o.floor].does)
 	}
 	if o.spawn {
 		what := "pull requests of team payments: the workers run the pull-request workflow against the in-process fake Bitbucket while the load runs"
@@ -93,18 +81,22 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %s | %s |\n", x.Name, len(x.Latency), x.RPS(),
 			ms(x.Percentile(.50)), ms(x.Percentile(.90)), ms(x.Percentile(.99)), ms(x.Percentile(1)), x.CodeString())
 	}
-	for _, x := range []*result{r.bare, r.floor, &r.target} {
-		if x != nil {
-			row(*x)
+	var rows []result
+	for _, ref := range []*reference{r.bare, r.floor} {
+		if ref != nil {
+			rows = append(rows, ref.res)
 		}
 	}
-	if r.bare != nil && r.bare.RPS() > 0 {
+	rows = append(rows, r.target)
+	for _, x := range rows {
+		row(x)
+	}
+	if r.bare != nil && r.bare.res.RPS() > 0 {
+		bare := r.bare.res
 		fmt.Fprintln(w)
-		for _, x := range []*result{r.floor, &r.target} {
-			if x != nil {
-				fmt.Fprintf(w, "%s, ratio to bare: req/s %.2f×, p99 %.2f×\n", x.Name, x.RPS()/r.bare.RPS(),
-					float64(x.Percentile(.99))/float64(r.bare.Percentile(.99)))
-			}
+		for _, x := range rows[1:] {
+			fmt.Fprintf(w, "%s, ratio to bare: req/s %.2f×, p99 %.2f×\n", x.Name, x.RPS()/bare.RPS(),
+				float64(x.Percentile(.99))/float64(bare.Percentile(.99)))
 		}
 	}
 	if r.wrk != nil {
@@ -115,19 +107,26 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "| %s | %d | %.0f | %s | %s | %s | %s | %d | %d |\n", name, x.Requests, x.RPS(),
 				ms(x.P50), ms(x.P90), ms(x.P99), ms(x.Max), x.StatusErrors, x.SocketErrors)
 		}
-		if r.wrkBare != nil {
-			wrow(bareName, *r.wrkBare)
+		type named struct {
+			name string
+			w    *wrkResult
 		}
-		if r.wrkFloor != nil {
-			wrow(floorName, *r.wrkFloor)
-		}
-		wrow(r.target.Name, *r.wrk)
-		if r.wrkBare != nil && r.wrkBare.RPS() > 0 {
-			fmt.Fprintln(w)
-			if r.wrkFloor != nil {
-				fmt.Fprintf(w, "%s, wrk ratio to bare: req/s %.2f×, p99 %.2f×\n", floorName, r.wrkFloor.RPS()/r.wrkBare.RPS(), float64(r.wrkFloor.P99)/float64(r.wrkBare.P99))
+		var wrows []named
+		for _, ref := range []*reference{r.bare, r.floor} {
+			if ref != nil && ref.wrk != nil {
+				wrows = append(wrows, named{ref.res.Name, ref.wrk})
 			}
-			fmt.Fprintf(w, "%s, wrk ratio to bare: req/s %.2f×, p99 %.2f×\n", r.target.Name, r.wrk.RPS()/r.wrkBare.RPS(), float64(r.wrk.P99)/float64(r.wrkBare.P99))
+		}
+		wrows = append(wrows, named{r.target.Name, r.wrk})
+		for _, x := range wrows {
+			wrow(x.name, *x.w)
+		}
+		if r.bare != nil && r.bare.wrk != nil && r.bare.wrk.RPS() > 0 {
+			bare := r.bare.wrk
+			fmt.Fprintln(w)
+			for _, x := range wrows[1:] {
+				fmt.Fprintf(w, "%s, wrk ratio to bare: req/s %.2f×, p99 %.2f×\n", x.name, x.w.RPS()/bare.RPS(), float64(x.w.P99)/float64(bare.P99))
+			}
 		}
 	}
 	if !o.spawn {
