@@ -288,6 +288,12 @@ func TestPostgresFloorStoresARepeatedIDOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var closeOnce sync.Once
+	closeFloor := func() (err error) {
+		closeOnce.Do(func() { err = f.Close() })
+		return err
+	}
+	t.Cleanup(func() { _ = closeFloor() }) // a failure must not leave the schema behind
 	for _, id := range []string{"a", "b", "a"} {
 		if err := f.Append(record{id: id, body: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
@@ -304,7 +310,7 @@ func TestPostgresFloorStoresARepeatedIDOnce(t *testing.T) {
 	if rows != 2 || withA != 1 {
 		t.Fatalf("%d rows, %d with id a; want 2 and 1", rows, withA)
 	}
-	if err := f.Close(); err != nil {
+	if err := closeFloor(); err != nil {
 		t.Fatal(err)
 	}
 	conn, err = pgx.Connect(ctx, base)
